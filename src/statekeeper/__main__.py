@@ -1,0 +1,24 @@
+"""Console entry point.
+
+`statekeeper --version` is answered before anything heavy is imported (target: < 150 ms);
+everything else goes to the Typer app in `statekeeper.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from statekeeper import __version__
+
+        sys.stdout.write(f"statekeeper {__version__}\n")
+        return
+    from statekeeper.cli import run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()

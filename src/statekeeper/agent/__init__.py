@@ -1,0 +1,1 @@
+"""The runtime agent: Fail-Safe Integrity restore, Litestream + rclone sidecar, restore drills."""

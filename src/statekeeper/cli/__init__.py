@@ -1,0 +1,76 @@
+"""The thin Typer app: arguments → library calls → a reporter.
+
+Every command module registers itself on the root app. Errors derived from
+`statekeeper.errors.StatekeeperError` end the process with one line on stderr and their exit code;
+no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from statekeeper import __version__
+from statekeeper.errors import EXIT_USAGE, StatekeeperError
+
+app = typer.Typer(
+    name="statekeeper",
+    help=(
+        "Make a cluster's storage & backup strategy real: audit manifests against it, fix and "
+        "generate compliant ones, and run the backup agent that restores, replicates and proves "
+        "restores."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"statekeeper {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        help="Print the version and exit.",
+        callback=_version,
+        is_eager=True,
+    ),
+) -> None:
+    """statekeeper: storage & backup strategy as code."""
+
+
+def _register() -> None:
+    from statekeeper.cli import agent, audit, fix, generate, policy
+
+    for module in (audit, policy, fix, generate, agent):
+        module.register(app)
+
+
+_register()
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `statekeeper: error: <message>` on stderr and return the Exit to raise."""
+    sys.stderr.write(f"statekeeper: error: {message}\n")
+    return typer.Exit(code)
+
+
+def run() -> None:
+    """Console-script entry: run the app, turning StatekeeperError into a one-line message."""
+    try:
+        app(standalone_mode=True)
+    except StatekeeperError as exc:
+        sys.stderr.write(f"statekeeper: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("statekeeper: interrupted\n")
+        sys.exit(130)

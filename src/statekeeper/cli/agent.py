@@ -1,0 +1,195 @@
+"""CLI: `statekeeper agent restore | run | verify | lease release`.
+
+Every setting is a flag or a `STATEKEEPER_*` variable (flags win); see
+`statekeeper.agent.config` and the README's agent section.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+Bucket = Annotated[str | None, typer.Option(help="S3 bucket [env STATEKEEPER_BUCKET]")]
+Endpoint = Annotated[
+    str | None,
+    typer.Option(help="S3 endpoint URL, e.g. http://minio:9000 [STATEKEEPER_S3_ENDPOINT]"),
+]
+Region = Annotated[str | None, typer.Option(help="S3 region [STATEKEEPER_REGION]")]
+Prefix = Annotated[str | None, typer.Option(help="Key prefix, one per app [STATEKEEPER_PREFIX]")]
+SqlitePaths = Annotated[
+    str | None,
+    typer.Option("--sqlite-paths", help="Comma-separated SQLite files [STATEKEEPER_SQLITE_PATHS]"),
+]
+ConfigPaths = Annotated[
+    str | None,
+    typer.Option(
+        "--config-paths", help="Comma-separated config directories [STATEKEEPER_CONFIG_PATHS]"
+    ),
+]
+LogFormat = Annotated[
+    str | None, typer.Option(help="Log format: text or json [STATEKEEPER_LOG_FORMAT]")
+]
+
+
+def _config(**overrides: Any) -> Any:
+    from statekeeper.agent.config import load_config
+    from statekeeper.agent.log import setup_logging
+
+    config = load_config(overrides)
+    secrets = [
+        s.get_secret_value()
+        for s in (config.access_key_id, config.secret_access_key)
+        if s is not None
+    ]
+    setup_logging(config.log_format, secrets)
+    return config
+
+
+agent_app = typer.Typer(
+    help=(
+        "The backup agent inside the pod: `restore` (init container), `run` (sidecar), "
+        "`verify` (restore drill). Exit codes: 0 ok, 2 configuration error, 3 refused to protect "
+        "data, 4 infrastructure error (S3, credentials, binaries), 5 verification failed."
+    ),
+    no_args_is_help=True,
+)
+lease_app = typer.Typer(help="Inspect or free the replication lease.", no_args_is_help=True)
+agent_app.add_typer(lease_app, name="lease")
+
+
+@agent_app.command()
+def restore(
+    bucket: Bucket = None,
+    endpoint: Endpoint = None,
+    region: Region = None,
+    prefix: Prefix = None,
+    sqlite_paths: SqlitePaths = None,
+    config_paths: ConfigPaths = None,
+    log_format: LogFormat = None,
+    integrity: Annotated[
+        str | None,
+        typer.Option(help="full (PRAGMA integrity_check) or quick [STATEKEEPER_INTEGRITY]"),
+    ] = None,
+    allow_empty: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-empty/--no-allow-empty",
+            help="Start even when a previously initialised DB and its replica are both gone.",
+        ),
+    ] = None,
+    restore_timeout: Annotated[
+        str | None,
+        typer.Option(help="Deadline of one DB restore, e.g. 1h [STATEKEEPER_RESTORE_TIMEOUT]"),
+    ] = None,
+) -> None:
+    """Init container: check each DB, quarantine a corrupt one, restore from S3, restore config."""
+    config = _config(
+        bucket=bucket,
+        endpoint=endpoint,
+        region=region,
+        prefix=prefix,
+        sqlite_paths=sqlite_paths,
+        config_paths=config_paths,
+        log_format=log_format,
+        integrity=integrity,
+        allow_empty=allow_empty,
+        restore_timeout=restore_timeout,
+    )
+    from statekeeper.agent.restore import main
+
+    raise typer.Exit(main(config))
+
+
+@agent_app.command()
+def run(
+    bucket: Bucket = None,
+    endpoint: Endpoint = None,
+    region: Region = None,
+    prefix: Prefix = None,
+    sqlite_paths: SqlitePaths = None,
+    config_paths: ConfigPaths = None,
+    log_format: LogFormat = None,
+    rclone_interval: Annotated[
+        str | None, typer.Option(help="Config sync interval, 5m-15m [STATEKEEPER_RCLONE_INTERVAL]")
+    ] = None,
+    max_delete: Annotated[
+        float | None,
+        typer.Option(
+            help="Refuse a sync deleting more than this % of remote files [STATEKEEPER_MAX_DELETE]"
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Metrics/health port [STATEKEEPER_PORT]")] = None,
+) -> None:
+    """Sidecar: supervise `litestream replicate`, sync config with rclone, serve /metrics."""
+    config = _config(
+        bucket=bucket,
+        endpoint=endpoint,
+        region=region,
+        prefix=prefix,
+        sqlite_paths=sqlite_paths,
+        config_paths=config_paths,
+        log_format=log_format,
+        rclone_interval=rclone_interval,
+        max_delete=max_delete,
+        port=port,
+    )
+    from statekeeper.agent.run import main
+
+    raise typer.Exit(main(config))
+
+
+@agent_app.command()
+def verify(
+    bucket: Bucket = None,
+    endpoint: Endpoint = None,
+    region: Region = None,
+    prefix: Prefix = None,
+    sqlite_paths: SqlitePaths = None,
+    config_paths: ConfigPaths = None,
+    log_format: LogFormat = None,
+    max_age: Annotated[
+        str | None, typer.Option(help="Fail when the recovery point is older, e.g. 15m, 1h")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the JSON report here too.")
+    ] = None,
+) -> None:
+    """Restore drill: restore the newest replicas to scratch, check them, report JSON."""
+    config = _config(
+        bucket=bucket,
+        endpoint=endpoint,
+        region=region,
+        prefix=prefix,
+        sqlite_paths=sqlite_paths,
+        config_paths=config_paths,
+        log_format=log_format,
+    )
+    from statekeeper.agent.verify import main
+
+    raise typer.Exit(main(config, max_age=max_age, output=output))
+
+
+@lease_app.command("release")
+def lease_release(
+    bucket: Bucket = None,
+    endpoint: Endpoint = None,
+    region: Region = None,
+    prefix: Prefix = None,
+    log_format: LogFormat = None,
+    force: Annotated[
+        bool, typer.Option(help="Release even when another holder's lease is still fresh.")
+    ] = False,
+) -> None:
+    """Free a stuck replication lease (e.g. after a node died)."""
+    config = _config(
+        bucket=bucket, endpoint=endpoint, region=region, prefix=prefix, log_format=log_format
+    )
+    from statekeeper.agent.lease import release_main
+
+    raise typer.Exit(release_main(config, force=force))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(agent_app, name="agent")

@@ -1,0 +1,1 @@
+"""Sources: files, directories, stdin and rendered kustomize overlays, read into Resources."""

@@ -1,0 +1,71 @@
+"""One Kubernetes object as a plain dict, plus where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a resource was read.
+
+    `file` is the path as the user would recognise it (relative to the scanned root when
+    possible); for a rendered overlay it is the overlay's kustomization.yaml, or the source
+    file when kustomize's origin annotations make it known. `line` is 1-based: the first line
+    of the document. `overlay` is the overlay directory for rendered resources and
+    `environment` the environment that overlay (or `--env`) stands for, if known.
+    """
+
+    file: str
+    document: int = 0
+    line: int = 1
+    overlay: str | None = None
+    environment: str | None = None
+
+
+@dataclass(slots=True)
+class Resource:
+    """A Kubernetes object (`body` is the parsed document) and its origin."""
+
+    body: dict[str, Any]
+    origin: Origin
+    # Free-form extras a loader may attach (e.g. the kustomize app directory).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_version(self) -> str:
+        return str(self.body.get("apiVersion", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind", ""))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        meta = self.body.get("metadata")
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        ns = self.metadata.get("namespace")
+        return str(ns) if ns is not None else None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = self.metadata.get("labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        ann = self.metadata.get("annotations")
+        return {str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {}
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(kind, namespace, name): identifies the object within one environment."""
+        return (self.kind, self.namespace or "", self.name)
