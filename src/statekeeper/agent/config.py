@@ -72,6 +72,9 @@ class AgentConfig(BaseModel):
     history_days: int = Field(7, ge=0, description="Days to keep replaced/deleted config files")
     lease_ttl: float = Field(30.0, gt=0)
     lease_heartbeat: float = Field(10.0, gt=0)
+    status_interval: float = Field(
+        30.0, gt=0, description="Seconds between replica status probes (litestream ltx)"
+    )
     holder: str = Field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
     log_format: Literal["text", "json"] = "text"
     access_key_id: SecretStr | None = None
@@ -88,6 +91,7 @@ class AgentConfig(BaseModel):
         "shutdown_timeout",
         "lease_ttl",
         "lease_heartbeat",
+        "status_interval",
         mode="before",
     )
     @classmethod
@@ -168,6 +172,7 @@ ENV_VARS: dict[str, str] = {
     "STATEKEEPER_HISTORY_DAYS": "history_days",
     "STATEKEEPER_LEASE_TTL": "lease_ttl",
     "STATEKEEPER_LEASE_HEARTBEAT": "lease_heartbeat",
+    "STATEKEEPER_STATUS_INTERVAL": "status_interval",
     "STATEKEEPER_HOLDER": "holder",
     "STATEKEEPER_LOG_FORMAT": "log_format",
 }

@@ -1,9 +1,101 @@
-"""CLI: `statekeeper fix` (placeholder until implemented)."""
+"""CLI: `statekeeper fix PATH` — edit the sources so the audit's fixable findings go away.
+
+Exit codes: 0 everything found was fixed (or nothing to fix), 1 some findings could not be fixed
+(listed with the reason), 2 usage or input error (nothing written).
+"""
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
+
 import typer
+
+from statekeeper.errors import EXIT_FINDINGS, EXIT_OK
+
+if TYPE_CHECKING:
+    from statekeeper.fix.engine import FixResult
+
+
+class FixStyle(str, Enum):
+    agent = "agent"
+    litestream = "litestream"
+
+
+HELP = """Fix the audit's findings in the source files, keeping comments, key order and quoting.
+
+Only the lines that change differ. Fixable rules: SK101 and SK106 (the environment's
+StorageClass, set in that environment's overlay), SK103 (rename a PVC and every reference, with a
+migration note), SK201-SK203 and SK301 (add the backup: statekeeper's agent, or with
+--style litestream the strategy's Litestream + rclone pattern), SK401 (a daily Velero schedule of
+every namespace). Anything else, or anything unsafe to edit, is listed with the reason.
+
+Files are written all at once or not at all (temporary file + rename; a file changed since it was
+read stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings could not be fixed,
+2 usage or input error.
+"""
+
+
+def fix_command(
+    path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path("."),
+    rule: Annotated[
+        list[str] | None,
+        typer.Option("--rule", "-r", help="Only these rules, comma-separated or repeated."),
+    ] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff of the changes.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing.")] = False,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
+    ] = None,
+    style: Annotated[
+        FixStyle, typer.Option("--style", help="How to add backups: agent or litestream.")
+    ] = FixStyle.agent,
+) -> None:
+    from statekeeper.errors import InputError
+    from statekeeper.fix.audit import audit_tree
+    from statekeeper.fix.engine import plan_fixes
+    from statekeeper.generate.strategy import load_strategy
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    rules = [r.strip() for value in rule or [] for r in value.split(",") if r.strip()]
+    strategy = load_strategy(policy)
+    outcome = audit_tree(path, strategy.policy)
+    result = plan_fixes(
+        path,
+        outcome.findings,
+        strategy,
+        rules=rules or None,
+        style=style.value,
+        detected=outcome.detected,
+    )
+    if diff:
+        sys.stdout.write(result.workspace.diff())
+    written = [] if dry_run else result.workspace.commit()
+    report = sys.stderr if diff else sys.stdout
+    _summary(result, written, dry_run, report)
+    raise typer.Exit(EXIT_FINDINGS if result.cannot else EXIT_OK)
+
+
+def _summary(result: FixResult, written: list[Path], dry_run: bool, out: TextIO) -> None:
+    ws = result.workspace
+    for item in result.fixed:
+        out.write(f"fixed {item.rule} {item.subject}: {item.what}\n")
+    for item in result.cannot:
+        out.write(f"cannot fix {item.rule} {item.subject}: {item.reason}\n")
+    for note in result.notes:
+        out.write(f"note: {note}\n")
+    changes = ws.changes()
+    if dry_run:
+        out.write(f"dry run: {len(changes)} file(s) would change, nothing written\n")
+    elif written:
+        out.write(f"wrote {len(written)} file(s): {', '.join(ws.display(p) for p in written)}\n")
+    elif not result.fixed and not result.cannot:
+        out.write("nothing to fix\n")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add `fix` to the root app."""
+    app.command("fix", help=HELP)(fix_command)

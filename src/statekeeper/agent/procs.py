@@ -1,0 +1,85 @@
+"""Bounded child processes: a wall-clock deadline, SIGTERM first, SIGKILL after a grace period.
+
+litestream and rclone have no overall deadline of their own; a restore or sync that hangs (a
+stalled TCP connection, a prompt) must never block a pod start forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from statekeeper.agent.log import get_logger
+from statekeeper.errors import InfraError
+
+log = get_logger("procs")
+
+
+def terminate(proc: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM `proc` (and its process group), then SIGKILL it if it outlives `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log.warning("child ignored SIGTERM, killing", extra={"pid": proc.pid, "grace_s": grace})
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    # The child runs in its own session (start_new_session=True), so its pid is its group id:
+    # signalling the group also reaches anything it spawned.
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+
+
+def run_bounded(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    timeout: float,
+    grace: float,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` to completion, capturing text stdout/stderr; never longer than `timeout` seconds.
+
+    On timeout the child gets SIGTERM, then SIGKILL after `grace` seconds, and InfraError is raised
+    naming the command (never its environment, which holds credentials). A non-zero exit is NOT an
+    error here: callers inspect `returncode`.
+    """
+    name = Path(cmd[0]).name
+    try:
+        proc = subprocess.Popen(
+            list(cmd),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise InfraError(f"cannot run {name}: {exc.strerror or exc}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        terminate(proc, grace)
+        proc.communicate()
+        raise InfraError(
+            f"{name} {' '.join(cmd[1:2])} did not finish within {timeout:g}s and was stopped; "
+            "raise the timeout or check S3 reachability"
+        ) from None
+    except BaseException:
+        terminate(proc, grace)
+        raise
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, stdout, stderr)

@@ -1,0 +1,380 @@
+"""`statekeeper agent restore`: the Fail-Safe Integrity init container.
+
+For each SQLite database, in order, on its own:
+
+  present, healthy            → kept (never overwritten; its `-wal` is never touched)
+  present, corrupt or empty   → replica exists: db/-wal/-shm moved to quarantine, then restored
+                                no replica: REFUSE (exit 3), nothing moved (--allow-empty:
+                                quarantine and start empty)
+  missing, replica exists     → restored
+  missing, no replica         → first start (the app creates it), unless the volume was
+                                initialised before (marker file): REFUSE (exit 3) — wrong bucket
+                                or deleted backups (--allow-empty: start empty)
+
+Every restore goes to a temporary file in the DB's own directory, is integrity-checked, and only
+then renamed over the DB path (atomic on one filesystem). A restored copy that fails its check is
+quarantined and the agent refuses to start. Nothing is ever deleted: whatever is moved aside goes
+to `<db dir>/.statekeeper-quarantine/<db name>-<UTC time>/`.
+
+Before any decision the bucket must answer (`check_bucket`): an unreachable S3 or refused
+credentials end the run with exit 4, because "no replica" cannot be told from "cannot see it".
+
+Files the agent keeps beside each database (all named `.statekeeper*`):
+  .statekeeper-<db name>.initialised   marker: this volume has held this DB
+  .statekeeper-restore.json            outcome of the last restore (first DB's directory, or the
+                                       first config directory), read by the sidecar's metrics
+  .statekeeper-quarantine/             what was moved aside
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
+from statekeeper.agent.log import get_logger
+from statekeeper.agent.procs import run_bounded
+from statekeeper.agent.s3 import check_bucket
+from statekeeper.agent.sqlite import db_files, integrity_check
+from statekeeper.errors import EXIT_OK, InfraError, RefusedError
+
+log = get_logger("restore")
+
+STATUS_FILE = ".statekeeper-restore.json"
+QUARANTINE_DIR = ".statekeeper-quarantine"
+
+
+@dataclass
+class DbOutcome:
+    """What happened to one database. `action` is one of: kept, restored, first-start,
+    started-empty, refused."""
+
+    db: str
+    action: str
+    reason: str
+    restored_bytes: int = 0
+    txid: str | None = None
+    quarantined: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class ConfigOutcome:
+    """What the config restore of one directory brought."""
+
+    path: str
+    files: int
+    bytes: int
+    empty_remote: bool
+
+
+def marker_path(db: Path) -> Path:
+    """`.statekeeper-<db name>.initialised` beside `db`: written once the volume holds the DB."""
+    return db.with_name(f".statekeeper-{db.name}.initialised")
+
+
+def status_path(config: AgentConfig) -> Path | None:
+    """Where the last restore's outcome is written (and where the sidecar reads it)."""
+    if config.sqlite_paths:
+        return config.sqlite_paths[0].parent / STATUS_FILE
+    if config.config_paths:
+        return config.config_paths[0] / STATUS_FILE
+    return None
+
+
+def read_status(config: AgentConfig) -> dict[str, Any] | None:
+    """The JSON written by the last `agent restore` (None when absent or unreadable)."""
+    path = status_path(config)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def quarantine(db: Path, files: list[Path]) -> list[str]:
+    """Move `files` (the DB and/or its -wal/-shm) into a fresh timestamped quarantine folder."""
+    if not files:
+        return []
+    folder = db.parent / QUARANTINE_DIR / f"{db.name}-{_utc_stamp()}"
+    folder.mkdir(parents=True, exist_ok=False)
+    moved = []
+    for path in files:
+        target = folder / path.name
+        path.replace(target)  # same filesystem: a rename, never a copy-and-delete
+        moved.append(str(target))
+    _fsync_dir(db.parent)
+    log.warning("quarantined", extra={"db": str(db), "folder": str(folder), "files": len(moved)})
+    return moved
+
+
+def _write_marker(db: Path) -> None:
+    path = marker_path(db)
+    if not path.exists():
+        path.write_text(
+            json.dumps({"db": str(db), "initialised_at": datetime.now(UTC).isoformat()}) + "\n",
+            encoding="utf-8",
+        )
+
+
+def replica_exists(config: AgentConfig, db: Path, config_file: Path) -> bool:
+    """True when `db`'s replica holds any LTX file (InfraError when S3 cannot be read)."""
+    return bool(ltx_json(config, db, config_file))
+
+
+def restore_to_place(config: AgentConfig, db: Path, config_file: Path) -> tuple[int, str | None]:
+    """Restore the newest replica of `db` beside it, check it, then atomically move it into place.
+
+    Returns (bytes restored, txid). RefusedError when the restored copy fails its check (it is
+    quarantined, not deleted); InfraError when litestream fails or exceeds `restore_timeout`.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=f".statekeeper-{db.name}.restoring-", dir=db.parent))
+    temp = workdir / db.name
+    try:
+        result = run_bounded(
+            [
+                litestream_binary(),
+                "restore",
+                "-config",
+                str(config_file),
+                "-no-expand-env",
+                "-json",
+                "-o",
+                str(temp),
+                str(db.absolute()),
+            ],
+            env=config.child_env(),
+            timeout=config.restore_timeout,
+            grace=config.kill_grace,
+        )
+        if result.returncode != 0 or not temp.exists():
+            raise InfraError(
+                f"litestream restore of {db} failed (exit {result.returncode}); "
+                "check S3 reachability and the replica, or run `statekeeper agent verify`"
+            )
+        txid = _restore_txid(result.stdout)
+        check = integrity_check(temp, config.integrity, read_only=False)
+        if not check.ok:
+            moved = quarantine(db, [temp])
+            raise RefusedError(
+                f"the restored copy of {db} fails its integrity check ({check.detail}); "
+                f"kept at {moved[0]}; inspect the replica with `statekeeper agent verify` "
+                "or restore an older point in time by hand"
+            )
+        size = temp.stat().st_size
+        with temp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        temp.replace(db)
+        _fsync_dir(db.parent)
+        return size, txid
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
+
+
+def _restore_txid(stdout: str) -> str | None:
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return None
+    return str(data.get("txid")) if isinstance(data, dict) and data.get("txid") else None
+
+
+def handle_db(config: AgentConfig, db: Path, config_file: Path) -> DbOutcome:
+    """Decide and act for one database; raises RefusedError / InfraError to stop the start."""
+    started = time.monotonic()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    present = db.exists()
+    size = db.stat().st_size if present else 0
+    extras = [p for p in db_files(db) if p != db]
+
+    if present and size > 0:
+        check = integrity_check(db, config.integrity)
+        if check.ok:
+            log.info(
+                "healthy, kept",
+                extra={
+                    "db": str(db),
+                    "bytes": size,
+                    "wal": any(p.name.endswith("-wal") for p in extras),
+                },
+            )
+            _write_marker(db)
+            return DbOutcome(str(db), "kept", "integrity check ok", duration_s=_since(started))
+        problem = f"corrupt ({check.detail})"
+    elif present:
+        problem = "empty (0 bytes)"
+    else:
+        problem = "missing"
+    log.warning(f"database {problem}", extra={"db": str(db)})
+
+    has_replica = replica_exists(config, db, config_file)
+    log.info("replica lookup", extra={"db": str(db), "replica": has_replica})
+
+    if has_replica:
+        moved = quarantine(db, db_files(db))  # stale -wal/-shm must never meet a restored DB
+        restored, txid = restore_to_place(config, db, config_file)
+        _write_marker(db)
+        log.info(
+            "restored from replica",
+            extra={"db": str(db), "bytes": restored, "txid": txid or "", "was": problem},
+        )
+        return DbOutcome(
+            str(db),
+            "restored",
+            f"{problem}; restored from replica",
+            restored_bytes=restored,
+            txid=txid,
+            quarantined=moved,
+            duration_s=_since(started),
+        )
+
+    where = f"s3://{config.bucket}/{config.replica_key(db)}"
+    if problem == "missing" and not marker_path(db).exists() and not extras:
+        log.info(
+            "first start: the bucket answers and holds no replica; the app will create the DB",
+            extra={"db": str(db), "replica": where},
+        )
+        return DbOutcome(str(db), "first-start", f"no local DB and no replica at {where}")
+
+    if problem == "missing" and not marker_path(db).exists():
+        reason = (
+            f"{db} is missing but its -wal/-shm are present, and there is no replica at {where}"
+        )
+    elif problem == "missing":
+        reason = (
+            f"{db} is missing from a volume statekeeper initialised before, and there is no "
+            f"replica at {where} (wrong bucket or prefix, or deleted backups?)"
+        )
+    else:
+        reason = f"{db} is {problem} and there is no replica at {where}"
+    if not config.allow_empty:
+        raise RefusedError(
+            f"{reason}; refusing to start. Fix the bucket settings or restore the data by hand; "
+            "--allow-empty (STATEKEEPER_ALLOW_EMPTY=true) starts with an empty database"
+        )
+    moved = quarantine(db, db_files(db))
+    log.warning(
+        "allow-empty: starting with an empty database",
+        extra={"db": str(db), "reason": reason, "quarantined": len(moved)},
+    )
+    return DbOutcome(
+        str(db), "started-empty", reason, quarantined=moved, duration_s=_since(started)
+    )
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def restore_config_dirs(config: AgentConfig) -> list[ConfigOutcome]:
+    """`rclone copy --update` of each config directory from the bucket (never clobbers newer
+    local files; returns at once on an empty or missing prefix)."""
+    from statekeeper.agent.rclone import copy_from_remote
+
+    outcomes = []
+    for directory in config.config_paths:
+        stats = copy_from_remote(config, directory)
+        if stats.empty_remote:
+            log.info(
+                "no config files in the bucket yet: first start", extra={"path": str(directory)}
+            )
+        outcomes.append(ConfigOutcome(str(directory), stats.files, stats.bytes, stats.empty_remote))
+    return outcomes
+
+
+def write_status(
+    config: AgentConfig, dbs: list[DbOutcome], dirs: list[ConfigOutcome], started: datetime
+) -> Path | None:
+    """Write the outcome JSON (see module doc) atomically; returns its path."""
+    path = status_path(config)
+    if path is None:
+        return None
+    payload = {
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "restored_bytes": sum(d.restored_bytes for d in dbs) + sum(c.bytes for c in dirs),
+        "databases": [asdict(d) for d in dbs],
+        "config_paths": [asdict(c) for c in dirs],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    temp.replace(path)
+    return path
+
+
+def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcome]]:
+    """The whole init-container run. Raises RefusedError (exit 3) / InfraError (exit 4)."""
+    started = datetime.now(UTC)
+    log.info(
+        "restore starting",
+        extra={
+            "bucket": config.bucket,
+            "endpoint": config.endpoint or "aws",
+            "prefix": config.prefix,
+            "databases": len(config.sqlite_paths),
+            "config_paths": len(config.config_paths),
+            "integrity": config.integrity,
+        },
+    )
+    check_bucket(config)
+    log.info("bucket answers", extra={"bucket": config.bucket})
+
+    outcomes: list[DbOutcome] = []
+    refusals: list[str] = []
+    if config.sqlite_paths:
+        with tempfile.TemporaryDirectory(prefix="statekeeper-restore-") as scratch:
+            config_file = write_config(config, Path(scratch) / "litestream.yml")
+            for db in config.sqlite_paths:
+                try:
+                    outcomes.append(handle_db(config, db, config_file))
+                except RefusedError as exc:
+                    # Each DB is decided on its own; the start is refused once all are handled.
+                    log.error("refused", extra={"db": str(db), "reason": str(exc)})
+                    outcomes.append(DbOutcome(str(db), "refused", str(exc)))
+                    refusals.append(str(exc))
+    dirs = restore_config_dirs(config) if not refusals else []
+    write_status(config, outcomes, dirs, started)
+    if refusals:
+        more = (
+            f" (and {len(refusals) - 1} more refusal(s), see the log)" if len(refusals) > 1 else ""
+        )
+        raise RefusedError(refusals[0] + more)
+    log.info(
+        "restore finished",
+        extra={
+            "kept": sum(o.action == "kept" for o in outcomes),
+            "restored": sum(o.action == "restored" for o in outcomes),
+            "first_start": sum(o.action == "first-start" for o in outcomes),
+            "restored_bytes": sum(o.restored_bytes for o in outcomes) + sum(d.bytes for d in dirs),
+        },
+    )
+    return outcomes, dirs
+
+
+def main(config: AgentConfig) -> int:
+    """CLI entry point: 0 when the app may start; errors propagate as StatekeeperError."""
+    run_restore(config)
+    return EXIT_OK

@@ -1,0 +1,44 @@
+"""The audit `fix` repairs: the same engine as `statekeeper audit`, plus what it detected.
+
+The SK2xx/SK301 fixers need the SQLite databases and config directories the inventory detected
+for each workload (so the agent protects exactly what the audit asked for); the rest only needs
+the findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from statekeeper.findings import Finding
+
+Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
+
+
+@dataclass(slots=True)
+class AuditOutcome:
+    findings: list[Finding]
+    detected: Detected = field(default_factory=dict)
+
+
+def audit_tree(root: Path, policy: Any) -> AuditOutcome:
+    """Audit `root` (rendering its overlays) and collect per-workload detections."""
+    from statekeeper.engine import evaluate
+    from statekeeper.inventory.build import build_inventory
+    from statekeeper.manifests.load import load_sources
+
+    loaded = load_sources([str(root)])
+    inventory = build_inventory(loaded.resources, loaded.other, policy)
+    report = evaluate(inventory, policy)
+    detected: Detected = {}
+    for workload in inventory.workloads:
+        key = (workload.kind, workload.namespace, workload.name)
+        dbs, configs = detected.setdefault(key, ([], []))
+        for db in workload.sqlite_dbs:
+            if db.path not in dbs:
+                dbs.append(db.path)
+        for path in workload.config_paths:
+            if path not in configs:
+                configs.append(path)
+    return AuditOutcome(findings=list(report.findings), detected=detected)

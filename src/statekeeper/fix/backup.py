@@ -1,0 +1,343 @@
+"""Fixer for SK201–SK203 (SQLite tier) and SK301 (config tier): give the pod its backup.
+
+* A pod with no backup tooling gets statekeeper's agent (docs/agent-wiring.md): the restore init
+  container first, the native sidecar second, both with the SQLite and config paths the audit
+  detected, mounting the volumes that hold them; S3 keys by Secret reference only; a ConfigMap
+  `<app>-statekeeper` for bucket/endpoint/prefix; Prometheus scrape annotations.
+  `--style litestream` writes the strategy's own pattern instead: integrity-check init →
+  litestream restore init → litestream sidecar (+ its ConfigMap) and an rclone sidecar.
+* A pod whose integrity check runs after its restore (SK202) gets the two init containers
+  swapped: the smallest change that restores the Fail-Safe Integrity order.
+* A pod with its own litestream/rclone containers that still misses a piece is left alone with
+  the reason: adding a second replicator for the same database would be worse than the finding.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from statekeeper.errors import InputError
+from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
+from statekeeper.fix.sources import SourceDoc
+from statekeeper.generate.wiring import (
+    BackupSpec,
+    Mount,
+    agent_init_containers,
+    litestream_config,
+    litestream_pattern,
+    scrape_annotations,
+)
+
+RULES = ("SK201", "SK202", "SK203", "SK301")
+SQLITE_RULES = {"SK201", "SK202", "SK203"}
+DEFAULT_SECRET = "statekeeper-s3"
+DEFAULT_BUCKET = "statekeeper"
+DEFAULT_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
+
+
+def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
+    """All backup findings of one workload, fixed together (one coherent pod edit)."""
+    first = groups[0]
+    rules = {g.rule for g in groups}
+
+    def refuse(reason: str) -> None:
+        for group in groups:
+            ctx.refuse(group, reason)
+
+    placements = {(p.doc.file, p.doc.index): p.doc for _o, p in
+                  ctx.index.locate(first.kind, first.name, first.namespace, None)}  # fmt: skip
+    if not placements:
+        refuse(f"{first.kind} {first.name} was not found in the local source files")
+        return
+    if len(placements) > 1:
+        files = ", ".join(sorted({ctx.show(d.file) for d in placements.values()}))
+        refuse(f"{first.kind} {first.name} is defined in several files ({files}); edit by hand")
+        return
+    (doc,) = placements.values()
+    _yfile, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
+    pod = _pod_spec(data)
+    if pod is None:
+        refuse(f"{first.kind} {first.name} has no pod template in {ctx.show(doc.file)}")
+        return
+    roles = _roles(ctx, pod)
+    if "agent" in roles:
+        refuse("the pod already runs statekeeper's agent; add the missing paths to its "
+               "STATEKEEPER_SQLITE_PATHS / STATEKEEPER_CONFIG_PATHS by hand")  # fmt: skip
+        return
+    if rules == {"SK202"} and _swap_integrity_first(ctx, pod):
+        ctx.done(first, f"moved the integrity check before the restore in {ctx.show(doc.file)}")
+        return
+    if "litestream" in roles or "rclone" in roles:
+        refuse("the pod already has its own litestream/rclone containers; a second replicator "
+               "would fight them — complete that setup by hand")  # fmt: skip
+        return
+    dbs, configs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))
+    dbs = dbs if rules & SQLITE_RULES else []
+    configs = configs if "SK301" in rules else []
+    if rules & SQLITE_RULES and not dbs:
+        refuse("no SQLite path detected; name it with the statekeeper.io/sqlite annotation")
+        return
+    if "SK301" in rules and not configs:
+        refuse("no config directory detected; name it with statekeeper.io/config-path")
+        return
+    app = next((f.app for g in groups for f in g.findings if f.app), None) or first.name
+    mounts = _mounts_for(pod, [*dbs, *configs])
+    if isinstance(mounts, str):
+        refuse(mounts)
+        return
+    try:
+        config_map = _ensure_config_map(ctx, doc, app)
+    except InputError as exc:
+        refuse(str(exc))
+        return
+    spec = BackupSpec(
+        app=app,
+        sqlite_paths=tuple(dbs),
+        config_paths=tuple(configs),
+        mounts=tuple(mounts),
+        config_map=config_map,
+        secret=_known_secret(ctx),
+        rclone_interval=ctx.strategy.rclone_interval,
+    )
+    if ctx.style == "agent":
+        _add_agent(pod, spec, data)
+        what = "added statekeeper's restore init container and sidecar"
+    else:
+        _add_litestream(ctx, doc, pod, spec, app)
+        what = "added integrity check, litestream restore, litestream and rclone sidecars"
+    paths = ", ".join([*dbs, *configs])
+    for group in groups:
+        ctx.done(group, f"{what} ({paths}) in {ctx.show(doc.file)}")
+
+
+# --- reading the pod ---------------------------------------------------------------------------
+
+
+def _pod_spec(data: CommentedMap) -> CommentedMap | None:
+    kind = data.get("kind")
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        spec = spec.get("jobTemplate", {}).get("spec", {})
+    template = spec.get("template") if isinstance(spec, dict) else None
+    pod = template.get("spec") if isinstance(template, dict) else None
+    return pod if isinstance(pod, CommentedMap) else None
+
+
+def _script(container: Any) -> str:
+    parts: list[str] = []
+    for key in ("command", "args"):
+        value = container.get(key) if isinstance(container, dict) else None
+        if isinstance(value, list):
+            parts += [str(v) for v in value]
+    return " ".join(parts)
+
+
+def _policy_list(ctx: FixContext, *path: str, default: list[str]) -> list[str]:
+    node: Any = ctx.strategy.policy
+    for name in path:
+        node = getattr(node, name, None) if not isinstance(node, dict) else node.get(name)
+    return [str(v) for v in node] if isinstance(node, list) else default
+
+
+def _roles(ctx: FixContext, pod: CommentedMap) -> set[str]:
+    litestream = _policy_list(ctx, "tiers", "sqlite", "litestream_images", default=["litestream"])
+    rclone = _policy_list(ctx, "tiers", "config", "rclone_images", default=["rclone"])
+    roles: set[str] = set()
+    for key in ("initContainers", "containers"):
+        for container in pod.get(key) or []:
+            script = _script(container)
+            image = str(container.get("image", ""))
+            if "agent restore" in script or "agent run" in script:
+                roles.add("agent")
+            elif any(n in image for n in litestream) or "litestream" in script.split():
+                roles.add("litestream")
+            elif any(n in image for n in rclone) or "rclone" in script:
+                roles.add("rclone")
+    return roles
+
+
+def _swap_integrity_first(ctx: FixContext, pod: CommentedMap) -> bool:
+    """Move an integrity-check init container that runs after the restore to just before it."""
+    markers = _policy_list(ctx, "tiers", "sqlite", "integrity_markers",
+                           default=["integrity_check", "quick_check"])  # fmt: skip
+    init = pod.get("initContainers")
+    if not isinstance(init, CommentedSeq):
+        return False
+    restore = next((i for i, c in enumerate(init) if "restore" in _script(c).split()), None)
+    check = next(
+        (i for i, c in enumerate(init) if any(m in _script(c) or m in str(c.get("name", ""))
+                                              for m in markers)),
+        None,
+    )  # fmt: skip
+    if restore is None or check is None or check < restore:
+        return False
+    container = init.pop(check)
+    init.insert(restore, container)
+    return True
+
+
+def _mounts_for(pod: CommentedMap, paths: list[str]) -> list[Mount] | str:
+    """The app containers' mounts holding each path (the longest mount path wins)."""
+    mounts: list[Mount] = []
+    for path in paths:
+        best: Any = None
+        for container in pod.get("containers") or []:
+            for mount in container.get("volumeMounts") or []:
+                mount_path = str(mount.get("mountPath", "")).rstrip("/")
+                if (path == mount_path or path.startswith(mount_path + "/")) and (
+                    best is None or len(mount_path) > len(str(best.get("mountPath")))
+                ):
+                    best = mount
+        if best is None:
+            return f"{path} is not on a mounted volume of the app container"
+        found = Mount(str(best["name"]), str(best["mountPath"]), best.get("subPath"))
+        if found not in mounts:
+            mounts.append(found)
+    return mounts
+
+
+def _known_secret(ctx: FixContext) -> str:
+    """The Secret other agent containers in the repo read their S3 keys from, if any."""
+    for docs in ctx.index.docs.values():
+        for doc in docs:
+            for ref in _agent_secret_refs(doc.body):
+                return ref
+    return DEFAULT_SECRET
+
+
+def _agent_secret_refs(value: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, dict):
+        if "agent restore" in _script(value) or "agent run" in _script(value):
+            for source in value.get("envFrom") or []:
+                ref = source.get("secretRef") if isinstance(source, dict) else None
+                if isinstance(ref, dict) and ref.get("name"):
+                    found.append(str(ref["name"]))
+        for item in value.values():
+            found += _agent_secret_refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            found += _agent_secret_refs(item)
+    return found
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
+    init = pod.get("initContainers")
+    containers = [to_ruamel(c) for c in agent_init_containers(spec)]
+    if isinstance(init, list):
+        for offset, container in enumerate(containers):  # restore first: before anything else
+            init.insert(offset, container)
+    else:
+        _insert_before(pod, "containers", "initContainers", to_ruamel(containers))
+    template = data["spec"]["jobTemplate"]["spec"]["template"] if data.get("kind") == "CronJob" \
+        else (data["spec"].get("template") if data.get("kind") != "Pod" else data)  # fmt: skip
+    meta = template.get("metadata")
+    if meta is None:
+        meta = CommentedMap()
+        template.insert(0, "metadata", meta)
+    annotations = meta.get("annotations")
+    if annotations is None:
+        annotations = CommentedMap()
+        meta["annotations"] = annotations
+    for key, value in scrape_annotations().items():
+        annotations.setdefault(key, value)
+
+
+def _add_litestream(
+    ctx: FixContext, doc: SourceDoc, pod: CommentedMap, spec: BackupSpec, app: str
+) -> None:
+    config_map = f"{app}-litestream"
+    init, sidecars, volume = litestream_pattern(spec, config_map)
+    existing = pod.get("initContainers")
+    if isinstance(existing, list):
+        for offset, container in enumerate(init):
+            existing.insert(offset, to_ruamel(container))
+    elif init:
+        _insert_before(pod, "containers", "initContainers", to_ruamel(init))
+    pod.setdefault("containers", CommentedSeq()).extend(to_ruamel(sidecars))
+    if spec.sqlite_paths:
+        pod.setdefault("volumes", CommentedSeq()).append(to_ruamel(volume))
+        _add_resource(ctx, doc, config_map, {"litestream.yml": litestream_config(spec)},
+                      "litestream-configmap.yaml", literal_keys=True)  # fmt: skip
+
+
+def _insert_before(mapping: CommentedMap, before: str, key: str, value: Any) -> None:
+    keys = list(mapping.keys())
+    position = keys.index(before) if before in keys else len(keys)
+    mapping.insert(position, key, value)
+
+
+def _ensure_config_map(ctx: FixContext, doc: SourceDoc, app: str) -> str:
+    """`<app>-statekeeper` with bucket, endpoint and prefix; reuses one that exists. Bucket and
+    endpoint are copied from another app's statekeeper ConfigMap when the repo has one."""
+    name = f"{app}-statekeeper"
+    for docs in ctx.index.docs.values():
+        if any(d.kind == "ConfigMap" and d.name == name for d in docs):
+            return name
+    bucket, endpoint = DEFAULT_BUCKET, DEFAULT_ENDPOINT
+    for docs in ctx.index.docs.values():
+        for other in docs:
+            values = other.body.get("data") if other.kind == "ConfigMap" else None
+            if isinstance(values, dict) and "STATEKEEPER_BUCKET" in values:
+                bucket = str(values["STATEKEEPER_BUCKET"])
+                endpoint = str(values.get("STATEKEEPER_S3_ENDPOINT", endpoint))
+                break
+    data = {
+        "STATEKEEPER_BUCKET": bucket,
+        "STATEKEEPER_S3_ENDPOINT": endpoint,
+        "STATEKEEPER_PREFIX": app,
+    }
+    _add_resource(ctx, doc, name, data, "statekeeper-configmap.yaml")
+    return name
+
+
+def _add_resource(
+    ctx: FixContext,
+    doc: SourceDoc,
+    name: str,
+    values: dict[str, str],
+    filename: str,
+    *,
+    literal_keys: bool = False,
+) -> None:
+    """A ConfigMap next to the workload: a new file listed in the workload's kustomization just
+    before the workload's own file, or a new document in the workload's file."""
+    from statekeeper.generate.yamlout import dump_documents, literal
+
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name},
+        "data": {k: literal(v) if literal_keys else v for k, v in values.items()},
+    }
+    kust = ctx.index.kustomizations.get(doc.file.parent)
+    if kust is None or doc.file not in kust.resource_files:
+        ctx.workspace.load(doc.file).append_document(to_ruamel(body))
+        return
+    target = doc.file.parent / filename
+    if target.exists() or target.resolve() in ctx.workspace.new_files:
+        target = doc.file.parent / f"{name}-configmap.yaml"
+    ctx.workspace.create(target, dump_documents([body]))
+    kdata = ctx.edit_first(kust.file)
+    resources = kdata.get("resources")
+    if not isinstance(resources, list):
+        raise InputError(f"{ctx.show(kust.file)} has no resources list to add {target.name} to")
+    entry = posixpath.relpath(doc.file, kust.dir).replace("\\", "/")
+    names = [str(r) for r in resources]
+    position = names.index(entry) if entry in names else len(names)
+    resources.insert(position, target.name)
+
+
+def describe(path: Path) -> str:  # pragma: no cover - used in messages only
+    return path.name

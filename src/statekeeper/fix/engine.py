@@ -1,0 +1,142 @@
+"""`statekeeper fix`: audit → group findings → fixers edit a workspace → diff or atomic write.
+
+The audit is the same engine `statekeeper audit` runs, so `fix` repairs exactly what the audit
+reports. Fixers run in a fixed order: renames (SK103) first, so the StorageClass patches (SK101,
+SK106) target the new names; then the backup tiers (SK2xx, SK301) and Velero (SK401).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from statekeeper.errors import InputError
+from statekeeper.findings import Finding
+from statekeeper.fix import backup, pvc_name, storage_class, velero
+from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
+from statekeeper.fix.sources import SourceIndex
+from statekeeper.fix.workspace import Workspace
+from statekeeper.generate.strategy import Strategy
+
+Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
+
+
+def _guarded(
+    ctx: FixContext,
+    groups: list[FindingGroup],
+    fixer: Callable[[FixContext, list[FindingGroup]], None],
+) -> None:
+    """Run one fixer on its groups; if it meets a file it must not edit, undo its edits and list
+    the groups as not fixable with the reason. Other fixes go ahead."""
+    checkpoint = ctx.workspace.checkpoint()
+    fixed, notes = len(ctx.fixed), len(ctx.notes)
+    renames = dict(ctx.renames)
+    try:
+        fixer(ctx, groups)
+    except InputError as exc:
+        ctx.workspace.rollback(checkpoint)
+        del ctx.fixed[fixed:]
+        del ctx.notes[notes:]
+        ctx.renames = renames
+        for group in groups:
+            ctx.refuse(group, str(exc))
+
+
+def _each(
+    fixer: Callable[[FixContext, FindingGroup], None],
+) -> Callable[[FixContext, list[FindingGroup]], None]:
+    def run(ctx: FixContext, groups: list[FindingGroup]) -> None:
+        for group in groups:
+            _guarded(ctx, [group], lambda c, g: fixer(c, g[0]))
+
+    return run
+
+
+def _per_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
+    by_workload: dict[tuple[str, str | None, str], list[FindingGroup]] = defaultdict(list)
+    for group in groups:
+        by_workload[(group.kind, group.namespace, group.name)].append(group)
+    for key in sorted(by_workload, key=str):
+        _guarded(ctx, by_workload[key], backup.fix_workload)
+
+
+def _all_at_once(
+    fixer: Callable[[FixContext, list[FindingGroup]], None],
+) -> Callable[[FixContext, list[FindingGroup]], None]:
+    return lambda ctx, groups: _guarded(ctx, groups, fixer)
+
+
+# Rule families in the order they run, each with the function that fixes its groups.
+_FAMILIES: list[tuple[tuple[str, ...], Callable[[FixContext, list[FindingGroup]], None]]] = [
+    (pvc_name.RULES, _each(pvc_name.fix)),
+    (storage_class.RULES, _each(storage_class.fix)),
+    (backup.RULES, _per_workload),
+    (velero.RULES, _all_at_once(velero.fix_all)),
+]
+FIXABLE: tuple[str, ...] = tuple(rule for rules, _ in _FAMILIES for rule in rules)
+
+
+@dataclass(slots=True)
+class FixResult:
+    """What a fix run changed (in `workspace`, not yet written) and what it could not."""
+
+    workspace: Workspace
+    fixed: list[Fixed] = field(default_factory=list)
+    cannot: list[CannotFix] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.workspace.changes())
+
+
+def group_findings(findings: Iterable[Finding]) -> list[FindingGroup]:
+    """One group per (rule, object), environments merged, in a stable order."""
+    grouped: dict[tuple[str, str, str | None, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        grouped[(finding.rule, finding.kind, finding.namespace, finding.name)].append(finding)
+    groups = []
+    for (rule, kind, namespace, name), items in sorted(grouped.items(), key=str):
+        envs = tuple(dict.fromkeys(f.environment for f in items))
+        groups.append(FindingGroup(rule, kind, namespace, name, envs, tuple(items)))
+    return groups
+
+
+def plan_fixes(
+    root: Path,
+    findings: Sequence[Finding],
+    strategy: Strategy,
+    *,
+    rules: Sequence[str] | None = None,
+    style: Style = "agent",
+    detected: Detected | None = None,
+) -> FixResult:
+    """Edit, in memory, the files below `root` so the given findings go away."""
+    root = root.resolve()
+    wanted = {r.upper() for r in rules} if rules else None
+    if wanted:
+        unknown = sorted(wanted - set(FIXABLE))
+        if unknown:
+            raise InputError(
+                f"--rule {','.join(unknown)}: not a fixable rule (fixable: {', '.join(FIXABLE)})"
+            )
+    ctx = FixContext(
+        root=root,
+        index=SourceIndex.build(root, strategy),
+        workspace=Workspace(root=root if root.is_dir() else root.parent),
+        strategy=strategy,
+        style=style,
+        detected=dict(detected or {}),
+    )
+    groups = group_findings(f for f in findings if wanted is None or f.rule in wanted)
+    for family, run in _FAMILIES:
+        mine = [g for g in groups if g.rule in family]
+        if mine:
+            run(ctx, mine)
+    handled = {r for family, _ in _FAMILIES for r in family}
+    for group in groups:
+        if group.rule not in handled:
+            ctx.refuse(group, "no automatic fix for this rule (see its remediation)")
+    return FixResult(workspace=ctx.workspace, fixed=ctx.fixed, cannot=ctx.cannot, notes=ctx.notes)

@@ -1,0 +1,230 @@
+"""Fixer for SK103 (pvc-name): rename a claim to `<app>-<purpose>-pvc` everywhere.
+
+Renamed together, or not at all: the claim's `metadata.name`, every `claimName` that mounts it,
+kustomize patches (`target.name`, patch files naming it, inline patches mentioning it) and
+`replacements` selecting it. A name also found in YAML that is not a Kubernetes object (Helm
+values) or in a kustomize `helmCharts` entry is not renamed: the fix would be half done.
+
+A bound claim cannot be renamed in a live cluster without moving its volume, so a
+`MIGRATION-<new name>.md` with the commands is written next to the claim.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from statekeeper.fix.context import FindingGroup, FixContext, replace_token
+from statekeeper.fix.sources import SourceDoc
+
+RULES = ("SK103",)
+PVC = "PersistentVolumeClaim"
+_NOISE = {"pvc", "claim", "volume", "vol", "pv", "storage"}
+_WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+
+
+def proposed_name(app: str, old: str) -> str:
+    """`mealie-data` → `mealie-data-pvc`; `data-mealie` → `mealie-data-pvc`; `pvc` → `<app>-data-pvc`."""
+    words = [w for w in re.split(r"[-_.]+", old.lower()) if w]
+    app_words = app.split("-")
+    for i in range(len(words) - len(app_words) + 1):  # drop the app's own name, wherever it is
+        if words[i : i + len(app_words)] == app_words:
+            words = words[:i] + words[i + len(app_words) :]
+            break
+    purpose = [w for w in words if w not in _NOISE and w != app.replace("-", "")]
+    return f"{app}-{'-'.join(purpose) or 'data'}-pvc"
+
+
+def fix(ctx: FixContext, group: FindingGroup) -> None:
+    if group.kind != PVC:
+        ctx.refuse(
+            group, "a StatefulSet volumeClaimTemplate is renamed by hand (pods re-create claims)"
+        )
+        return
+    old = group.name
+    app = next((f.app for f in group.findings if f.app), None)
+    if not app:
+        ctx.refuse(group, "the claim's app is unknown, so is its name <app>-<purpose>-pvc")
+        return
+    new = proposed_name(app, old)
+    if not ctx.name_matches_policy(app, new):
+        ctx.refuse(group, f"no name matching the policy's pattern could be derived from {old!r}")
+        return
+    placements = [p for _o, p in ctx.index.locate(PVC, old, group.namespace, None)]
+    if not placements:
+        ctx.refuse(group, f"PVC {old} was not found in the local source files")
+        return
+    if ctx.index.locate(PVC, new, group.namespace, None):
+        ctx.refuse(group, f"a PVC named {new} already exists in namespace {group.namespace}")
+        return
+    blocker = _uneditable_reference(ctx, old)
+    if blocker:
+        ctx.refuse(group, blocker)
+        return
+    defs = {(p.doc.file, p.doc.name) for p in placements}
+    for file, name in sorted(defs):
+        _yfile, data = ctx.edit_doc(file, PVC, name)
+        data["metadata"]["name"] = new
+    touched = _rename_references(ctx, old, new, group.namespace)
+    ctx.renames[(group.namespace, old)] = new
+    pvc_file = sorted(defs)[0][0]
+    note = pvc_file.parent / f"MIGRATION-{new}.md"
+    if note.resolve() not in ctx.workspace.new_files and not note.exists():
+        ctx.workspace.create(note, migration_note(old, new, group.namespace, app))
+    refs = f" and {touched} reference(s)" if touched else ""
+    ctx.done(
+        group,
+        f"renamed {old} → {new}{refs}; a bound claim needs its data moved: see {ctx.show(note)}",
+    )
+    ctx.notes.append(
+        f"{old} → {new}: if the claim is bound in a cluster, follow {ctx.show(note)} before syncing"
+    )
+
+
+def _uneditable_reference(ctx: FixContext, old: str) -> str | None:
+    """A reason the rename would be half done, or None."""
+    for path, docs in sorted(ctx.index.other_yaml.items()):
+        if _mentions(docs, old):
+            return (
+                f"PVC {old} is also named in {ctx.show(path)}, which is not a Kubernetes manifest "
+                "(Helm values?); rename it there and in the chart by hand"
+            )
+    for kust in ctx.index.kustomizations.values():
+        for chart in kust.helm_charts:
+            if _mentions(chart, old):
+                return f"PVC {old} is named in the helmCharts of {ctx.show(kust.file)}"
+    return None
+
+
+def _mentions(value: Any, token: str) -> bool:
+    if isinstance(value, str):
+        return replace_token(value, token, "\0") != value
+    if isinstance(value, dict):
+        return any(_mentions(k, token) or _mentions(v, token) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_mentions(v, token) for v in value)
+    return False
+
+
+def _rename_references(ctx: FixContext, old: str, new: str, namespace: str | None) -> int:
+    count = 0
+    for file, docs in sorted(ctx.index.docs.items()):
+        for doc in docs:
+            seen_in = ctx.index.namespaces_of(doc)
+            if namespace and seen_in and namespace not in seen_in:
+                continue  # a claim of the same name in another namespace
+            if doc.kind in _WORKLOAD_KINDS and _claims(doc.body, old):
+                count += _rename_claims(ctx, doc, old, new)
+            elif doc.kind == PVC and doc.name == old and _is_patch_file(ctx, file):
+                _y, data = ctx.edit_doc(file, PVC, old)
+                data["metadata"]["name"] = new
+                count += 1
+    for kust in ctx.index.kustomizations.values():
+        count += _rename_in_kustomization(ctx, kust.file, kust.data, old, new)
+    return count
+
+
+def _is_patch_file(ctx: FixContext, file: Path) -> bool:
+    return any(file in k.patch_files for k in ctx.index.kustomizations.values())
+
+
+def _claims(value: Any, old: str) -> bool:
+    if isinstance(value, dict):
+        if value.get("claimName") == old:
+            return True
+        return any(_claims(v, old) for v in value.values())
+    if isinstance(value, list):
+        return any(_claims(v, old) for v in value)
+    return False
+
+
+def _rename_claims(ctx: FixContext, doc: SourceDoc, old: str, new: str) -> int:
+    _y, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
+    return _replace_claim_names(data, old, new)
+
+
+def _replace_claim_names(value: Any, old: str, new: str) -> int:
+    count = 0
+    if isinstance(value, dict):
+        if value.get("claimName") == old:
+            value["claimName"] = new
+            count += 1
+        for item in value.values():
+            count += _replace_claim_names(item, old, new)
+    elif isinstance(value, list):
+        for item in value:
+            count += _replace_claim_names(item, old, new)
+    return count
+
+
+def _rename_in_kustomization(
+    ctx: FixContext, file: Path, plain: dict[str, Any], old: str, new: str
+) -> int:
+    """patches[].target.name, inline patch texts, replacements' source/select names."""
+    if not _mentions({k: plain.get(k) for k in ("patches", "replacements",
+                                                "patchesStrategicMerge", "patchesJson6902")}, old):  # fmt: skip
+        return 0
+    data = ctx.edit_first(file)
+    count = 0
+    for key in ("patches", "patchesJson6902", "patchesStrategicMerge"):
+        entries = data.get(key)
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, str) and "\n" in entry and _mentions(entry, old):
+                entries[i] = type(entry)(replace_token(entry, old, new))
+                count += 1
+            if not isinstance(entry, dict):
+                continue
+            target = entry.get("target")
+            if isinstance(target, dict) and target.get("name") == old:
+                target["name"] = new
+                count += 1
+            patch = entry.get("patch")
+            if isinstance(patch, str) and _mentions(patch, old):
+                entry["patch"] = type(patch)(replace_token(patch, old, new))
+                count += 1
+    replacements = data.get("replacements")
+    for entry in replacements if isinstance(replacements, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("source")
+        if isinstance(source, dict) and source.get("name") == old:
+            source["name"] = new
+            count += 1
+        for target in entry.get("targets") or []:
+            select = target.get("select") if isinstance(target, dict) else None
+            if isinstance(select, dict) and select.get("name") == old:
+                select["name"] = new
+                count += 1
+    return count
+
+
+def migration_note(old: str, new: str, namespace: str | None, app: str) -> str:
+    ns = namespace or "<namespace>"
+    return f"""# Migrating PersistentVolumeClaim `{old}` → `{new}`
+
+`statekeeper fix` renamed the claim in the manifests (rule SK103, `<app>-<purpose>-pvc`).
+Kubernetes cannot rename a claim: applying the new manifests creates a **new, empty** claim
+`{new}` unless its volume is moved over first. If `{old}` is bound in a cluster, do this
+**before** your GitOps tool syncs the change (pause auto-sync for the app meanwhile):
+
+```sh
+NS={ns}
+# 1. Stop the app so nothing writes to the volume (and let the backup sidecar flush).
+kubectl -n "$NS" scale deployment/{app} --replicas=0   # or statefulset/{app}
+# 2. Keep the volume when the old claim goes away.
+PV=$(kubectl -n "$NS" get pvc {old} -o jsonpath='{{.spec.volumeName}}')
+kubectl patch pv "$PV" -p '{{"spec":{{"persistentVolumeReclaimPolicy":"Retain"}}}}'
+# 3. Release the volume from the old claim.
+kubectl -n "$NS" delete pvc {old}
+kubectl patch pv "$PV" --type json -p '[{{"op":"remove","path":"/spec/claimRef"}}]'
+# 4. Create the new claim bound to the same volume (same size, class and access modes as in
+#    the manifests), then sync the app.
+kubectl -n "$NS" get pvc {new} 2>/dev/null || echo "create {new} with spec.volumeName: $PV"
+```
+
+For step 4, add `volumeName: <the PV>` to the new claim's `spec` for the first sync (or create it
+by hand with that field), then sync. Check the app's data, then restore the PV's reclaim policy
+to the environment's (`kubectl patch pv "$PV" -p '{{"spec":{{"persistentVolumeReclaimPolicy":"Delete"}}}}'`
+in development). If the claim was never bound anywhere, delete this file.
+"""

@@ -1,0 +1,129 @@
+"""Fixer for SK101 (storage-class-for-environment) and SK106 (storage-class-missing).
+
+The StorageClass belongs to the environment, so it is set where the environment is written:
+
+* a claim defined inside the overlay directory itself is edited in place;
+* a claim from a base shared with other environments gets a patch in
+  `overlays/<env>/kustomization.yaml` (an existing patch of that claim's class is updated,
+  otherwise a JSON patch is appended — later patches win, so it takes effect). The base is never
+  edited, so the other environments keep their own class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from statekeeper.fix.context import FindingGroup, FixContext, replace_token, to_ruamel
+from statekeeper.fix.sources import Overlay, Placement
+
+RULES = ("SK101", "SK106")
+PVC = "PersistentVolumeClaim"
+
+
+def fix(ctx: FixContext, group: FindingGroup) -> None:
+    if group.kind != PVC:
+        ctx.refuse(group, f"only PersistentVolumeClaims are fixed (this is a {group.kind})")
+        return
+    name = ctx.renamed(group.namespace, group.name)
+    for env_name in group.environments:
+        if env_name is None:
+            ctx.refuse(group, "the environment is unknown, so is the StorageClass it needs")
+            continue
+        env = ctx.strategy.environment(env_name)
+        # The index holds the sources as read; a claim renamed by this run is found by its old
+        # name and edited under its new one.
+        found = ctx.index.locate(PVC, group.name, group.namespace, env.name)
+        if not found:
+            ctx.refuse(group, _not_found_reason(ctx, name, env.name))
+            continue
+        for overlay, placement in found:
+            _set_class(ctx, group, overlay, placement, name, env.storage_class)
+
+
+def _not_found_reason(ctx: FixContext, name: str, env: str) -> str:
+    for overlay in ctx.index.overlays_for(env):
+        remote = ctx.index.remote_bases(overlay.dir)
+        if remote:
+            return (
+                f"PVC {name} is not in the local sources (remote base {remote[0]} cannot be edited)"
+            )
+        charts = ctx.index.helm_charts(overlay.dir)
+        if charts:
+            return f"PVC {name} is not in the local sources (Helm chart {charts[0][1].get('name')})"
+    return f"PVC {name} was not found in the source files of the {env} overlay"
+
+
+def _set_class(
+    ctx: FixContext,
+    group: FindingGroup,
+    overlay: Overlay | None,
+    placement: Placement,
+    name: str,
+    storage_class: str,
+) -> None:
+    doc = placement.doc
+    in_overlay = overlay is None or doc.file.is_relative_to(overlay.dir)
+    if in_overlay:
+        _yfile, data = ctx.edit_doc(doc.file, PVC, name)
+        spec = data.setdefault("spec", CommentedMap())
+        if spec.get("storageClassName") != storage_class:
+            spec["storageClassName"] = storage_class
+        ctx.done(group, f"storageClassName: {storage_class} in {ctx.show(doc.file)}")
+        return
+    assert overlay is not None
+    kustomization = ctx.index.kustomizations[overlay.dir].file
+    data = ctx.edit_first(kustomization)
+    patches = data.get("patches")
+    if patches is None:
+        patches = to_ruamel([])
+        data["patches"] = patches
+    for entry in patches:
+        if _update_existing(entry, name, placement.namespace, storage_class):
+            ctx.done(group, f"updated the StorageClass patch in {ctx.show(kustomization)}")
+            return
+    target: dict[str, Any] = {"kind": PVC, "name": name}
+    if placement.namespace:
+        target["namespace"] = placement.namespace
+    entry = to_ruamel({"target": target})
+    entry["patch"] = LiteralScalarString(
+        f"- op: add\n  path: /spec/storageClassName\n  value: {storage_class}"
+    )
+    patches.append(entry)
+    ctx.done(group, f"patch storageClassName: {storage_class} in {ctx.show(kustomization)}")
+
+
+def _update_existing(entry: Any, name: str, namespace: str | None, storage_class: str) -> bool:
+    """Rewrite an inline patch that targets exactly this claim by name and sets its class."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("patch"), str):
+        return False
+    target = entry.get("target")
+    if not isinstance(target, dict) or target.get("name") != name:
+        return False
+    if target.get("kind") not in (None, PVC):
+        return False
+    if namespace and target.get("namespace") not in (None, namespace):
+        return False
+    text = entry["patch"]
+    try:
+        ops = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(ops, list):
+        return False
+    for op in ops:
+        if (
+            isinstance(op, dict)
+            and op.get("path") == "/spec/storageClassName"
+            and op.get("op") in ("add", "replace")
+            and isinstance(op.get("value"), str)
+        ):
+            if op["value"] != storage_class:
+                entry["patch"] = LiteralScalarString(
+                    replace_token(text, op["value"], storage_class)
+                )
+            return True
+    return False

@@ -1,0 +1,173 @@
+"""The set of files one `fix` run reads, edits and writes — all of them, or none.
+
+Every file is read once and remembered with its SHA-256. Writing checks, for every file first,
+that it is still what was read (no one edited it meanwhile) and that it may be written; only then
+are the new texts written to temporary files in the same directories and renamed over the
+originals, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from statekeeper.errors import InputError
+from statekeeper.fix.yamlfile import YamlFile, sha256
+
+
+class ChangedOnDisk(InputError):
+    """A file changed between the time fix read it and the time it would write it."""
+
+
+@dataclass(slots=True)
+class Workspace:
+    """Files loaded for editing (by absolute path) and new files to create."""
+
+    root: Path
+    files: dict[Path, YamlFile] = field(default_factory=dict)
+    new_files: dict[Path, str] = field(default_factory=dict)
+
+    def load(self, path: Path) -> YamlFile:
+        path = path.resolve()
+        if path not in self.files:
+            self.files[path] = YamlFile.load(path)
+        return self.files[path]
+
+    def checkpoint(self) -> Any:
+        """A copy of every in-memory edit so far, for `rollback`."""
+        files = {
+            path: (
+                copy.deepcopy([d.data for d in yfile.documents]),
+                [d.baseline for d in yfile.documents],
+                copy.deepcopy(yfile.new_documents),
+            )
+            for path, yfile in self.files.items()
+        }
+        return files, dict(self.new_files)
+
+    def rollback(self, checkpoint: Any) -> None:
+        """Undo every in-memory edit made since `checkpoint`."""
+        files, new_files = checkpoint
+        for path in list(self.files):
+            if path not in files:
+                del self.files[path]
+                continue
+            datas, baselines, new_documents = files[path]
+            yfile = self.files[path]
+            for doc, data, baseline in zip(yfile.documents, datas, baselines, strict=True):
+                doc.data, doc.baseline = data, baseline
+            yfile.new_documents = new_documents
+        self.new_files = new_files
+
+    def create(self, path: Path, text: str) -> None:
+        """Plan a new file. If it exists already (or is planned), that is a usage error."""
+        path = path.resolve()
+        if path.exists() or path in self.new_files:
+            raise InputError(f"{self.display(path)} already exists")
+        self.new_files[path] = text
+
+    def display(self, path: Path) -> str:
+        """The path as the user would recognise it: relative to the fixed tree when inside it."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return str(path)
+
+    def changes(self) -> dict[Path, tuple[str, str]]:
+        """path → (old text, new text) for every file that changes (new files: old is "")."""
+        result: dict[Path, tuple[str, str]] = {}
+        for path, yfile in sorted(self.files.items()):
+            new = yfile.render()
+            if new != yfile.original_text:
+                result[path] = (yfile.original_text, new)
+        for path, text in sorted(self.new_files.items()):
+            result[path] = ("", text)
+        return result
+
+    def diff(self) -> str:
+        """A unified diff of every change, `a/`/`b/` paths relative to the tree."""
+        chunks: list[str] = []
+        for path, (old, new) in self.changes().items():
+            name = self.display(path)
+            chunks.extend(
+                difflib.unified_diff(
+                    old.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    fromfile="/dev/null" if not old and path in self.new_files else f"a/{name}",
+                    tofile=f"b/{name}",
+                )
+            )
+        return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
+
+    def commit(self) -> list[Path]:
+        """Write every change, or nothing. Returns the paths written."""
+        changes = self.changes()
+        for path in changes:
+            self._check_writable(path)
+        for path, yfile in self.files.items():
+            if path in changes:
+                try:
+                    current = path.read_bytes()
+                except OSError as exc:
+                    raise InputError(f"cannot read {self.display(path)}: {exc}") from exc
+                if sha256(current) != yfile.digest:
+                    raise ChangedOnDisk(
+                        f"{self.display(path)} changed while fix was running; nothing was "
+                        "written (run fix again)"
+                    )
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for path, (_old, new) in changes.items():
+                staged.append((_stage(path, new), path))
+        except OSError as exc:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write next to {exc.filename}: {exc.strerror}") from exc
+        for tmp, path in staged:
+            tmp.replace(path)
+        return [path for _tmp, path in staged]
+
+    def _check_writable(self, path: Path) -> None:
+        name = self.display(path)
+        if path in self.new_files:
+            if path.exists():
+                raise ChangedOnDisk(f"{name} appeared while fix was running; nothing was written")
+            parent = _existing_parent(path)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(f"cannot create {name}: directory {parent} is not writable")
+            return
+        if not os.access(path, os.W_OK):
+            raise InputError(f"{name} is read-only; nothing was written")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot replace {name}: its directory is not writable")
+
+
+def _existing_parent(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent
+
+
+def _stage(path: Path, text: str) -> Path:
+    """Write `text` to a temporary file next to `path`, with `path`'s permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".statekeeper-tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        tmp.chmod(mode)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp

@@ -1,0 +1,537 @@
+"""Build the inventory from loaded resources, once, with the indexes rules need.
+
+Environment of a resource, in order: `--env`, the overlay it was rendered from
+(`Origin.environment`), the `environment` label of its Namespace, the policy's namespace
+mapping. An unknown environment is never guessed: it stays None and one Note per app says so.
+App of a resource: label `app.kubernetes.io/name`, label `app`, the app of a workload mounting it
+(for claims), the kustomize app directory (`Resource.extras["source_dir"]`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+from statekeeper.findings import Note
+from statekeeper.inventory.detect import classify_container, container_script, detect_state
+from statekeeper.inventory.model import (
+    WORKLOAD_KINDS,
+    App,
+    Claim,
+    Container,
+    EnvVar,
+    FieldPath,
+    Inventory,
+    Mount,
+    NamespaceInfo,
+    PersistentVolumeInfo,
+    StorageClassInfo,
+    VeleroSchedule,
+    Volume,
+    Workload,
+)
+from statekeeper.manifests.resource import Resource
+from statekeeper.policy.model import Policy
+
+_CLUSTER_SCOPED = frozenset(
+    {"Namespace", "StorageClass", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+     "CustomResourceDefinition", "PriorityClass", "IngressClass", "VolumeSnapshotClass"}
+)  # fmt: skip
+_VOLUME_SOURCES = (
+    "persistentVolumeClaim", "emptyDir", "hostPath", "nfs", "configMap", "secret", "ephemeral",
+    "projected", "downwardAPI", "csi", "iscsi", "cephfs", "rbd", "glusterfs", "image",
+)  # fmt: skip
+
+
+def build_inventory(
+    resources: Sequence[Resource],
+    other: Sequence[Resource],
+    policy: Policy,
+    *,
+    env: str | None = None,
+) -> Inventory:
+    """Index the resources and run detection. `env` (from `--env`) overrides every resource's
+    environment; `other` holds non-Kubernetes documents (e.g. velero Helm values)."""
+    inv = Inventory(resources=list(resources), other=list(other))
+    forced = _canonical(policy, env) if env else None
+    if env and forced is None:
+        forced = env  # a name the policy does not know: kept, SK101/102 will say so
+    namespace_labels = _namespace_environments(resources, policy)
+
+    for resource in resources:
+        inv.by_key.setdefault(_identity(resource), []).append(resource)
+        inv.environment_of[id(resource)] = forced or _environment(
+            resource, policy, namespace_labels
+        )
+        if resource.kind == "ConfigMap":
+            inv.config_maps[(_scope(resource), resource.namespace or "", resource.name)] = resource
+            inv.config_maps.setdefault((None, resource.namespace or "", resource.name), resource)
+
+    claims_by_name: dict[tuple[str | None, str, str], Claim] = {}
+    for resource in resources:
+        kind = resource.kind
+        environment = inv.environment_of[id(resource)]
+        if kind in WORKLOAD_KINDS:
+            workload = _workload(resource, environment)
+            if workload is not None:
+                workload.app = _label_app(resource) or _template_app(resource)
+                inv.workloads.append(workload)
+                for claim in workload.claim_templates:
+                    inv.claims.append(claim)
+        elif kind == "PersistentVolumeClaim":
+            spec = resource.body.get("spec")
+            claim = Claim(
+                resource=resource,
+                name=resource.name,
+                namespace=resource.namespace,
+                spec=spec if isinstance(spec, dict) else {},
+                spec_path=("spec",),
+                scope=_scope(resource),
+                app=_label_app(resource),
+                environment=environment,
+            )
+            inv.claims.append(claim)
+            claims_by_name[(claim.scope, claim.namespace or "", claim.name)] = claim
+        elif kind == "StorageClass":
+            inv.storage_classes.append(StorageClassInfo(resource, environment))
+        elif kind == "PersistentVolume":
+            inv.persistent_volumes.append(PersistentVolumeInfo(resource, environment))
+        elif resource.api_version.startswith("velero.io/") and kind == "Schedule":
+            inv.schedules.append(_velero_cr(resource, environment))
+        elif kind == "HelmRelease":
+            values = _dig(resource.body, "spec", "values")
+            inv.schedules.extend(_velero_values(resource, values, environment))
+        elif kind == "Application" and resource.api_version.startswith("argoproj.io/"):
+            values = _dig(resource.body, "spec", "source", "helm", "valuesObject")
+            inv.schedules.extend(_velero_values(resource, values, environment))
+
+    for doc in other:
+        found = _velero_values(doc, doc.body, _canonical(policy, doc.origin.environment) or forced)
+        if found:
+            inv.schedules.extend(found)
+        else:
+            inv.notes.append(
+                Note("skipped: not a Kubernetes object", doc.origin.file, doc.origin.line)
+            )
+
+    # Workloads: mounts of claims, state detection, app of their claims.
+    for workload in inv.workloads:
+        for container in workload.all_containers:
+            _add_env_from_config_maps(container, workload, inv)
+            container.script = container_script(container, workload, inv.config_map)
+            container.role = classify_container(container, policy)
+        detect_state(workload, policy, inv.config_map)
+        source_app = _source_app(workload.resource)
+        for container in workload.all_containers:
+            for mount in container.mounts:
+                volume = workload.volumes.get(mount.volume)
+                if volume is None or volume.claim_name is None:
+                    continue
+                mounted = claims_by_name.get(
+                    (workload.scope, workload.namespace or "", volume.claim_name)
+                )
+                if mounted is not None:
+                    mounted.mounted_by.append((workload, container, mount))
+        for claim in workload.claim_templates:
+            for container in workload.all_containers:
+                for mount in container.mounts:
+                    if mount.volume == claim.name:
+                        claim.mounted_by.append((workload, container, mount))
+        workload.app = workload.app or source_app
+
+    for claim in inv.claims:
+        if claim.app is None:
+            mounting = {w.app for w, _, _ in claim.mounted_by if w.app}
+            claim.app = sorted(mounting)[0] if mounting else _source_app(claim.resource)
+
+    for workload in inv.workloads:
+        for claim in workload.claim_templates:
+            claim.app = claim.app or workload.app
+        inv.app_of[id(workload.resource)] = workload.app
+    for claim in inv.claims:
+        inv.app_of.setdefault(id(claim.resource), claim.app)
+    for resource in resources:
+        if id(resource) not in inv.app_of:
+            inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource)
+
+    _collect_apps(inv)
+    _collect_namespaces(inv)
+    _unknown_environment_notes(inv)
+    return inv
+
+
+# ---------------------------------------------------------------------------------------------
+# environment and app
+
+
+def _canonical(policy: Policy, name: str | None) -> str | None:
+    return policy.canonical_environment(name) if name else None
+
+
+def _scope(resource: Resource) -> str | None:
+    """Resources rendered from one overlay see each other; raw files share the None scope."""
+    return resource.origin.overlay
+
+
+def _identity(resource: Resource) -> tuple[str, str, str]:
+    namespace = "" if resource.kind in _CLUSTER_SCOPED else (resource.namespace or "")
+    return (resource.kind, namespace, resource.name)
+
+
+def _namespace_environments(
+    resources: Sequence[Resource], policy: Policy
+) -> dict[tuple[str | None, str], str]:
+    """(scope, namespace) -> environment from Namespace objects' `environment` label."""
+    found: dict[tuple[str | None, str], str] = {}
+    for resource in resources:
+        if resource.kind != "Namespace":
+            continue
+        label = resource.labels.get(policy.environment_label)
+        env = _canonical(policy, label)
+        if env is not None:
+            found[(_scope(resource), resource.name)] = env
+            found.setdefault((None, resource.name), env)
+    return found
+
+
+def _environment(
+    resource: Resource, policy: Policy, namespace_labels: dict[tuple[str | None, str], str]
+) -> str | None:
+    origin_env = resource.origin.environment
+    if origin_env:
+        return _canonical(policy, origin_env) or origin_env
+    namespace = resource.name if resource.kind == "Namespace" else resource.namespace
+    if namespace is None:
+        return None
+    labelled = namespace_labels.get((_scope(resource), namespace)) or namespace_labels.get(
+        (None, namespace)
+    )
+    if labelled:
+        return labelled
+    mapped = policy.namespace_environments.get(namespace)
+    return _canonical(policy, mapped) if mapped else None
+
+
+def _label_app(resource: Resource) -> str | None:
+    labels = resource.labels
+    return labels.get("app.kubernetes.io/name") or labels.get("app") or None
+
+
+def _template_app(resource: Resource) -> str | None:
+    template = _pod_template(resource)
+    if template is None:
+        return None
+    labels = _dig(template[0], "metadata", "labels")
+    if isinstance(labels, dict):
+        value = labels.get("app.kubernetes.io/name") or labels.get("app")
+        return str(value) if value else None
+    return None
+
+
+def _source_app(resource: Resource) -> str | None:
+    source_dir = resource.extras.get("source_dir")
+    if not source_dir:
+        return None
+    return posixpath.basename(str(source_dir).replace("\\", "/").rstrip("/")) or None
+
+
+# ---------------------------------------------------------------------------------------------
+# workloads
+
+
+def _pod_template(resource: Resource) -> tuple[dict[str, Any], FieldPath] | None:
+    """The pod template (metadata + spec) of a workload and its path; for a Pod, the Pod."""
+    kind = resource.kind
+    body = resource.body
+    if kind == "Pod":
+        return body, ()
+    path: FieldPath = (
+        ("spec", "jobTemplate", "spec", "template") if kind == "CronJob" else ("spec", "template")
+    )
+    template = _dig(body, *path)
+    return (template, path) if isinstance(template, dict) else None
+
+
+def _workload(resource: Resource, environment: str | None) -> Workload | None:
+    found = _pod_template(resource)
+    if found is None:
+        return None
+    template, template_path = found
+    pod_spec = template.get("spec")
+    if not isinstance(pod_spec, dict):
+        return None
+    pod_path = (*template_path, "spec")
+    annotations = {}
+    template_annotations = _dig(template, "metadata", "annotations")
+    if isinstance(template_annotations, dict) and resource.kind != "Pod":
+        annotations.update({str(k): str(v) for k, v in template_annotations.items()})
+    annotations.update(resource.annotations)
+
+    volumes: dict[str, Volume] = {}
+    raw_volumes = pod_spec.get("volumes")
+    for index, raw in enumerate(raw_volumes if isinstance(raw_volumes, list) else []):
+        if isinstance(raw, dict) and raw.get("name"):
+            volumes[str(raw["name"])] = _volume(raw, index)
+
+    workload = Workload(
+        resource=resource,
+        pod_path=pod_path,
+        scope=_scope(resource),
+        containers=_containers(pod_spec, "containers", pod_path, init=False),
+        init_containers=_containers(pod_spec, "initContainers", pod_path, init=True),
+        volumes=volumes,
+        annotations=annotations,
+        environment=environment,
+    )
+    if resource.kind == "StatefulSet":
+        templates = _dig(resource.body, "spec", "volumeClaimTemplates")
+        for index, raw in enumerate(templates if isinstance(templates, list) else []):
+            if not isinstance(raw, dict):
+                continue
+            name = str(_dig(raw, "metadata", "name") or "")
+            spec = raw.get("spec")
+            workload.claim_templates.append(
+                Claim(
+                    resource=resource,
+                    name=name,
+                    namespace=resource.namespace,
+                    spec=spec if isinstance(spec, dict) else {},
+                    spec_path=("spec", "volumeClaimTemplates", index, "spec"),
+                    scope=workload.scope,
+                    template_of=resource.name,
+                    environment=environment,
+                )
+            )
+            if name and name not in volumes:
+                volumes[name] = Volume(name=name, source="volumeClaimTemplate", raw=raw)
+    return workload
+
+
+def _volume(raw: dict[str, Any], index: int) -> Volume:
+    source = next((key for key in _VOLUME_SOURCES if key in raw), "")
+    if not source:
+        source = next((str(key) for key in raw if key != "name"), "unknown")
+    volume = Volume(name=str(raw["name"]), source=source, raw=raw, index=index)
+    if source == "persistentVolumeClaim":
+        claim = _dig(raw, "persistentVolumeClaim", "claimName")
+        volume.claim_name = str(claim) if claim else None
+    elif source == "configMap":
+        name = _dig(raw, "configMap", "name")
+        volume.config_map = str(name) if name else None
+    return volume
+
+
+def _containers(
+    pod_spec: dict[str, Any], key: str, pod_path: FieldPath, *, init: bool
+) -> list[Container]:
+    raw_list = pod_spec.get(key)
+    result: list[Container] = []
+    for index, raw in enumerate(raw_list if isinstance(raw_list, list) else []):
+        if not isinstance(raw, dict):
+            continue
+        mounts: list[Mount] = []
+        raw_mounts = raw.get("volumeMounts")
+        for m_index, m in enumerate(raw_mounts if isinstance(raw_mounts, list) else []):
+            if isinstance(m, dict) and m.get("name") and m.get("mountPath"):
+                mounts.append(
+                    Mount(
+                        volume=str(m["name"]),
+                        path=posixpath.normpath(str(m["mountPath"])),
+                        sub_path=str(m.get("subPath") or ""),
+                        read_only=bool(m.get("readOnly", False)),
+                        index=m_index,
+                    )
+                )
+        env: list[EnvVar] = []
+        raw_env = raw.get("env")
+        for e_index, var in enumerate(raw_env if isinstance(raw_env, list) else []):
+            if not isinstance(var, dict) or not var.get("name"):
+                continue
+            value_from = var.get("valueFrom")
+            if isinstance(value_from, dict):
+                source = next(
+                    (k for k in ("secretKeyRef", "configMapKeyRef") if k in value_from), "other"
+                )
+                env.append(EnvVar(str(var["name"]), None, source, e_index))
+            else:
+                value = var.get("value")
+                env.append(
+                    EnvVar(str(var["name"]), None if value is None else str(value), "value",
+                           e_index)
+                )  # fmt: skip
+        env_from: list[tuple[str, str]] = []
+        raw_env_from = raw.get("envFrom")
+        for ref in raw_env_from if isinstance(raw_env_from, list) else []:
+            if isinstance(ref, dict):
+                for ref_kind in ("secretRef", "configMapRef"):
+                    name = _dig(ref, ref_kind, "name")
+                    if name:
+                        env_from.append((ref_kind, str(name)))
+        result.append(
+            Container(
+                name=str(raw.get("name", "")),
+                image=str(raw.get("image", "")),
+                command=_strings(raw.get("command")),
+                args=_strings(raw.get("args")),
+                env=env,
+                env_from=env_from,
+                mounts=mounts,
+                init=init,
+                native_sidecar=init and raw.get("restartPolicy") == "Always",
+                index=index,
+                path=(*pod_path, key, index),
+                raw=raw,
+            )
+        )
+    return result
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _add_env_from_config_maps(container: Container, workload: Workload, inv: Inventory) -> None:
+    """Variables from `envFrom: configMapRef` ConfigMaps of the inventory, after `env`."""
+    for ref_kind, name in container.env_from:
+        if ref_kind != "configMapRef":
+            continue
+        config_map = inv.config_map(workload.scope, workload.namespace, name)
+        data = config_map.body.get("data") if config_map is not None else None
+        if isinstance(data, dict):
+            for key, value in data.items():
+                container.env.append(EnvVar(str(key), str(value), "configMapRef", -1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Velero
+
+
+def _velero_cr(resource: Resource, environment: str | None) -> VeleroSchedule:
+    spec = resource.body.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    return _schedule(resource, resource.name, "Schedule", spec, environment)
+
+
+def _velero_values(
+    resource: Resource, values: Any, environment: str | None
+) -> list[VeleroSchedule]:
+    """Schedules from the velero Helm chart's values (`schedules: {name: {schedule, template}}`)."""
+    if not isinstance(values, dict):
+        return []
+    schedules = values.get("schedules")
+    if not isinstance(schedules, dict):
+        return []
+    found = []
+    for name, spec in schedules.items():
+        if isinstance(spec, dict):
+            found.append(_schedule(resource, str(name), "helm values", spec, environment))
+    return found
+
+
+def _schedule(
+    resource: Resource, name: str, source: str, spec: dict[str, Any], environment: str | None
+) -> VeleroSchedule:
+    template = spec.get("template")
+    template = template if isinstance(template, dict) else {}
+    included = _strings(template.get("includedNamespaces")) or ["*"]
+    excluded = _strings(template.get("excludedNamespaces"))
+    volumes = template.get("snapshotVolumes") is not False or any(
+        template.get(key) is True
+        for key in ("defaultVolumesToFsBackup", "defaultVolumesToRestic", "snapshotMoveData")
+    )
+    resources_in = [r.lower() for r in _strings(template.get("includedResources"))]
+    resources_out = [r.lower() for r in _strings(template.get("excludedResources"))]
+    volume_kinds = {"persistentvolumes", "persistentvolumeclaims", "pv", "pvc"}
+    if resources_in and "*" not in resources_in and not volume_kinds & set(resources_in):
+        volumes = False
+    if volume_kinds & set(resources_out):
+        volumes = False
+    cron = spec.get("schedule")
+    return VeleroSchedule(
+        resource=resource,
+        name=name,
+        source=source,
+        cron=str(cron) if cron else None,
+        included=included,
+        excluded=excluded,
+        volumes=volumes,
+        disabled=bool(spec.get("paused") or spec.get("disabled")),
+        environment=environment,
+        scope=_scope(resource),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# apps, namespaces, notes
+
+
+def _collect_apps(inv: Inventory) -> None:
+    for workload in inv.workloads:
+        if workload.app:
+            app = inv.apps.setdefault(workload.app, App(workload.app))
+            app.workloads.append(workload)
+            if workload.environment:
+                app.environments.add(workload.environment)
+    for claim in inv.claims:
+        if claim.app:
+            app = inv.apps.setdefault(claim.app, App(claim.app))
+            app.claims.append(claim)
+            if claim.environment:
+                app.environments.add(claim.environment)
+
+
+def _collect_namespaces(inv: Inventory) -> None:
+    """Every namespace named by a resource (or declared), per environment."""
+    for resource in inv.resources:
+        env = inv.environment_of.get(id(resource))
+        if resource.kind == "Namespace":
+            inv.namespaces[(env, resource.name)] = NamespaceInfo(
+                resource.name, env, resource, declared=True
+            )
+    for resource in inv.resources:
+        namespace = resource.namespace
+        if namespace is None or resource.kind in _CLUSTER_SCOPED:
+            continue
+        env = inv.environment_of.get(id(resource))
+        inv.namespaces.setdefault(
+            (env, namespace), NamespaceInfo(namespace, env, resource, declared=False)
+        )
+
+
+_JUDGED_KINDS = frozenset({*WORKLOAD_KINDS, "PersistentVolumeClaim"})
+
+
+def _unknown_environment_notes(inv: Inventory) -> None:
+    """One note per app (or per file for resources without an app) whose environment is
+    unknown; only for the kinds whose rules depend on the environment."""
+    seen: dict[str, list[Resource]] = {}
+    for resource in inv.resources:
+        if resource.kind not in _JUDGED_KINDS or inv.environment_of.get(id(resource)):
+            continue
+        app = inv.app_of.get(id(resource))
+        key = f"app {app}" if app else f"{resource.kind} {resource.name}"
+        seen.setdefault(key, []).append(resource)
+    for key, group in seen.items():
+        first = group[0]
+        more = f" and {len(group) - 1} more resource(s)" if len(group) > 1 else ""
+        inv.notes.append(
+            Note(
+                f"environment unknown for {key} ({first.kind} {first.name}{more}): "
+                "storage class and reclaim policy not judged; pass --env, render an overlay, "
+                "label the namespace `environment`, or map the namespace in the policy",
+                first.origin.file,
+                first.origin.line,
+            )
+        )
+
+
+def _dig(data: Any, *path: str | int) -> Any:
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return None
+    return data

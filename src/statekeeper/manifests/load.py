@@ -1,0 +1,535 @@
+"""Read manifests from files, directories, stdin and rendered kustomize overlays.
+
+The hot path is libyaml (`yaml.CSafeLoader`): one `get_node`/`construct_document` pair per
+document, exactly what `yaml.load_all` does, plus one `Resource` per object. Safety checks
+that need a Python walk over the node graph (alias expansion) only run on files whose raw
+bytes could contain an alias; nesting depth is bounded by libyaml itself (1000 levels), and a
+`RecursionError` from anywhere below is turned into an `InputError` too.
+
+Scalars are typed the way kubectl (sigs.k8s.io/yaml) types them, not the way PyYAML's YAML 1.1
+resolver does: no timestamps (dates stay strings), `y`/`n` are booleans, `0o755` is octal,
+`1e3` is a float, `1:30` is a string. See docs/inputs.md.
+
+Run `python -m statekeeper.manifests.load PATH...` to print what would be read (debugging and
+the memory tests use it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from statekeeper.errors import InputError
+from statekeeper.findings import Note
+from statekeeper.manifests.resource import Origin, Resource
+
+STDIN_NAME = "<stdin>"
+YAML_SUFFIXES = (".yaml", ".yml")
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# An alias may expand to at most this many nodes before the document counts as a "billion
+# laughs" attack (and, above it, to at most ALIAS_RATIO times the document's own node count).
+ALIAS_EXPANSION_LIMIT = 100_000
+ALIAS_RATIO = 10
+
+__all__ = [
+    "KUSTOMIZATION_NAMES",
+    "STDIN_NAME",
+    "LoadResult",
+    "load_sources",
+    "parse_documents",
+    "relative_to_cwd",
+]
+
+
+@dataclass
+class LoadResult:
+    """Everything read from the sources given to `load_sources`."""
+
+    resources: list[Resource] = field(default_factory=list)  # Kubernetes objects
+    other: list[Resource] = field(default_factory=list)  # YAML mappings without apiVersion+kind
+    notes: list[Note] = field(default_factory=list)  # things skipped
+    sources: list[str] = field(default_factory=list)  # files and rendered overlays read
+
+
+# --------------------------------------------------------------------------- YAML typing
+
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class K8sLoader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """libyaml's parser with PyYAML's safe constructor and kubectl's implicit scalar types."""
+
+
+def _int_kubectl(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """Ints as go-yaml v2 reads them: `0755` and `0o755` octal, `0x1f` hex, `0b101` binary."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    if digits.startswith(("0x", "0X")):
+        return sign * int(digits[2:], 16)
+    if digits.startswith(("0b", "0B")):
+        return sign * int(digits[2:], 2)
+    if digits.startswith(("0o", "0O")):
+        return sign * int(digits[2:], 8)
+    if len(digits) > 1 and digits.startswith("0") and not set(digits) & {"8", "9"}:
+        return sign * int(digits[1:], 8)
+    return sign * int(digits)
+
+
+def _str_kubectl(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return str(loader.construct_scalar(node))
+
+
+def _bool_kubectl(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> bool:
+    return str(loader.construct_scalar(node)).lower() in ("y", "yes", "true", "on")
+
+
+def _float_kubectl(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = str(loader.construct_scalar(node)).replace("_", "").lower()
+    if text.endswith((".inf", ".nan")):
+        return float(text.replace(".", ""))
+    return float(text)
+
+
+def _install_kubectl_resolvers(cls: type[yaml.SafeLoader]) -> None:
+    """Replace PyYAML's YAML 1.1 bool/int/float/timestamp resolvers with go-yaml v2's."""
+    replaced = {
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+        "tag:yaml.org,2002:timestamp",
+    }
+    cls.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in replaced]
+        for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    }
+    cls.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(
+            r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE"
+            r"|on|On|ON|off|Off|OFF)$"
+        ),
+        list("yYnNtTfFoO"),
+    )
+    cls.add_implicit_resolver(
+        "tag:yaml.org,2002:int",
+        re.compile(r"^[-+]?(?:0[bB][01_]+|0[oO]?[0-7_]+|0[xX][0-9a-fA-F_]+|[0-9][0-9_]*)$"),
+        list("-+0123456789"),
+    )
+    cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+.0123456789"),
+    )
+    cls.add_constructor("tag:yaml.org,2002:int", _int_kubectl)
+    cls.add_constructor("tag:yaml.org,2002:bool", _bool_kubectl)
+    cls.add_constructor("tag:yaml.org,2002:float", _float_kubectl)
+    # An explicit !!timestamp stays a string too: bodies must stay JSON-serialisable.
+    cls.add_constructor("tag:yaml.org,2002:timestamp", _str_kubectl)
+
+
+_install_kubectl_resolvers(K8sLoader)
+
+
+# --------------------------------------------------------------------------- parsing
+
+# Raw-byte hints that a file may use aliases (a "billion laughs" needs both an anchor and an
+# alias). False positives (shell `&&`, cron `*/5`) only cost the slower, exact check.
+_MAYBE_ANCHOR = re.compile(rb"(?:^|[\s\[{,])&[^\s,\[\]{}]", re.MULTILINE)
+_MAYBE_ALIAS = re.compile(rb"(?:^|[\s\[{,])\*[^\s,\[\]{}]", re.MULTILINE)
+_HELM_ACTION = re.compile(
+    rb"\{\{-?\s*(?:\.Values|\.Release|\.Chart|\.Capabilities|\.Files|\$\.|include\b|template\b"
+    rb"|if\b|else\b|end\b|range\b|with\b|define\b|toYaml\b|tpl\b|/\*)"
+)
+HELM_HINT = "render it first: helm template … | statekeeper audit -"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """One YAML document: its index in the stream, first line (1-based) and parsed data."""
+
+    index: int
+    line: int
+    data: Any
+
+
+def parse_documents(data: bytes, where: str) -> list[ParsedDocument]:
+    """Parse every document of `data`; `where` names the source in error messages.
+
+    Raises InputError (one line, naming `where`, the document and the line) for anything
+    that is not safe, valid YAML.
+    """
+    if b"\x00" in data:
+        raise InputError(f"{where}: binary file (contains NUL bytes), not YAML")
+    templated = b"{{" in data
+    if templated and (match := _HELM_ACTION.search(data)) is not None:
+        line = data.count(b"\n", 0, match.start()) + 1
+        raise InputError(f"{where}: line {line}: looks like a Helm template; {HELM_HINT}")
+    check_aliases = _MAYBE_ANCHOR.search(data) is not None and _MAYBE_ALIAS.search(data)
+    docs: list[ParsedDocument] = []
+    loader = K8sLoader(data)
+    index = 0
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if check_aliases:
+                _check_alias_expansion(node, where, index)
+            docs.append(
+                ParsedDocument(index, node.start_mark.line + 1, loader.construct_document(node))
+            )
+            index += 1
+    except yaml.reader.ReaderError as err:
+        line = data.count(b"\n", 0, max(err.position, 0)) + 1
+        what = "not valid UTF-8" if "UTF-8" in err.reason else err.reason
+        raise InputError(f"{where}: line {line}: {what} (not a UTF-8 YAML text file)") from None
+    except yaml.MarkedYAMLError as err:
+        raise InputError(_yaml_error_message(err, where, index, templated)) from None
+    except RecursionError:
+        raise InputError(f"{where}: document {index}: nested too deeply") from None
+    except (ValueError, OverflowError) as err:  # e.g. a huge int literal
+        raise InputError(f"{where}: document {index}: cannot read a value: {err}") from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _yaml_error_message(err: yaml.MarkedYAMLError, where: str, index: int, templated: bool) -> str:
+    mark = err.problem_mark or err.context_mark
+    at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
+    problem = " ".join(str(err.problem or err.context or "invalid YAML").split())
+    if "maximum nesting depth" in problem:
+        return f"{where}: document {index}, {at}: nested too deeply (more than 1000 levels)"
+    hint = f"; if it is a Helm template, {HELM_HINT}" if templated else ""
+    return f"{where}: document {index}, {at}: invalid YAML: {problem}{hint}"
+
+
+def _check_alias_expansion(root: Node, where: str, index: int) -> None:
+    """Refuse a document whose aliases expand to far more nodes than it holds.
+
+    Memoised per node, so the walk is linear in the document's own size even for a
+    billion-laughs document; iterative, so depth cannot overflow the stack.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, SequenceNode):
+            children: list[Node] = node.value
+        elif isinstance(node, MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            total = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = total
+            if total > ALIAS_EXPANSION_LIMIT and total > ALIAS_RATIO * len(sizes):
+                line = node.start_mark.line + 1
+                raise InputError(
+                    f"{where}: document {index}, line {line}: excessive aliasing "
+                    f"(aliases expand to more than {ALIAS_EXPANSION_LIMIT} nodes)"
+                )
+        else:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def relative_to_cwd(path: str | os.PathLike[str]) -> str:
+    """`path` relative to the working directory when it lies below it, else absolute."""
+    absolute = os.path.abspath(path)  # noqa: PTH100 - normalises `..` without resolving links
+    cwd = os.getcwd()  # noqa: PTH109 - a str, compared as text
+    if absolute == cwd:
+        return "."
+    if absolute.startswith(cwd + os.sep):
+        return absolute[len(cwd) + 1 :]
+    return absolute
+
+
+def _is_kustomization(name: str) -> bool:
+    return name in KUSTOMIZATION_NAMES
+
+
+@dataclass
+class _Tree:
+    """What a walk below one directory argument found."""
+
+    yaml_files: list[Path] = field(default_factory=list)
+    kustomize_dirs: set[Path] = field(default_factory=set)
+
+
+def _walk(root: Path) -> _Tree:
+    """Every *.yaml/*.yml file below `root` (sorted, hidden directories skipped) and every
+    directory holding a kustomization file. Symlinked directories are followed once; a link
+    back to one of its own ancestors is a symlink loop and an error."""
+    tree = _Tree()
+    visited: set[tuple[int, int]] = set()
+
+    def visit(directory: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+        try:
+            info = directory.stat()
+        except OSError as err:
+            raise InputError(
+                f"{relative_to_cwd(directory)}: cannot read: {_os_reason(err)}"
+            ) from None
+        ident = (info.st_dev, info.st_ino)
+        if ident in ancestors:
+            raise InputError(f"{relative_to_cwd(directory)}: symlink loop (links back to a parent)")
+        if ident in visited:
+            return  # a second link to a directory already read
+        visited.add(ident)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as err:
+            raise InputError(
+                f"{relative_to_cwd(directory)}: cannot read: {_os_reason(err)}"
+            ) from None
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = directory / entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError as err:
+                raise InputError(
+                    f"{relative_to_cwd(path)}: cannot read: {_os_reason(err)}"
+                ) from None
+            if is_dir:
+                subdirs.append(path)
+            elif _is_kustomization(entry.name):
+                tree.kustomize_dirs.add(directory)
+            elif entry.name.endswith(YAML_SUFFIXES):
+                tree.yaml_files.append(path)
+        for sub in subdirs:
+            visit(sub, ancestors | {ident})
+
+    visit(root, frozenset())
+    return tree
+
+
+def _os_reason(err: OSError) -> str:
+    if err.errno == 40:  # ELOOP
+        return "symlink loop"
+    return err.strerror or str(err)
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    where = relative_to_cwd(path)
+    try:
+        info = path.stat()
+    except OSError as err:
+        reason = _os_reason(err)
+        if path.is_symlink() and reason != "symlink loop":
+            reason = f"broken symlink ({reason})"
+        raise InputError(f"{where}: cannot read: {reason}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{where}: cannot read: not a regular file")
+    if info.st_size > max_bytes:
+        raise InputError(f"{where}: file too large ({info.st_size} bytes; limit {max_bytes})")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as err:
+        raise InputError(f"{where}: cannot read: {_os_reason(err)}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{where}: file too large (more than {max_bytes} bytes)")
+    return data
+
+
+def _read_stdin(stream: BinaryIO, max_bytes: int) -> bytes:
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"{STDIN_NAME}: input too large (more than {max_bytes} bytes)")
+    return data
+
+
+def add_documents(
+    result: LoadResult,
+    docs: Sequence[ParsedDocument],
+    file: str,
+    *,
+    source_dir: str | None,
+) -> None:
+    """Sort parsed documents of one plain file into resources, other mappings and notes."""
+    extras: dict[str, Any] = {} if source_dir is None else {"source_dir": source_dir}
+    for doc in docs:
+        body = doc.data
+        if body is None:
+            continue  # empty document (`---` at the end of a file, ...)
+        origin = Origin(file=file, document=doc.index, line=doc.line)
+        if not isinstance(body, dict):
+            what = type(body).__name__
+            result.notes.append(
+                Note(f"document {doc.index} is not a mapping ({what}); skipped", file, doc.line)
+            )
+            continue
+        if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
+            result.other.append(Resource(body, origin, dict(extras)))
+            continue
+        if body["kind"].endswith("List") and isinstance(body.get("items"), list):
+            _add_list_items(result, body["items"], origin, extras)
+            continue
+        result.resources.append(Resource(body, origin, dict(extras)))
+
+
+def _add_list_items(
+    result: LoadResult, items: list[Any], origin: Origin, extras: dict[str, Any]
+) -> None:
+    """A `kind: List` (as `kubectl get -o yaml` writes) stands for its items."""
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("kind"), str):
+            result.resources.append(Resource(item, origin, dict(extras)))
+        else:
+            result.notes.append(
+                Note(
+                    f"document {origin.document}: a List item is not an object; skipped",
+                    origin.file,
+                    origin.line,
+                )
+            )
+
+
+def _load_file(result: LoadResult, path: Path, max_bytes: int) -> None:
+    where = relative_to_cwd(path)
+    docs = parse_documents(read_file(path, max_bytes), where)
+    result.sources.append(where)
+    if not docs:
+        result.notes.append(Note("no YAML documents; skipped", where, None))
+        return
+    add_documents(result, docs, where, source_dir=relative_to_cwd(path.parent))
+
+
+def _expand(paths: Sequence[str], render: bool) -> Iterator[tuple[str, Path | None, _Tree | None]]:
+    """Each argument as ("stdin", None, None), ("file", path, None) or ("dir", path, tree)."""
+    for raw in paths:
+        if raw == "-":
+            yield "stdin", None, None
+            continue
+        path = Path(raw)
+        try:
+            is_dir = path.is_dir()
+            exists = is_dir or path.exists() or path.is_symlink()
+        except OSError as err:
+            raise InputError(f"{raw}: cannot read: {_os_reason(err)}") from None
+        if not exists:
+            raise InputError(f"{raw}: no such file or directory")
+        if is_dir:
+            yield "dir", path, _walk(path)
+        else:
+            yield "file", path, None
+
+
+def load_sources(
+    paths: Sequence[str],
+    *,
+    render: bool = True,
+    env: str | None = None,
+    overlay_envs: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
+    max_workers: int | None = None,
+    max_file_bytes: int = 16 * 1024 * 1024,
+) -> LoadResult:
+    """Read every path (file, directory, `-` for stdin) into resources.
+
+    With `render`, every `overlays/<env>/kustomization.yaml` below a directory argument is
+    rendered with kustomize (see `statekeeper.manifests.kustomize`) and the YAML files of the
+    kustomize trees those overlays belong to are not read on their own. Raises InputError.
+    """
+    from statekeeper.manifests import kustomize
+
+    result = LoadResult()
+    seen_files: set[Path] = set()
+    overlays: list[Path] = []
+    for kind, path, tree in _expand(paths, render):
+        if kind == "stdin":
+            data = _read_stdin(stdin if stdin is not None else sys.stdin.buffer, max_file_bytes)
+            result.sources.append(STDIN_NAME)
+            add_documents(result, parse_documents(data, STDIN_NAME), STDIN_NAME, source_dir=None)
+            continue
+        assert path is not None
+        if kind == "file":
+            if not _is_kustomization(path.name) and _first_visit(seen_files, path):
+                _load_file(result, path, max_file_bytes)
+            continue
+        assert tree is not None
+        files = tree.yaml_files
+        if render:
+            found = kustomize.overlay_dirs(tree.kustomize_dirs)
+            overlays.extend(o for o in found if o not in overlays)
+            files = kustomize.files_outside_rendered_trees(files, tree.kustomize_dirs, found)
+        for file in files:
+            if _first_visit(seen_files, file):
+                _load_file(result, file, max_file_bytes)
+    if overlays:
+        kustomize.render_overlays(
+            result,
+            overlays,
+            env=env,
+            overlay_envs=overlay_envs or {},
+            max_workers=max_workers,
+            max_file_bytes=max_file_bytes,
+        )
+    return result
+
+
+def _first_visit(seen: set[Path], path: Path) -> bool:
+    key = Path(os.path.abspath(path))  # noqa: PTH100 - normalise, keep links
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+# --------------------------------------------------------------------------- debug entry
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m statekeeper.manifests.load [--no-render] [--env E] PATH...`: a summary as JSON."""
+    args = list(argv)
+    render = "--no-render" not in args
+    args = [a for a in args if a != "--no-render"]
+    env = None
+    if "--env" in args:
+        at = args.index("--env")
+        env = args[at + 1]
+        del args[at : at + 2]
+    try:
+        result = load_sources(args or ["."], render=render, env=env)
+    except InputError as err:
+        sys.stderr.write(f"statekeeper: error: {err}\n")
+        return err.exit_code
+    summary = {
+        "resources": len(result.resources),
+        "other": len(result.other),
+        "notes": [n.message for n in result.notes],
+        "sources": result.sources,
+        "origins": [
+            [r.kind, r.name, r.origin.file, r.origin.line, r.origin.overlay, r.origin.environment]
+            for r in result.resources[:50]
+        ],
+    }
+    sys.stdout.write(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

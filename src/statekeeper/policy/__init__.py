@@ -1,0 +1,1 @@
+"""The storage & backup strategy as data: the pydantic model and its loader."""

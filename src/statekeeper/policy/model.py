@@ -1,0 +1,310 @@
+"""The policy model: the storage & backup strategy as validated data.
+
+Everything a rule compares against lives here (class names, reclaim policies, the PVC name
+pattern, sizing ranges, known SQLite images, config paths, tier settings, agent markers); the
+built-in values are in `builtin/elite.yaml`, never in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_QUANTITY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_QUANTITY_FACTORS: dict[str, float] = {
+    "": 1,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_quantity(value: object) -> float | None:
+    """A Kubernetes quantity (`"10Gi"`, `"500M"`, `1024`) in bytes, or None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    match = _QUANTITY.match(value)
+    if not match or match.group(2) not in _QUANTITY_FACTORS:
+        return None
+    return float(match.group(1)) * _QUANTITY_FACTORS[match.group(2)]
+
+
+def parse_duration(value: object) -> float | None:
+    """`"10m"`, `"1h30m"`, `"600"` (seconds) or `600` in seconds; None if it is not a duration."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = _DURATION.match(text)
+    if match:
+        return float(match.group(1)) * _DURATION_SECONDS.get(match.group(2) or "s", 1.0)
+    parts = _DURATION_PART.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return sum(float(n) * _DURATION_SECONDS[u] for n, u in parts)
+    return None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentPolicy(_Strict):
+    """One row of the strategy's StorageClass table."""
+
+    storage_class: str = Field(min_length=1, description="StorageClass claims must use")
+    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = Field(
+        description="reclaimPolicy of that StorageClass and of its PersistentVolumes"
+    )
+    goal: str = Field("", description="Why (quoted from the strategy)")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Overlay directory names / `environment` label values meaning this env",
+    )
+
+
+class SharedStorage(_Strict):
+    """When a claim may use the shared environment's class outside that environment."""
+
+    environment: str = Field("shared", description="Name of the shared environment")
+    access_modes: list[str] = Field(
+        default_factory=lambda: ["ReadWriteMany", "ReadOnlyMany"],
+        description="A claim asking for one of these may use the shared class anywhere",
+    )
+
+
+class PvcNaming(_Strict):
+    pattern: str = Field("<app>-<purpose>-pvc", description="The pattern, as people read it")
+    regex: str = Field(description="Regex a PVC name must match; `{app}` is the app name")
+    template_regex: str = Field(
+        description="Regex a StatefulSet volumeClaimTemplate name (the purpose) must match"
+    )
+
+    @field_validator("regex", "template_regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value.replace("{app}", "app"))
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    def name_regex(self, app: str | None) -> re.Pattern[str]:
+        """The compiled name regex for `app` (any dash-separated app name if None)."""
+        if app:
+            variants = {re.escape(app), re.escape(app.replace("-", ""))}
+            app_re = "(?:" + "|".join(sorted(variants)) + ")"
+        else:
+            app_re = "[a-z0-9]+(?:-[a-z0-9]+)*?"
+        return re.compile(self.regex.replace("{app}", app_re))
+
+
+class SizingCategory(_Strict):
+    """A sizing guideline: claims of this category request between `min` and `max`."""
+
+    name: str
+    description: str = ""
+    min: str = Field(description="Smallest request, a Kubernetes quantity")
+    max: str = Field(description="Largest request, a Kubernetes quantity")
+    apps: list[str] = Field(default_factory=list, description="Only these apps (empty: any)")
+    purposes: list[str] = Field(default_factory=list, description="Purpose words")
+    images: list[str] = Field(default_factory=list, description="Images of mounting containers")
+    sqlite: bool = Field(False, description="Matches a claim holding a detected SQLite database")
+
+    @field_validator("min", "max")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        if parse_quantity(value) is None:
+            raise ValueError(f"not a Kubernetes quantity: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizingCategory:
+        if (parse_quantity(self.min) or 0) > (parse_quantity(self.max) or 0):
+            raise ValueError(f"min {self.min} is larger than max {self.max}")
+        return self
+
+    @property
+    def min_bytes(self) -> float:
+        return parse_quantity(self.min) or 0.0
+
+    @property
+    def max_bytes(self) -> float:
+        return parse_quantity(self.max) or 0.0
+
+
+class MediaLibrary(_Strict):
+    """Media libraries are direct NFS mounts, never PVCs."""
+
+    purposes: list[str] = Field(default_factory=list, description="Purpose words of libraries")
+    mount_paths: list[str] = Field(default_factory=list, description="Library mount paths")
+
+
+class KnownSqliteImage(_Strict):
+    name: str
+    images: list[str] = Field(
+        description="`owner/repo` matches the end of the image repository, a bare word its "
+        "last path segment"
+    )
+    paths: list[str] = Field(default_factory=list, description="Usual database paths")
+
+
+class SqliteTier(_Strict):
+    litestream_images: list[str] = Field(default_factory=lambda: ["litestream"])
+    config_keys: list[str] = Field(default_factory=lambda: ["litestream.yml"])
+    default_config_path: str = "/etc/litestream.yml"
+    db_extensions: list[str] = Field(default_factory=lambda: [".db", ".sqlite", ".sqlite3"])
+    integrity_markers: list[str] = Field(default_factory=lambda: ["integrity_check"])
+    restore_flags: list[str] = Field(
+        default_factory=lambda: ["-if-db-not-exists", "-if-replica-exists"]
+    )
+    known_images: list[KnownSqliteImage] = Field(default_factory=list)
+
+
+class ConfigTier(_Strict):
+    paths: list[str] = Field(default_factory=lambda: ["/config"])
+    rclone_images: list[str] = Field(default_factory=lambda: ["rclone"])
+    sync_commands: list[str] = Field(default_factory=lambda: ["sync"])
+    min_interval: str = "5m"
+    max_interval: str = "15m"
+    interval_env: list[str] = Field(default_factory=list)
+    cron_env: list[str] = Field(default_factory=list)
+
+    @field_validator("min_interval", "max_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) is None:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 5m, 900s, 1h)")
+        return value
+
+    @property
+    def min_seconds(self) -> float:
+        return parse_duration(self.min_interval) or 0.0
+
+    @property
+    def max_seconds(self) -> float:
+        return parse_duration(self.max_interval) or 0.0
+
+
+class VeleroTier(_Strict):
+    max_interval: str = "24h"
+
+    @field_validator("max_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) is None:
+            raise ValueError(f"not a duration: {value!r}")
+        return value
+
+    @property
+    def max_seconds(self) -> float:
+        return parse_duration(self.max_interval) or 0.0
+
+
+class Tiers(_Strict):
+    sqlite: SqliteTier = Field(default_factory=SqliteTier)
+    config: ConfigTier = Field(default_factory=ConfigTier)
+    velero: VeleroTier = Field(default_factory=VeleroTier)
+
+
+class Credentials(_Strict):
+    env: list[str] = Field(default_factory=list, description="S3 key variables (fnmatch globs)")
+    config_keys: list[str] = Field(default_factory=list, description="Keys in litestream configs")
+    args: list[str] = Field(default_factory=list, description="Command-line flags carrying keys")
+
+
+class AgentMarkers(_Strict):
+    restore_marker: str = "agent restore"
+    run_marker: str = "agent run"
+    sqlite_env: str = "STATEKEEPER_SQLITE_PATHS"
+    config_env: str = "STATEKEEPER_CONFIG_PATHS"
+    interval_env: str = "STATEKEEPER_RCLONE_INTERVAL"
+    default_interval: str = "10m"
+    images: list[str] = Field(default_factory=list)
+
+
+class RuleSettings(_Strict):
+    enabled: bool = True
+    severity: Literal["info", "warning", "error"] | None = None
+
+
+class Policy(_Strict):
+    """The effective policy: the built-in `elite` merged with an optional user file."""
+
+    name: str = "elite"
+    description: str = ""
+    environments: dict[str, EnvironmentPolicy]
+    shared_storage: SharedStorage = Field(default_factory=SharedStorage)
+    namespace_environments: dict[str, str] = Field(
+        default_factory=dict, description="Namespace -> environment"
+    )
+    environment_label: str = "environment"
+    pvc_naming: PvcNaming
+    sizing: list[SizingCategory] = Field(default_factory=list)
+    media_library: MediaLibrary = Field(default_factory=MediaLibrary)
+    tiers: Tiers = Field(default_factory=Tiers)
+    credentials: Credentials = Field(default_factory=Credentials)
+    agent: AgentMarkers = Field(default_factory=AgentMarkers)
+    rules: dict[str, RuleSettings] = Field(
+        default_factory=dict, description="Per-rule settings keyed by id (SK101) or slug"
+    )
+
+    @model_validator(mode="after")
+    def _environments_known(self) -> Policy:
+        for namespace, env in self.namespace_environments.items():
+            if self.canonical_environment(env) is None:
+                raise ValueError(
+                    f"namespace_environments.{namespace}: unknown environment {env!r}"
+                )
+        return self
+
+    def overlay_environments(self) -> dict[str, str]:
+        """Overlay directory / label value (lower case) -> canonical environment name."""
+        return dict(self._aliases)
+
+    @cached_property
+    def _aliases(self) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for env, spec in self.environments.items():
+            for alias in spec.aliases:
+                mapping.setdefault(alias.lower(), env)
+        for env in self.environments:
+            mapping[env.lower()] = env
+        return mapping
+
+    def canonical_environment(self, name: str | None) -> str | None:
+        """`"prod"` -> `"production"`; None if the name stands for no known environment."""
+        if not name:
+            return None
+        return self._aliases.get(name.strip().lower())
+
+    def storage_class_environment(self, storage_class: str) -> str | None:
+        """The environment whose row names this StorageClass, if any."""
+        for env, spec in self.environments.items():
+            if spec.storage_class == storage_class:
+                return env
+        return None
+
+    def rule_settings(self, rule_id: str, slug: str) -> RuleSettings:
+        return self.rules.get(rule_id) or self.rules.get(slug) or RuleSettings()

@@ -1,0 +1,171 @@
+"""Rule, the registry, and helpers every rule uses to build findings.
+
+A rule is a small class: an id users put in ignore annotations (`SK103`), a slug, a severity, a
+title, a rationale quoting the strategy, a remediation, a bad and a good example (the docs pages
+in docs/rules/ are generated from them), and `check(inventory, policy)` yielding findings. Rules
+never parse YAML and never print.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from statekeeper.findings import Finding, Severity
+from statekeeper.inventory.model import FieldPath, Inventory
+from statekeeper.manifests.resource import Resource
+from statekeeper.policy.model import Policy
+
+_RULE_MODULES = (
+    "statekeeper.rules.annotations",
+    "statekeeper.rules.storage",
+    "statekeeper.rules.sqlite",
+    "statekeeper.rules.config",
+    "statekeeper.rules.velero",
+    "statekeeper.rules.credentials",
+)
+_REGISTRY: dict[str, type[Rule]] = {}
+
+
+class Rule:
+    """One requirement of the strategy. Subclasses set the class attributes and `check`."""
+
+    id: ClassVar[str]
+    slug: ClassVar[str]
+    severity: ClassVar[Severity]
+    title: ClassVar[str]
+    rationale: ClassVar[str]  # quotes STORAGE-STRATEGY.md
+    remediation: ClassVar[str]
+    bad_example: ClassVar[str]
+    good_example: ClassVar[str]
+    fixable: ClassVar[bool] = False
+    # Extra documentation (how the rule decides), shown on its docs page.
+    details: ClassVar[str] = ""
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def finding(
+        self,
+        inventory: Inventory,
+        resource: Resource,
+        message: str,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        namespace: str | None | type[_Default] = None,
+        app: str | None | type[_Default] = None,
+        environment: str | None | type[_Default] = None,
+        path: FieldPath | None = None,
+    ) -> Finding:
+        """A finding about `resource` (or the object named by kind/name), located at its first
+        line, or at the line of `path` inside it when the loader can tell."""
+        if namespace is None:
+            namespace = resource.namespace
+        elif namespace is _Default:
+            namespace = None
+        return Finding(
+            rule=self.id,
+            slug=self.slug,
+            severity=self.severity,
+            message=message,
+            remediation=self.remediation,
+            kind=kind or resource.kind,
+            name=name if name is not None else resource.name,
+            namespace=namespace if isinstance(namespace, str) else None,
+            app=_pick(app, inventory.app(resource)),
+            environment=_pick(environment, inventory.environment(resource)),
+            file=resource.origin.file,
+            line=locate(resource, path),
+        )
+
+
+class _Default:
+    """Marker: "no value" where None already means "use the resource's"."""
+
+
+NONE = _Default
+
+
+def _pick(value: str | None | type[_Default], fallback: str | None) -> str | None:
+    if value is _Default:
+        return None
+    if value is None:
+        return fallback
+    return value if isinstance(value, str) else None
+
+
+_field_line: Callable[[Resource, FieldPath], int | None] | None = None
+_field_line_loaded = False
+
+
+def locate(resource: Resource, path: FieldPath | None) -> int:
+    """The line of `path` in the resource's file (lazily, via the loader), else its first line."""
+    global _field_line, _field_line_loaded
+    if path is not None:
+        if not _field_line_loaded:
+            _field_line_loaded = True
+            try:
+                module = importlib.import_module("statekeeper.manifests.lines")
+                _field_line = getattr(module, "field_line", None)
+            except ImportError:
+                _field_line = None
+        if _field_line is not None:
+            try:
+                line = _field_line(resource, path)
+            except Exception:  # a locator problem must never hide a finding
+                line = None
+            if line:
+                return line
+    return resource.origin.line
+
+
+R = TypeVar("R", bound=type[Rule])
+
+
+def register(cls: R) -> R:
+    """Class decorator: add a rule to the registry."""
+    if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
+        raise ValueError(f"duplicate rule id {cls.id}")
+    _REGISTRY[cls.id] = cls
+    return cls
+
+
+def all_rules() -> list[Rule]:
+    """Every rule, ordered by id."""
+    for module in _RULE_MODULES:
+        importlib.import_module(module)
+    return [_REGISTRY[rule_id]() for rule_id in sorted(_REGISTRY)]
+
+
+def rule_by_id(key: str) -> Rule | None:
+    """A rule by id (`SK103`) or slug (`pvc-name`), case-insensitive."""
+    wanted = key.strip().lower()
+    for rule in all_rules():
+        if rule.id.lower() == wanted or rule.slug == wanted:
+            return rule
+    return None
+
+
+T = TypeVar("T")
+
+
+def cached(inventory: Inventory, key: str, compute: Callable[[], T]) -> T:
+    """A per-inventory analysis shared by several rules, computed once."""
+    if key not in inventory.cache:
+        inventory.cache[key] = compute()
+    value: T = inventory.cache[key]
+    return value
+
+
+def join_problems(problems: list[str]) -> str:
+    return "; ".join(problems)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)

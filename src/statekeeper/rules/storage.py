@@ -1,0 +1,492 @@
+"""Strategy §1 (StorageClass per environment), §2 (PVC names) and §5 (sizing, media on NFS)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from statekeeper.findings import Finding, Severity
+from statekeeper.inventory.detect import image_matches
+from statekeeper.inventory.model import Claim, Inventory
+from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
+from statekeeper.rules.base import NONE, Rule, register
+
+_TABLE = (
+    "| Environment | StorageClass | Reclaim Policy |\n"
+    "| Production | `synelia-iscsi-retain` | Retain |\n"
+    "| Development | `synelia-iscsi-delete` | Delete |\n"
+    "| Shared | `nfs-storage` | Retain |"
+)
+
+
+def claim_purpose(claim: Claim, policy: Policy) -> str:
+    """The <purpose> part of a claim's name (the template name for a volumeClaimTemplate)."""
+    if claim.template_of:
+        return claim.name
+    match = policy.pvc_naming.name_regex(claim.app).match(claim.name)
+    if match and "purpose" in match.groupdict():
+        return str(match.group("purpose"))
+    name = claim.name
+    if claim.app:
+        for prefix in (claim.app, claim.app.replace("-", "")):
+            if name.startswith(prefix + "-"):
+                name = name[len(prefix) + 1 :]
+                break
+    return name.removesuffix("-pvc")
+
+
+def purpose_words(purpose: str) -> set[str]:
+    return {purpose, *(w for w in re.split(r"[-_.]", purpose) if w)}
+
+
+def _app_in(app: str | None, apps: list[str]) -> bool:
+    return app is not None and (app in apps or app.replace("-", "") in apps)
+
+
+def sizing_category(claim: Claim, policy: Policy) -> SizingCategory | None:
+    """The sizing category of a claim (see the `sizing` section of the policy)."""
+    words = purpose_words(claim_purpose(claim, policy))
+    fallback: SizingCategory | None = None
+    for category in policy.sizing:
+        if category.apps and not _app_in(claim.app, category.apps):
+            continue
+        if words & set(category.purposes):
+            return category
+        if fallback is None and _matches_weakly(claim, category):
+            fallback = category
+    return fallback
+
+
+def _matches_weakly(claim: Claim, category: SizingCategory) -> bool:
+    if not category.purposes and not category.images and not category.sqlite:
+        return bool(category.apps)
+    for workload, container, mount in claim.mounted_by:
+        if category.images and image_matches(container.image, category.images):
+            return True
+        if category.sqlite and any(
+            container.mount_for(db.path) is mount for db in workload.sqlite_dbs
+        ):
+            return True
+    return False
+
+
+def is_media_library(claim: Claim, policy: Policy) -> bool:
+    words = purpose_words(claim_purpose(claim, policy))
+    if not words & set(policy.media_library.purposes):
+        return False
+    return not any(words & set(c.purposes) for c in policy.sizing)
+
+
+def _claim_finding(rule: Rule, inventory: Inventory, claim: Claim, message: str,
+                   field: str | None = None) -> Finding:  # fmt: skip
+    path = (*claim.spec_path, field) if field else claim.spec_path
+    where = f"volumeClaimTemplate {claim.name!r}: " if claim.template_of else ""
+    return rule.finding(
+        inventory,
+        claim.resource,
+        where + message,
+        kind=claim.kind,
+        name=claim.subject_name,
+        app=claim.app,
+        environment=claim.environment,
+        path=path,
+    )
+
+
+@register
+class StorageClassForEnvironment(Rule):
+    id = "SK101"
+    slug = "storage-class-for-environment"
+    severity = Severity.ERROR
+    title = "A claim uses its environment's StorageClass"
+    rationale = (
+        '"We use different StorageClasses based on the environment to balance data safety and '
+        'cluster cleanliness." (Strategy §1)\n\n' + _TABLE + "\n\n"
+        "A production claim on the Delete class loses its data with the claim; a development "
+        "claim on the Retain class leaves volumes behind after every test."
+    )
+    remediation = (
+        "Set `spec.storageClassName` to the class of the claim's environment (production: "
+        "`synelia-iscsi-retain`, development: `synelia-iscsi-delete`); use `nfs-storage` only "
+        "for shared (ReadWriteMany) access. In kustomize, patch the class per overlay."
+    )
+    bad_example = """\
+# overlays/prod
+kind: PersistentVolumeClaim
+metadata: {name: mealie-data-pvc}
+spec:
+  storageClassName: synelia-iscsi-delete
+"""
+    good_example = """\
+# overlays/prod
+kind: PersistentVolumeClaim
+metadata: {name: mealie-data-pvc}
+spec:
+  storageClassName: synelia-iscsi-retain
+"""
+    details = (
+        "Judges claims (PVCs and StatefulSet volumeClaimTemplates) that name a class "
+        "explicitly and whose environment is known; a claim without `storageClassName` is "
+        "SK106's, and an empty class (`\"\"`, static binding) is left to SK102's check of the "
+        "PersistentVolume. A claim on the shared environment's class is accepted in any "
+        "environment when it asks for shared access (`shared_storage.access_modes`)."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        shared = policy.environments.get(policy.shared_storage.environment)
+        for claim in inventory.claims:
+            actual = claim.storage_class
+            env = policy.environments.get(claim.environment or "")
+            if not actual or env is None or actual == env.storage_class:
+                continue
+            if (
+                shared is not None
+                and actual == shared.storage_class
+                and set(claim.access_modes) & set(policy.shared_storage.access_modes)
+            ):
+                continue
+            yield _claim_finding(
+                self,
+                inventory,
+                claim,
+                f"storageClassName {actual!r} in {claim.environment}; the strategy requires "
+                f"{env.storage_class!r} ({env.reclaim_policy})",
+                "storageClassName",
+            )
+
+
+@register
+class ReclaimPolicy(Rule):
+    id = "SK102"
+    slug = "reclaim-policy"
+    severity = Severity.ERROR
+    title = "StorageClasses and PersistentVolumes keep the table's reclaim policy"
+    rationale = (
+        "The strategy pairs each StorageClass with a reclaim policy (§1):\n\n" + _TABLE + "\n\n"
+        'Production must "Prevent data loss if PVC is accidentally deleted" (Retain); the '
+        'shared class serves "media and logs" and must Retain too; development must "Ensure '
+        'automatic cleanup of volumes after tests" (Delete).'
+    )
+    remediation = (
+        "Set the StorageClass's `reclaimPolicy` (and an existing PersistentVolume's "
+        "`spec.persistentVolumeReclaimPolicy`) to the value in the table. A StorageClass's "
+        "reclaimPolicy cannot be changed in place: recreate the class; patch bound PVs with "
+        "`kubectl patch pv <name> -p '{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'`."
+    )
+    bad_example = """\
+kind: StorageClass
+metadata: {name: nfs-storage}
+reclaimPolicy: Delete
+"""
+    good_example = """\
+kind: StorageClass
+metadata: {name: nfs-storage}
+reclaimPolicy: Retain
+"""
+    details = (
+        "A StorageClass named in the table is judged by its row, whatever the environment it "
+        "was found in (a missing `reclaimPolicy` is Kubernetes' default, Delete). A "
+        "PersistentVolume is judged by the row of its `storageClassName`, or, without a known "
+        "class, by its environment's row (a missing field is the API default, Retain)."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        for storage_class in inventory.storage_classes:
+            row_env = policy.storage_class_environment(storage_class.name)
+            if row_env is None:
+                continue
+            expected = policy.environments[row_env].reclaim_policy
+            if storage_class.reclaim_policy != expected:
+                yield self.finding(
+                    inventory,
+                    storage_class.resource,
+                    f"StorageClass {storage_class.name!r} has reclaimPolicy "
+                    f"{storage_class.reclaim_policy}; the {row_env} class must be {expected}",
+                    path=("reclaimPolicy",),
+                )
+        for volume in inventory.persistent_volumes:
+            row_env = policy.storage_class_environment(volume.storage_class or "")
+            row_env = row_env or volume.environment
+            env = policy.environments.get(row_env or "")
+            actual = volume.reclaim_policy or "Retain"
+            if env is None or actual == env.reclaim_policy:
+                continue
+            why = f"class {volume.storage_class!r}" if volume.storage_class else row_env
+            yield self.finding(
+                inventory,
+                volume.resource,
+                f"PersistentVolume {volume.resource.name!r} has persistentVolumeReclaimPolicy "
+                f"{actual}; {why} requires {env.reclaim_policy}",
+                path=("spec", "persistentVolumeReclaimPolicy"),
+            )
+
+
+@register
+class PvcName(Rule):
+    id = "SK103"
+    slug = "pvc-name"
+    severity = Severity.WARNING
+    title = "PVC names follow <app>-<purpose>-pvc"
+    rationale = (
+        '"To ensure clarity and maintainability, PVCs must follow this naming pattern: '
+        '`<app-name>-<purpose>-pvc`" (Strategy §2), e.g. `homeassistant-config-pvc`, '
+        "`postgresql-data-pvc`, `frigate-clips-pvc`."
+    )
+    remediation = (
+        "Rename the claim to `<app>-<purpose>-pvc` (the app as in its "
+        "`app.kubernetes.io/name` label, with or without dashes). Renaming a bound claim means "
+        "a new claim and a data copy; for a StatefulSet, name the volumeClaimTemplate after the "
+        "purpose only (`data`) and the StatefulSet after the app."
+    )
+    bad_example = """\
+kind: PersistentVolumeClaim
+metadata:
+  name: mealie-data        # no -pvc suffix
+"""
+    good_example = """\
+kind: PersistentVolumeClaim
+metadata:
+  name: mealie-data-pvc
+"""
+    details = (
+        "The app of a claim is its `app.kubernetes.io/name` (or `app`) label, else the app of "
+        "the workload mounting it, else its kustomize app directory; without an app, any "
+        "`<name>-<purpose>-pvc` passes.\n\n"
+        "**StatefulSet volumeClaimTemplates.** Kubernetes names those claims "
+        "`<template>-<statefulset>-<ordinal>`, so `<app>-<purpose>-pvc` cannot hold literally. "
+        "statekeeper judges the template instead: it complies when the template name is a bare "
+        "`<purpose>` (e.g. `data`) and the StatefulSet's name is the app or starts with "
+        "`<app>-` (claims then read `data-postgresql-0`: purpose and app, in Kubernetes' "
+        "order). A template literally named `<app>-<purpose>-pvc` is accepted too."
+    )
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        naming = policy.pvc_naming
+        template_re = re.compile(naming.template_regex)
+        for claim in inventory.claims:
+            if not claim.name:
+                continue
+            if claim.template_of:
+                ok_literal = naming.name_regex(claim.app).match(claim.name) is not None
+                sts = claim.template_of
+                app = claim.app
+                sts_ok = app is None or sts in (app, app.replace("-", "")) or sts.startswith(
+                    (app + "-", app.replace("-", "") + "-")
+                )
+                purpose_ok = template_re.match(claim.name) is not None and not (
+                    claim.name.endswith("-pvc")
+                )
+                if ok_literal or (sts_ok and purpose_ok):
+                    continue
+                problem = (
+                    f"StatefulSet {sts!r} is not named after app {app!r}"
+                    if not sts_ok
+                    else f"template name {claim.name!r} is not a bare <purpose>"
+                )
+                yield _claim_finding(
+                    self,
+                    inventory,
+                    claim,
+                    f"claims will be named {claim.name}-{sts}-<n>: {problem} "
+                    f"(see the rule page for how templates are judged)",
+                )
+                continue
+            if naming.name_regex(claim.app).match(claim.name):
+                continue
+            app = claim.app or "<app>"
+            yield self.finding(
+                inventory,
+                claim.resource,
+                f"PVC name {claim.name!r} does not match {naming.pattern} "
+                f"(app {app!r}, e.g. {app}-{claim_purpose(claim, policy) or 'data'}-pvc)",
+                app=claim.app,
+                environment=claim.environment,
+                path=("metadata", "name"),
+            )
+
+
+@register
+class PvcSize(Rule):
+    id = "SK104"
+    slug = "pvc-size"
+    severity = Severity.WARNING
+    title = "PVC sizes follow the sizing guidelines"
+    rationale = (
+        "Strategy §5, Storage Sizing Guidelines: \"**Config-only:** 1Gi - 2Gi; **Databases:** "
+        "10Gi - 20Gi (Shared PG uses 50Gi); **Media Cache:** 50Gi - 100Gi\". An undersized "
+        "claim fills up and stops the app; an oversized one wastes the iSCSI pool."
+    )
+    remediation = (
+        "Request a size inside the category's range, or, when the app really needs more, keep "
+        "the size and say why: `statekeeper.io/ignore: \"SK104: <measured need>\"`."
+    )
+    bad_example = """\
+kind: PersistentVolumeClaim
+metadata: {name: jellyfin-cache-pvc}
+spec:
+  resources: {requests: {storage: 20Gi}}   # media cache: 50-100Gi
+"""
+    good_example = """\
+kind: PersistentVolumeClaim
+metadata: {name: jellyfin-cache-pvc}
+spec:
+  resources: {requests: {storage: 50Gi}}
+"""
+    details = (
+        "The category comes from the policy's `sizing` list: first by the claim's purpose "
+        "(`config` → config-only, `cache` → media cache, `db` → database; the shared "
+        "PostgreSQL by its app name), else by what mounts it (a database image, or a detected "
+        "SQLite database on the volume → database). Claims of no category are not judged."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        for claim in inventory.claims:
+            size = parse_quantity(claim.request)
+            if size is None:
+                continue
+            category = sizing_category(claim, policy)
+            if category is None or category.min_bytes <= size <= category.max_bytes:
+                continue
+            wanted = (
+                category.min if category.min == category.max else f"{category.min}–{category.max}"
+            )
+            label = category.description or category.name
+            yield _claim_finding(
+                self,
+                inventory,
+                claim,
+                f"requests {claim.request}; {label} ({category.name}) needs {wanted}",
+                "resources",
+            )
+
+
+@register
+class MediaLibraryOnNfs(Rule):
+    id = "SK105"
+    slug = "media-library-on-nfs"
+    severity = Severity.WARNING
+    title = "Media libraries are direct NFS mounts, not PVCs"
+    rationale = (
+        'Strategy §5: "**Media Library:** Direct NFS mount (No PVC)". A library is terabytes '
+        "that already live on the NAS; a claim copies nothing but adds a provisioner, a "
+        "reclaim policy and a way to delete it."
+    )
+    remediation = (
+        "Mount the library with an `nfs:` volume (`server:` and `path:` of the NAS export), "
+        "read-only where the app only reads it, and delete the claim."
+    )
+    bad_example = """\
+volumes:
+  - name: media
+    persistentVolumeClaim: {claimName: jellyfin-media-pvc}
+"""
+    good_example = """\
+volumes:
+  - name: media
+    nfs: {server: nas.home.arpa, path: /volume1/media, readOnly: true}
+"""
+    details = (
+        "Flags a claim whose purpose is a media-library word of the policy "
+        "(`media_library.purposes`, unless a sizing category claims the purpose, e.g. "
+        "`media-cache`), and a container mount at a library path "
+        "(`media_library.mount_paths`) backed by anything but an `nfs:` volume."
+    )
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        reported: set[int] = set()
+        for claim in inventory.claims:
+            if is_media_library(claim, policy):
+                reported.add(id(claim))
+                yield _claim_finding(
+                    self, inventory, claim,
+                    f"claim for media library ({claim_purpose(claim, policy)!r}); "
+                    "mount the library directly from NFS instead",
+                )  # fmt: skip
+        yield from self._mounts(inventory, policy, reported)
+
+    def _mounts(self, inventory: Inventory, policy: Policy, reported: set[int]) -> Iterator[Finding]:
+        library_paths = set(policy.media_library.mount_paths)
+        claims = {(c.scope, c.namespace or "", c.name): c for c in inventory.claims}
+        for workload in inventory.workloads:
+            for container in workload.all_containers:
+                for mount in container.mounts:
+                    if mount.path not in library_paths:
+                        continue
+                    volume = workload.volumes.get(mount.volume)
+                    if volume is None or volume.source == "nfs":
+                        continue
+                    claim = None
+                    if volume.claim_name:
+                        claim = claims.get(
+                            (workload.scope, workload.namespace or "", volume.claim_name)
+                        )
+                    if claim is not None:
+                        if id(claim) in reported:
+                            continue
+                        reported.add(id(claim))
+                        yield _claim_finding(
+                            self, inventory, claim,
+                            f"mounted as media library at {mount.path} in {workload.kind} "
+                            f"{workload.name!r}; use a direct NFS mount",
+                        )  # fmt: skip
+                        continue
+                    yield self.finding(
+                        inventory,
+                        workload.resource,
+                        f"media library {mount.path} in container {container.name!r} is a "
+                        f"{volume.source} volume; mount it directly from NFS",
+                        app=workload.app,
+                        path=(*container.path, "volumeMounts", mount.index),
+                    )
+
+
+@register
+class StorageClassMissing(Rule):
+    id = "SK106"
+    slug = "storage-class-missing"
+    severity = Severity.WARNING
+    title = "Claims name their StorageClass"
+    rationale = (
+        '"We use different StorageClasses based on the environment" (Strategy §1). A claim '
+        "without `storageClassName` gets whatever the cluster default is: a silent choice of "
+        "reclaim policy that nobody reviewed."
+    )
+    remediation = (
+        "Set `spec.storageClassName` explicitly to the class of the claim's environment."
+    )
+    bad_example = """\
+kind: PersistentVolumeClaim
+metadata: {name: syncthing-config-pvc}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"""
+    good_example = """\
+kind: PersistentVolumeClaim
+metadata: {name: syncthing-config-pvc}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+  storageClassName: synelia-iscsi-retain
+"""
+    details = "Applies to PVCs and StatefulSet volumeClaimTemplates, in every environment."
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        for claim in inventory.claims:
+            if claim.has_storage_class:
+                continue
+            env = policy.environments.get(claim.environment or "")
+            hint = f" (in {claim.environment}: {env.storage_class!r})" if env else ""
+            yield _claim_finding(
+                self,
+                inventory,
+                claim,
+                f"no storageClassName: the cluster default class decides{hint}",
+            )
+
+
+__all__ = ["NONE", "claim_purpose", "is_media_library", "sizing_category"]

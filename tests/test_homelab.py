@@ -1,0 +1,157 @@
+"""examples/homelab: the audit (real kustomize) finds every planted violation and nothing else.
+
+The expected sets mirror examples/homelab/PLANTED.md; change both together. The terminal output
+in docs/audit.md must be the audit's real output (regenerate it with
+`statekeeper audit examples/homelab --fail-on never` from the repository root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HOMELAB = REPO / "examples" / "homelab"
+DOC = REPO / "docs" / "audit.md"
+SARIF_SCHEMA = json.loads(
+    (Path(__file__).parent / "report" / "sarif-schema-2.1.0.json").read_text()
+)
+# The S3 key pasted inline in overlays/dev/esphome-dev-minio.yaml: never in any report.
+INLINE_SECRET = "devminio-Kq7u2-not-a-real-secret"
+
+DEV, PROD = "development", "production"
+Key = tuple[str, str, str | None, str]  # rule, environment, namespace, name
+
+PLANTED: set[Key] = {
+    ("SK101", PROD, "mealie", "mealie-data"),
+    ("SK102", DEV, None, "nfs-storage"),
+    ("SK103", DEV, "mealie", "mealie-data"),
+    ("SK103", PROD, "mealie", "mealie-data"),
+    ("SK104", DEV, "media", "jellyfin-cache-pvc"),
+    ("SK104", PROD, "media", "jellyfin-cache-pvc"),
+    ("SK106", DEV, "syncthing", "syncthing-config-pvc"),
+    ("SK106", PROD, "syncthing", "syncthing-config-pvc"),
+    ("SK201", DEV, "mealie", "mealie"),
+    ("SK201", PROD, "mealie", "mealie"),
+    ("SK202", DEV, "mealie", "mealie"),
+    ("SK202", PROD, "mealie", "mealie"),
+    ("SK203", DEV, "mealie", "mealie"),
+    ("SK203", PROD, "mealie", "mealie"),
+    ("SK202", DEV, "monitoring", "uptime-kuma"),
+    ("SK202", PROD, "monitoring", "uptime-kuma"),
+    ("SK204", DEV, "monitoring", "uptime-kuma"),
+    ("SK204", PROD, "monitoring", "uptime-kuma"),
+    ("SK301", DEV, "syncthing", "syncthing"),
+    ("SK301", PROD, "syncthing", "syncthing"),
+    ("SK401", DEV, None, "media"),
+    ("SK401", PROD, None, "media"),
+    ("SK501", DEV, "home-automation", "esphome"),
+}
+SUPPRESSED: set[Key] = {
+    ("SK104", DEV, "home-automation", "esphome-config-pvc"),
+    ("SK104", PROD, "home-automation", "esphome-config-pvc"),
+}
+
+
+def audit(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
+    return subprocess.run(
+        [sys.executable, "-m", "statekeeper", "audit", "examples/homelab", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+
+
+def key(finding: dict[str, Any]) -> Key:
+    return (finding["rule"], finding["environment"], finding["namespace"], finding["name"])
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    result = audit("--format", "json", "--fail-on", "never")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_overlays_build_with_real_kustomize(kubectl: str) -> None:
+    for overlay in ("dev", "prod"):
+        result = subprocess.run(
+            [kubectl, "kustomize", str(HOMELAB / "overlays" / overlay)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "kind: Deployment" in result.stdout
+
+
+def test_finds_every_planted_violation_and_nothing_else(report: dict[str, Any]) -> None:
+    found = [key(f) for f in report["findings"]]
+    assert len(found) == len(set(found)), "duplicate findings"
+    missing = PLANTED - set(found)
+    unexpected = set(found) - PLANTED
+    assert not missing and not unexpected, (
+        f"missing={sorted(missing)} unexpected={sorted(unexpected)}"
+    )
+
+
+def test_suppression_with_reason(report: dict[str, Any]) -> None:
+    assert {key(s) for s in report["suppressed"]} == SUPPRESSED
+    assert all(s["reason"].startswith("ESPHome keeps PlatformIO") for s in report["suppressed"])
+    assert report["summary"]["suppressed"] == 2
+
+
+def test_every_resource_has_a_known_environment(report: dict[str, Any]) -> None:
+    assert report["summary"]["environments"] == [DEV, PROD]
+    assert not [n for n in report["notes"] if "environment" in n["message"].lower()]
+
+
+def test_findings_point_at_source_files(report: dict[str, Any]) -> None:
+    for finding in report["findings"]:
+        assert finding["file"], finding
+        assert (REPO / finding["file"]).is_file(), finding["file"]
+        assert finding["line"] >= 1
+
+
+def test_inline_secret_never_reported() -> None:
+    for fmt in ("text", "json", "sarif"):
+        result = audit("--format", fmt, "--fail-on", "never")
+        assert result.returncode == 0
+        assert INLINE_SECRET not in result.stdout, fmt
+        assert INLINE_SECRET not in result.stderr, fmt
+
+
+def test_sarif_is_valid() -> None:
+    log = json.loads(audit("--format", "sarif", "--fail-on", "never").stdout)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
+    assert len(log["runs"][0]["results"]) == len(PLANTED) + len(SUPPRESSED)
+
+
+def test_demo_prints_the_report_and_exits_0() -> None:
+    # What `make demo` runs.
+    result = audit("--fail-on", "never")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("statekeeper audit")
+    assert f"{len(PLANTED)} findings" in result.stdout
+    # and without --fail-on never, the errors fail the run
+    assert audit().returncode == 1
+
+
+def test_docs_show_the_real_output() -> None:
+    output = audit("--fail-on", "never").stdout
+    doc = DOC.read_text(encoding="utf-8")
+    assert output in doc, (
+        "docs/audit.md is out of date: paste the output of "
+        "`statekeeper audit examples/homelab --fail-on never` into it"
+    )
