@@ -200,6 +200,10 @@ def main() -> None:
             / result["bare_litestream_restore_s"],
             3,
         )
+        # Best-of-N as well: on a shared, loaded machine the minimum is the least noisy estimate.
+        result["best_bare_s"] = round(min(bare), 3)
+        result["best_agent_s"] = round(min(agent), 3)
+        result["best_ratio_without_check"] = round((min(agent) - min(checks)) / min(bare), 3)
         result["target_met"] = result["ratio_without_check"] <= 1.2
         print(json.dumps(result, indent=2))
         if args.json:

@@ -225,11 +225,17 @@ def _schedule(ns: str) -> dict[str, Any]:
     }
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Hand-written GitOps YAML has no anchors: never emit `&id001` for shared dicts."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _dump(path: Path, docs: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False), encoding="utf-8"
-    )
+    text = yaml.dump_all(docs, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)
+    path.write_text(text, encoding="utf-8")
 
 
 def generate(out: Path, docs: int = 10_000, seed: int = 1) -> int:

@@ -305,6 +305,14 @@ def test_output_file(bad: Path, tmp_path: Path) -> None:
     assert json.loads(out.read_text())["version"] == "2.1.0"
 
 
+def test_text_output_file_is_never_coloured(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.txt"
+    result = cli(str(bad), "-o", str(out), "--fail-on", "never", env={"FORCE_COLOR": "1"})
+    assert result.returncode == 0 and result.stdout == ""
+    text = out.read_text()
+    assert text.startswith("statekeeper audit") and "\x1b[" not in text
+
+
 def test_unwritable_output_is_one_line(bad: Path, tmp_path: Path) -> None:
     target = tmp_path / "no-such-dir" / "report.json"
     assert_one_line_error(cli(str(bad), "-f", "json", "-o", str(target)), str(target))

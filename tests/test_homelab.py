@@ -1,8 +1,8 @@
 """examples/homelab: the audit (real kustomize) finds every planted violation and nothing else.
 
 The expected sets mirror examples/homelab/PLANTED.md; change both together. The terminal output
-in docs/audit.md must be the audit's real output (regenerate it with
-`statekeeper audit examples/homelab --fail-on never` from the repository root).
+in docs/audit.md must be the audit's real output: after a change to a rule's wording, run
+`.venv/bin/python tests/test_homelab.py` to paste the new output into it.
 """
 
 from __future__ import annotations
@@ -77,8 +77,14 @@ def key(finding: dict[str, Any]) -> Key:
 
 
 @pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    result = audit("--format", "json", "--fail-on", "never")
+def outputs() -> dict[str, subprocess.CompletedProcess[str]]:
+    """One audit per format (each renders both overlays with kustomize), shared by the tests."""
+    return {fmt: audit("--format", fmt, "--fail-on", "never") for fmt in ("text", "json", "sarif")}
+
+
+@pytest.fixture(scope="module")
+def report(outputs: dict[str, subprocess.CompletedProcess[str]]) -> dict[str, Any]:
+    result = outputs["json"]
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
@@ -124,23 +130,24 @@ def test_findings_point_at_source_files(report: dict[str, Any]) -> None:
         assert finding["line"] >= 1
 
 
-def test_inline_secret_never_reported() -> None:
-    for fmt in ("text", "json", "sarif"):
-        result = audit("--format", fmt, "--fail-on", "never")
+def test_inline_secret_never_reported(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    for fmt, result in outputs.items():
         assert result.returncode == 0
         assert INLINE_SECRET not in result.stdout, fmt
         assert INLINE_SECRET not in result.stderr, fmt
 
 
-def test_sarif_is_valid() -> None:
-    log = json.loads(audit("--format", "sarif", "--fail-on", "never").stdout)
+def test_sarif_is_valid(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    log = json.loads(outputs["sarif"].stdout)
     jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
     assert len(log["runs"][0]["results"]) == len(PLANTED) + len(SUPPRESSED)
 
 
-def test_demo_prints_the_report_and_exits_0() -> None:
-    # What `make demo` runs.
-    result = audit("--fail-on", "never")
+def test_demo_prints_the_report_and_exits_0(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    # What `make demo` runs (text is the default format).
+    result = outputs["text"]
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("statekeeper audit")
     assert f"{len(PLANTED)} findings" in result.stdout
@@ -148,10 +155,22 @@ def test_demo_prints_the_report_and_exits_0() -> None:
     assert audit().returncode == 1
 
 
-def test_docs_show_the_real_output() -> None:
-    output = audit("--fail-on", "never").stdout
+def test_docs_show_the_real_output(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    output = outputs["text"].stdout
     doc = DOC.read_text(encoding="utf-8")
     assert output in doc, (
-        "docs/audit.md is out of date: paste the output of "
-        "`statekeeper audit examples/homelab --fail-on never` into it"
+        "docs/audit.md is out of date: run `.venv/bin/python tests/test_homelab.py`"
     )
+
+
+def update_docs() -> None:
+    """Replace the output block of docs/audit.md with the audit's current output."""
+    output = audit("--fail-on", "never").stdout
+    doc = DOC.read_text(encoding="utf-8")
+    start = doc.index("```text\n", doc.index("<!-- homelab-output:start")) + len("```text\n")
+    end = doc.index("```\n<!-- homelab-output:end")
+    DOC.write_text(doc[:start] + output + doc[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    update_docs()

@@ -28,9 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def config_for(s3: S3Server, directory: Path, **extra: object) -> AgentConfig:
     bucket = s3.make_bucket(unique_name())
-    return agent_config(
-        s3.endpoint, bucket, unique_name("app"), config_paths=[directory], **extra
-    )
+    return agent_config(s3.endpoint, bucket, unique_name("app"), config_paths=[directory], **extra)
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:

@@ -8,8 +8,12 @@ Case numbers follow the issue's fault matrix; cases 9-11, 14, 15, 18-20 belong t
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +27,14 @@ from tests.agent.helpers import (
     corrupt_db,
     make_db,
     replica_max_txid,
+    replica_objects,
     row_values,
     run_agent,
     seed_replica,
     strict_s3_server,
     unique_name,
 )
-from tests.conftest import TEST_SECRET, S3Server, free_port
+from tests.conftest import TEST_SECRET, S3Server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,9 +138,13 @@ def test_case_02_restore_brings_back_snapshot_and_later_transactions(world: Worl
     # The replica holds more than the first snapshot: later transactions came as LTX files.
     assert replica_max_txid(world.config([db]), db, world.work) >= 2
 
+    # The replica lives at the documented key: <prefix>/sqlite/<db file name>/.
+    assert replica_objects(world.s3.client(), world.bucket, "app/sqlite/app.db")
+
     target = world.tmp / "fresh" / "app.db"  # same file name → same replica key
     result = world.restore([target])
     assert result.returncode == 0, result.stderr
+    assert TEST_SECRET not in result.stdout + result.stderr
     assert row_values(target) == expected
     assert sqlite3.connect(target).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     info = status(target)["databases"][0]
@@ -148,7 +157,10 @@ def test_case_02_restore_brings_back_snapshot_and_later_transactions(world: Worl
     assert leftovers == []
 
 
-def test_case_03_corrupt_local_db_with_replica_is_quarantined_and_restored(world: World) -> None:
+@pytest.mark.parametrize("integrity", ["full", "quick"])
+def test_case_03_corrupt_local_db_with_replica_is_quarantined_and_restored(
+    world: World, integrity: str
+) -> None:
     db = make_db(world.tmp / "data" / "app.db", rows=30)
     world.seed([db])
     expected = row_values(db)
@@ -157,7 +169,7 @@ def test_case_03_corrupt_local_db_with_replica_is_quarantined_and_restored(world
     damaged = db.read_bytes()
     assert damaged != original
 
-    result = world.restore([db])
+    result = world.restore([db], integrity=integrity)
     assert result.returncode == 0, result.stderr
     assert row_values(db) == expected
     moved = {p.name: p for p in quarantined(db)}
@@ -199,19 +211,29 @@ def test_allow_empty_quarantines_corrupt_db_without_replica(world: World) -> Non
     assert status(db)["databases"][0]["action"] == "started-empty"
 
 
+@pytest.mark.parametrize("kind", ["refused", "silent"])
 def test_case_05_s3_unreachable_refuses_within_bounded_time(
-    world: World, child_env: dict[str, str]
+    world: World, child_env: dict[str, str], kind: str
 ) -> None:
+    """Nothing listening (connection refused), or a server that accepts and never answers."""
     db = make_db(world.tmp / "data" / "app.db", rows=3)
     before = db.read_bytes()
-    env = agent_env(
-        child_env,
-        f"http://127.0.0.1:{free_port()}",  # nothing listens here
-        world.bucket,
-        sqlite_paths=[db],
-        s3_timeout="2s",
-    )
-    result = run_agent(["restore"], env, timeout=60)  # the bound: far below the pytest timeout
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if kind == "silent":
+            silent.listen(16)  # the kernel accepts connections; nobody ever reads or replies
+        port = silent.getsockname()[1]
+        env = agent_env(
+            child_env,
+            f"http://127.0.0.1:{port}",
+            world.bucket,
+            sqlite_paths=[db],
+            s3_timeout="2s",
+            kill_grace="1s",
+        )
+        # The bound: run_agent's timeout (60 s) is far above s3_timeout but far below the
+        # default restore timeout (1 h) a hanging restore would run into.
+        result = run_agent(["restore"], env, timeout=60)
     assert result.returncode == 4, result.stderr
     line = error_line(result)
     assert "S3 unreachable" in line and world.bucket in line
@@ -250,15 +272,21 @@ def test_case_07_config_restore(world: World) -> None:
     client = world.s3.client()
     client.put_object(Bucket=world.bucket, Key="app/files/config/settings.yaml", Body=b"a: 1\n")
     client.put_object(Bucket=world.bucket, Key="app/files/config/sub/extra.json", Body=b"{}")
+    client.put_object(Bucket=world.bucket, Key="app/files/config/edited.conf", Body=b"old")
     config_dir = world.tmp / "config"
     config_dir.mkdir()
     (config_dir / "local-only.txt").write_text("mine")
+    edited = config_dir / "edited.conf"
+    edited.write_text("newer local edit")
+    future = time.time() + 3600
+    os.utime(edited, (future, future))  # newer than the bucket's copy: --update keeps it
 
     result = world.restore([], [config_dir])
     assert result.returncode == 0, result.stderr
     assert (config_dir / "settings.yaml").read_text() == "a: 1\n"
     assert (config_dir / "sub" / "extra.json").read_text() == "{}"
     assert (config_dir / "local-only.txt").read_text() == "mine"  # copy, not sync
+    assert edited.read_text() == "newer local edit"
     info = json.loads((config_dir / STATUS_FILE).read_text())["config_paths"][0]
     assert info["files"] == 2 and info["bytes"] == 7 and info["empty_remote"] is False
 
@@ -343,6 +371,22 @@ def test_marker_present_db_and_replica_missing_refuses(world: World) -> None:
     assert status(db)["databases"][0]["action"] == "started-empty"
 
 
+def test_zero_byte_db_is_a_first_start_unless_the_volume_held_data(world: World) -> None:
+    db = world.tmp / "data" / "app.db"
+    db.parent.mkdir()
+    db.touch()  # some apps create the file before their schema
+    result = world.restore([db])
+    assert result.returncode == 0, result.stderr
+    assert db.exists() and db.stat().st_size == 0
+    assert status(db)["databases"][0]["action"] == "first-start"
+
+    marker_path(db).write_text("{}")  # the volume held this DB before: now it was truncated
+    refused = world.restore([db])
+    assert refused.returncode == 3, refused.stderr
+    assert "empty (0 bytes)" in error_line(refused)
+    assert db.exists() and quarantined(db) == []
+
+
 def test_restored_copy_failing_its_check_refuses(world: World) -> None:
     """A replica of an already damaged DB restores to a damaged copy: refuse, keep it aside."""
     source = make_db(world.tmp / "src" / "app.db", rows=300, payload=200)
@@ -363,3 +407,57 @@ def test_restored_copy_failing_its_check_refuses(world: World) -> None:
     kept = quarantined(target)
     assert [p.name for p in kept] == ["app.db"]  # the bad copy is kept for inspection
     assert [p.name for p in target.parent.iterdir() if "restoring" in p.name] == []
+
+
+# --- bounded child processes (agent/procs.py), with real processes ----------------------------
+
+
+def test_run_bounded_stops_a_hung_child_with_sigterm_then_sigkill(tmp_path: Path) -> None:
+    from statekeeper.agent.procs import run_bounded
+    from statekeeper.errors import InfraError
+
+    marker = tmp_path / "got-term"
+    # A child that ignores SIGTERM (after noting it) and would sleep for a minute.
+    script = (
+        "import signal, sys, time, pathlib\n"
+        f"signal.signal(signal.SIGTERM, lambda *a: pathlib.Path({str(marker)!r}).touch())\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {"PATH": os.environ["PATH"], "SECRET_TOKEN": "do-not-leak-0123456789"}
+    started = time.monotonic()
+    with pytest.raises(InfraError) as err:
+        run_bounded([sys.executable, "-c", script], env=env, timeout=1.0, grace=0.5)
+    assert time.monotonic() - started < 30  # far below the child's 60 s
+    assert marker.exists()  # SIGTERM came first ...
+    message = str(err.value)
+    assert "did not finish within 1s" in message  # ... then SIGKILL, and a one-line error
+    assert "do-not-leak" not in message and "\n" not in message
+
+
+def test_run_bounded_abort_stops_the_child_and_raises_the_reason() -> None:
+    from statekeeper.agent.procs import run_bounded
+    from statekeeper.errors import InfraError
+
+    reason = InfraError("S3 unreachable: test")
+    calls = iter([None, None, reason])
+    with pytest.raises(InfraError, match="S3 unreachable: test"):
+        run_bounded(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            env={"PATH": os.environ["PATH"]},
+            timeout=60,
+            grace=1,
+            abort=lambda: next(calls, reason),
+        )
+
+
+def test_run_bounded_returns_output_and_exit_status() -> None:
+    from statekeeper.agent.procs import run_bounded
+
+    result = run_bounded(
+        [sys.executable, "-c", "import sys; print('out'); sys.exit(3)"],
+        env={"PATH": os.environ["PATH"]},
+        timeout=30,
+        grace=1,
+    )
+    assert (result.returncode, result.stdout.strip()) == (3, "out")

@@ -55,6 +55,8 @@ def seeded(
     client = s3.client()
     client.put_object(Bucket=bucket, Key="app/files/config/a.yaml", Body=b"x" * 10)
     client.put_object(Bucket=bucket, Key="app/files/config/b/c.txt", Body=b"y" * 5)
+    # A stray SQLite file under the config prefix: a config restore never brings it.
+    client.put_object(Bucket=bucket, Key="app/files/config/stray.db", Body=b"z" * 100)
     config_dir = tmp_path / "config"
     env = agent_env(child_env, s3.endpoint, bucket, sqlite_paths=[db], config_paths=[config_dir])
     return bucket, db, config_dir, env

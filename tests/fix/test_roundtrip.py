@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import stat
 from pathlib import Path
 
@@ -149,7 +148,6 @@ def test_commit_writes_every_change_and_keeps_mode(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob("*") if "statekeeper-tmp" in p.name]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_read_only_file_stops_everything(tmp_path: Path) -> None:
     ws, one, two = _two_file_workspace(tmp_path)
     two.chmod(0o444)

@@ -85,7 +85,7 @@ def test_summary() -> None:
     assert summary["sources"] == ["overlays/dev", "overlays/prod"]
     assert summary["apps"] == ["esphome", "mealie", "syncthing", "vaultwarden", "(cluster)"]
     assert summary["environments"] == ["development", "production"]
-    assert summary["scores"]["environments"] == {"development": 95, "production": 96}
+    assert summary["scores"]["environments"] == {"development": 95, "production": 97}
     mealie_prod = {
         "app": "mealie",
         "environment": "production",
@@ -95,7 +95,7 @@ def test_summary() -> None:
         "infos": 0,
     }
     assert mealie_prod in summary["scores"]["apps"]
-    assert len(summary["scores"]["apps"]) == 8
+    assert len(summary["scores"]["apps"]) == 9
 
 
 def test_empty_report_is_valid_and_deterministic() -> None:

@@ -84,8 +84,8 @@ def test_summary_counts_and_score_table() -> None:
     assert rows["mealie"] == ["90", "87"]
     assert rows["syncthing"] == ["–", "99"]
     assert rows["vaultwarden"] == ["100", "100"]
-    assert rows["(cluster)"] == ["90", "–"]
-    assert summary.splitlines()[-1].split() == ["all", "apps", "95", "96"]
+    assert rows["(cluster)"] == ["90", "100"]
+    assert summary.splitlines()[-1].split() == ["all", "apps", "95", "97"]
 
 
 def test_empty_report_says_so() -> None:
@@ -111,5 +111,19 @@ def test_score_formula() -> None:
     assert score({Severity.ERROR: 2, Severity.WARNING: 1, Severity.INFO: 4}) == 100 - 20 - 3 - 4
     assert score({Severity.ERROR: 11}) == 0
     s = summarize(sample_report())
-    assert s.environment_scores == {"development": 95, "production": 96}
+    assert s.environment_scores == {"development": 95, "production": 97}
     assert s.by_severity == {Severity.ERROR: 3, Severity.WARNING: 1, Severity.INFO: 1}
+
+
+def test_same_fix_is_spelled_out_once_per_app() -> None:
+    same = {"remediation": "Add a litestream sidecar."}
+    report = Report(
+        findings=[
+            finding("SK201", "s", Severity.ERROR, environment="development", **same),
+            finding("SK201", "s", Severity.ERROR, environment="production", **same),
+            finding("SK201", "s", Severity.ERROR, app="other", **same),
+        ]
+    )
+    text = render(report, "text")
+    assert text.count("fix: Add a litestream sidecar.") == 2  # once in mealie, once in other
+    assert text.count("fix: as above (SK201)") == 1

@@ -9,21 +9,30 @@ Freshness is judged on the *server's* clock only: a lease's age is the response 
 its `Last-Modified`, so clock skew between pods cannot make a live lease look expired. Locally the
 holder counts its lease as lost once `ttl - heartbeat` seconds pass without a successful renewal
 (monotonic clock), i.e. before any contender can see it expire.
+
+The three requests the lease needs (GET, conditional PUT, conditional DELETE of one object) are
+signed with botocore's SigV4 signer and sent with urllib, instead of through a boto3 client: a
+boto3 S3 client costs ~40 MB of RSS (its service model), the sidecar's budget is 60 MB.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import ssl
 import time
+import urllib.error
+import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from urllib.parse import quote
 
 from statekeeper.agent.config import AgentConfig
 from statekeeper.agent.log import get_logger
-from statekeeper.agent.s3 import describe_error, s3_client
 from statekeeper.errors import EXIT_OK, InfraError, RefusedError
 
 log = get_logger("lease")
@@ -47,20 +56,136 @@ class LeaseRecord:
         return self.age > self.ttl
 
 
-def _error_code(exc: Any) -> str:
-    response = getattr(exc, "response", None) or {}
-    code = str(response.get("Error", {}).get("Code", ""))
-    status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-    return code or status
+class S3Error(Exception):
+    """An S3 error response: `code` is the XML error code (or the HTTP status as text)."""
+
+    def __init__(self, code: str, status: int) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    etag: str
+    age: float  # Date − Last-Modified of the response, seconds (server clock)
+
+
+class LeaseStore:
+    """GET / PUT / DELETE of one bucket's objects, SigV4-signed, with conditional headers."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        from botocore.credentials import Credentials
+
+        self.config = config
+        key_id = (
+            config.access_key_id.get_secret_value()
+            if config.access_key_id
+            else os.environ.get("AWS_ACCESS_KEY_ID")
+        )
+        secret = (
+            config.secret_access_key.get_secret_value()
+            if config.secret_access_key
+            else os.environ.get("AWS_SECRET_ACCESS_KEY")
+        )
+        if not key_id or not secret:
+            raise InfraError(
+                f"no S3 credentials for bucket {config.bucket!r}; set AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY (or their _FILE variants)"
+            )
+        self._credentials = Credentials(key_id, secret, os.environ.get("AWS_SESSION_TOKEN"))
+        self._context: ssl.SSLContext | None = None
+        endpoint = config.endpoint or f"https://s3.{config.region}.amazonaws.com"
+        if endpoint.startswith("https://"):
+            self._context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
+        self._base = f"{endpoint}/{quote(config.bucket, safe='')}"
+        self._where = f"bucket {config.bucket!r} at {config.endpoint or 'AWS S3'}"
+
+    def _request(
+        self, method: str, key: str, *, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        url = f"{self._base}/{quote(key, safe='/')}"
+        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+        S3SigV4Auth(self._credentials, "s3", self.config.region).add_auth(request)
+        prepared = request.prepare()
+        raw = urllib.request.Request(
+            prepared.url,
+            data=body if method == "PUT" else None,
+            headers=dict(prepared.headers.items()),
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(
+                raw, timeout=self.config.s3_timeout, context=self._context
+            ) as response:
+                return response.status, dict(response.headers.items()), response.read()
+        except urllib.error.HTTPError as err:
+            payload = err.read()
+            raise S3Error(_xml_code(payload) or str(err.code), err.code) from None
+        except (urllib.error.URLError, OSError) as err:
+            raise InfraError(
+                f"S3 unreachable: {self._where} did not answer within "
+                f"{self.config.s3_timeout:g}s ({type(err).__name__})"
+            ) from None
+
+    def describe(self, err: S3Error) -> str:
+        """One line for an S3 error response, without secrets."""
+        if err.status == 403 or err.code in ("AccessDenied", "InvalidAccessKeyId"):
+            return (
+                f"S3 credentials refused by {self._where} ({err.code}); check "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            )
+        if err.code == "NoSuchBucket":
+            return f"{self._where} does not exist; create it or fix STATEKEEPER_BUCKET"
+        return f"S3 error from {self._where}: {err.code}"
+
+    def get(self, key: str) -> StoredObject | None:
+        try:
+            _, headers, body = self._request("GET", key)
+        except S3Error as err:
+            if err.code == "NoSuchKey" or (err.status == 404 and err.code == "404"):
+                return None
+            raise InfraError(self.describe(err)) from None
+        lower = {k.lower(): v for k, v in headers.items()}
+        return StoredObject(body=body, etag=lower.get("etag", ""), age=_server_age(lower))
+
+    def put(
+        self, key: str, body: bytes, *, if_match: str | None = None, if_none_match: bool = False
+    ) -> str:
+        """Write `key`; returns its new ETag. S3Error on a failed precondition (412/409)."""
+        headers = {"Content-Type": "application/json"}
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        if if_none_match:
+            headers["If-None-Match"] = "*"
+        _, response_headers, _ = self._request("PUT", key, body=body, headers=headers)
+        lower = {k.lower(): v for k, v in response_headers.items()}
+        return lower.get("etag", "")
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        headers = {"If-Match": if_match} if if_match is not None else {}
+        self._request("DELETE", key, headers=headers)
+
+
+def _xml_code(payload: bytes) -> str:
+    try:
+        code = ET.fromstring(payload).findtext("Code")
+    except ET.ParseError:
+        return ""
+    return code or ""
 
 
 class Lease:
     """Acquire, renew and release the lease for `config.holder`. Not thread-safe: one owner."""
 
-    def __init__(self, config: AgentConfig, client: Any = None) -> None:
+    def __init__(self, config: AgentConfig, store: LeaseStore | None = None) -> None:
         self.config = config
         self.key = config.lease_key
-        self._client = client
+        self._store = store
         self.token = uuid.uuid4().hex
         self.etag: str | None = None
         self._renewed_mono = 0.0
@@ -69,27 +194,20 @@ class Lease:
         self.last_seen: LeaseRecord | None = None  # the lease as last read
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = s3_client(self.config)
-        return self._client
+    def store(self) -> LeaseStore:
+        if self._store is None:
+            self._store = LeaseStore(self.config)
+        return self._store
 
     # --- reading --------------------------------------------------------------------------
 
     def read(self) -> LeaseRecord | None:
         """The stored lease, or None when there is none. InfraError when S3 cannot answer."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self.client.get_object(Bucket=self.config.bucket, Key=self.key)
-            body = response["Body"].read()
-        except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
-                self.last_seen = None
-                return None
-            raise InfraError(describe_error(self.config, exc)) from None
-        except BotoCoreError as exc:
-            raise InfraError(describe_error(self.config, exc)) from None
+        stored = self.store.get(self.key)
+        if stored is None:
+            self.last_seen = None
+            return None
+        body = stored.body
         try:
             data = json.loads(body)
             holder, token, ttl = str(data["holder"]), str(data["token"]), float(data["ttl"])
@@ -97,7 +215,7 @@ class Lease:
             # Not our format: treat as a foreign, fresh lease (never silently overwrite it).
             holder, token, ttl = "<unreadable lease object>", "", float("inf")
         self.last_seen = LeaseRecord(
-            holder=holder, token=token, ttl=ttl, etag=response["ETag"], age=_server_age(response)
+            holder=holder, token=token, ttl=ttl, etag=stored.etag, age=stored.age
         )
         return self.last_seen
 
@@ -150,8 +268,11 @@ class Lease:
             return False
         if self._write(if_match=self.etag, create=False):
             return True
-        log.warning("lease lost: another replica took it over", extra={"key": self.key})
         self.etag = None
+        with contextlib.suppress(InfraError):
+            self.read()  # learn who holds it now (for /ready and the logs)
+        holder = self.last_seen.holder if self.last_seen else "nobody (released)"
+        log.warning("lease lost", extra={"key": self.key, "holder": holder})
         return False
 
     def release(self) -> bool:
@@ -159,11 +280,9 @@ class Lease:
         if self.etag is None:
             return False
         etag, self.etag = self.etag, None
-        return delete_lease(self.config, self.client, etag)
+        return delete_lease(self.config, self.store, etag)
 
     def _write(self, *, if_match: str | None, create: bool) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         self._seq += 1
         body = json.dumps(
             {
@@ -174,74 +293,58 @@ class Lease:
                 "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         ).encode()
-        kwargs: dict[str, Any] = {
-            "Bucket": self.config.bucket,
-            "Key": self.key,
-            "Body": body,
-            "ContentType": "application/json",
-        }
-        if self.conditional:
-            if create:
-                kwargs["IfNoneMatch"] = "*"
-            elif if_match is not None:
-                kwargs["IfMatch"] = if_match
         started = time.monotonic()
         try:
-            response = self.client.put_object(**kwargs)
-        except ClientError as exc:
-            code = _error_code(exc)
-            if code in _CONFLICT_CODES:
+            etag = self.store.put(
+                self.key,
+                body,
+                if_match=if_match if self.conditional else None,
+                if_none_match=create and self.conditional,
+            )
+        except S3Error as err:
+            if err.code in _CONFLICT_CODES or err.status in (409, 412):
                 return False
-            if code in ("NoSuchKey", "404") and "IfMatch" in kwargs:
+            if err.code == "NoSuchKey" and if_match is not None:
                 return False  # the lease we renew was deleted (released by force)
-            if code in _UNSUPPORTED_CODES and self.conditional:
+            if (err.code in _UNSUPPORTED_CODES or err.status == 501) and self.conditional:
                 log.warning("the store rejects conditional writes: lease falls back to TTL")
                 self.conditional = False
                 return self._write(if_match=if_match, create=create)
-            raise InfraError(describe_error(self.config, exc)) from None
-        except BotoCoreError as exc:
-            raise InfraError(describe_error(self.config, exc)) from None
+            raise InfraError(self.store.describe(err)) from None
         if not self.conditional:
             stored = self.read()
             if stored is None or stored.token != self.token:
                 self.etag = None
                 return False
-        self.etag = str(response["ETag"])
+            etag = stored.etag
+        self.etag = etag
         self._renewed_mono = started  # validity counts from before the request was sent
         return True
 
 
-def _server_age(response: dict[str, Any]) -> float:
+def _server_age(headers: dict[str, str]) -> float:
     """Seconds between the object's Last-Modified and the response's Date, both server clock."""
-    modified = response.get("LastModified")
-    date_header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    if not isinstance(modified, datetime):
+    try:
+        modified = parsedate_to_datetime(headers["last-modified"])
+    except (KeyError, TypeError, ValueError):
         return 0.0
     try:
-        now = parsedate_to_datetime(date_header) if date_header else datetime.now(UTC)
-    except (TypeError, ValueError):
+        now = parsedate_to_datetime(headers["date"])
+    except (KeyError, TypeError, ValueError):
         now = datetime.now(UTC)
     return max(0.0, (now - modified).total_seconds())
 
 
-def delete_lease(config: AgentConfig, client: Any, etag: str | None) -> bool:
+def delete_lease(config: AgentConfig, store: LeaseStore, etag: str | None) -> bool:
     """Delete the lease object, only if it still has `etag` (when given); whether deleted."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    kwargs: dict[str, Any] = {"Bucket": config.bucket, "Key": config.lease_key}
-    if etag is not None:
-        kwargs["IfMatch"] = etag
     try:
-        client.delete_object(**kwargs)
-    except ClientError as exc:
-        code = _error_code(exc)
-        if code in _CONFLICT_CODES or code in ("NoSuchKey", "404"):
+        store.delete(config.lease_key, if_match=etag)
+    except S3Error as err:
+        if err.code in _CONFLICT_CODES or err.status in (409, 412) or err.code == "NoSuchKey":
             return False
-        if code in _UNSUPPORTED_CODES and etag is not None:
-            return delete_lease(config, client, None)
-        raise InfraError(describe_error(config, exc)) from None
-    except BotoCoreError as exc:
-        raise InfraError(describe_error(config, exc)) from None
+        if (err.code in _UNSUPPORTED_CODES or err.status == 501) and etag is not None:
+            return delete_lease(config, store, None)
+        raise InfraError(store.describe(err)) from None
     return True
 
 
@@ -263,7 +366,7 @@ def release_main(config: AgentConfig, force: bool) -> int:
             f"{current.age:.0f}s ago (ttl {current.ttl:g}s): that replica may still be "
             "replicating; stop it first or pass --force"
         )
-    if not delete_lease(config, lease.client, current.etag):
+    if not delete_lease(config, lease.store, current.etag):
         raise RefusedError(
             f"lease {config.bucket}/{config.lease_key} changed while releasing it "
             "(its holder renewed it); run the command again to re-check"

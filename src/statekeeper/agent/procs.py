@@ -10,7 +10,8 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from statekeeper.agent.log import get_logger
@@ -49,12 +50,16 @@ def run_bounded(
     timeout: float,
     grace: float,
     cwd: Path | None = None,
+    abort: Callable[[], BaseException | None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `cmd` to completion, capturing text stdout/stderr; never longer than `timeout` seconds.
 
     On timeout the child gets SIGTERM, then SIGKILL after `grace` seconds, and InfraError is raised
     naming the command (never its environment, which holds credentials). A non-zero exit is NOT an
     error here: callers inspect `returncode`.
+
+    `abort`, when given, is polled every 50 ms: when it returns an exception the child is stopped
+    the same way and that exception is raised (e.g. a bucket check running in parallel failed).
     """
     name = Path(cmd[0]).name
     try:
@@ -70,15 +75,28 @@ def run_bounded(
         )
     except OSError as exc:
         raise InfraError(f"cannot run {name}: {exc.strerror or exc}") from None
+    deadline = time.monotonic() + timeout
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        terminate(proc, grace)
-        proc.communicate()
-        raise InfraError(
-            f"{name} {' '.join(cmd[1:2])} did not finish within {timeout:g}s and was stopped; "
-            "raise the timeout or check S3 reachability"
-        ) from None
+        while True:
+            step = deadline - time.monotonic()
+            if abort is not None:
+                step = min(step, 0.05)
+            try:
+                stdout, stderr = proc.communicate(timeout=max(step, 0.0))
+                break
+            except subprocess.TimeoutExpired:
+                reason = abort() if abort is not None else None
+                if reason is not None:
+                    terminate(proc, grace)
+                    proc.communicate()
+                    raise reason from None
+                if time.monotonic() >= deadline:
+                    terminate(proc, grace)
+                    proc.communicate()
+                    raise InfraError(
+                        f"{name} {' '.join(cmd[1:2])} did not finish within {timeout:g}s and was "
+                        "stopped; raise the timeout or check S3 reachability"
+                    ) from None
     except BaseException:
         terminate(proc, grace)
         raise

@@ -3,21 +3,27 @@
 For each SQLite database, in order, on its own:
 
   present, healthy            → kept (never overwritten; its `-wal` is never touched)
-  present, corrupt or empty   → replica exists: db/-wal/-shm moved to quarantine, then restored
+  present, corrupt or empty   → replica exists: restored, the old db/-wal/-shm quarantined
                                 no replica: REFUSE (exit 3), nothing moved (--allow-empty:
-                                quarantine and start empty)
+                                quarantine and start empty); a 0-byte DB on a volume that never
+                                held data is a first start
   missing, replica exists     → restored
   missing, no replica         → first start (the app creates it), unless the volume was
                                 initialised before (marker file): REFUSE (exit 3) — wrong bucket
                                 or deleted backups (--allow-empty: start empty)
 
-Every restore goes to a temporary file in the DB's own directory, is integrity-checked, and only
-then renamed over the DB path (atomic on one filesystem). A restored copy that fails its check is
-quarantined and the agent refuses to start. Nothing is ever deleted: whatever is moved aside goes
-to `<db dir>/.statekeeper-quarantine/<db name>-<UTC time>/`.
+Every restore goes first to a scratch folder in the DB's own directory (`litestream restore
+-if-replica-exists`, which doubles as the replica lookup), is integrity-checked and fsynced; only
+then are the old db/-wal/-shm moved to quarantine and the copy renamed over the DB path (atomic on
+one filesystem). A restored copy that fails its check is quarantined, the local files stay as they
+were, and the agent refuses to start. Nothing is ever deleted: whatever is moved aside goes to
+`<db dir>/.statekeeper-quarantine/<db name>-<UTC time>/`.
 
-Before any decision the bucket must answer (`check_bucket`): an unreachable S3 or refused
-credentials end the run with exit 4, because "no replica" cannot be told from "cannot see it".
+Before any decision that depends on S3 the bucket must have answered (`check_bucket`, run in a
+background thread from the start): an unreachable S3 or refused credentials end the run with
+exit 4, because "no replica" cannot be told from "cannot see it". Each run is bounded:
+`s3_timeout` for the check, `restore_timeout` per DB restore (SIGTERM, then SIGKILL after
+`kill_grace`), `rclone_timeout` per config directory.
 
 Files the agent keeps beside each database (all named `.statekeeper*`):
   .statekeeper-<db name>.initialised   marker: this volume has held this DB
@@ -32,6 +38,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
-from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
+from statekeeper.agent.litestream import litestream_binary, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket
@@ -139,58 +146,96 @@ def _write_marker(db: Path) -> None:
         )
 
 
-def replica_exists(config: AgentConfig, db: Path, config_file: Path) -> bool:
-    """True when `db`'s replica holds any LTX file (InfraError when S3 cannot be read)."""
-    return bool(ltx_json(config, db, config_file))
+class BucketCheck:
+    """`check_bucket` running in a background thread, so that the slow part of talking to S3
+    (importing boto3, the first HTTP round trip) overlaps the local integrity checks and the
+    first restore. Nothing is decided from S3 before `wait()` has returned."""
 
-
-def restore_to_place(config: AgentConfig, db: Path, config_file: Path) -> tuple[int, str | None]:
-    """Restore the newest replica of `db` beside it, check it, then atomically move it into place.
-
-    Returns (bytes restored, txid). RefusedError when the restored copy fails its check (it is
-    quarantined, not deleted); InfraError when litestream fails or exceeds `restore_timeout`.
-    """
-    workdir = Path(tempfile.mkdtemp(prefix=f".statekeeper-{db.name}.restoring-", dir=db.parent))
-    temp = workdir / db.name
-    try:
-        result = run_bounded(
-            [
-                litestream_binary(),
-                "restore",
-                "-config",
-                str(config_file),
-                "-no-expand-env",
-                "-json",
-                "-o",
-                str(temp),
-                str(db.absolute()),
-            ],
-            env=config.child_env(),
-            timeout=config.restore_timeout,
-            grace=config.kill_grace,
+    def __init__(self, config: AgentConfig) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(config,), name="bucket-check", daemon=True
         )
-        if result.returncode != 0 or not temp.exists():
-            raise InfraError(
-                f"litestream restore of {db} failed (exit {result.returncode}); "
-                "check S3 reachability and the replica, or run `statekeeper agent verify`"
-            )
-        txid = _restore_txid(result.stdout)
-        check = integrity_check(temp, config.integrity, read_only=False)
-        if not check.ok:
-            moved = quarantine(db, [temp])
-            raise RefusedError(
-                f"the restored copy of {db} fails its integrity check ({check.detail}); "
-                f"kept at {moved[0]}; inspect the replica with `statekeeper agent verify` "
-                "or restore an older point in time by hand"
-            )
-        size = temp.stat().st_size
-        with temp.open("rb") as handle:
-            os.fsync(handle.fileno())
-        temp.replace(db)
-        _fsync_dir(db.parent)
-        return size, txid
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
+        self._thread.start()
+
+    def _run(self, config: AgentConfig) -> None:
+        try:
+            check_bucket(config)
+        except BaseException as exc:  # handed to the main thread by failed()/wait()
+            self._error = exc
+
+    def failed(self) -> BaseException | None:
+        """The check's error once it has failed, else None (still running, or fine)."""
+        return None if self._thread.is_alive() else self._error
+
+    def wait(self) -> None:
+        """Block until the check is done; re-raise its error (InfraError: exit 4)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+@dataclass
+class Fetched:
+    """A replica restored into a scratch folder beside the DB, not yet checked or in place."""
+
+    path: Path
+    txid: str | None
+
+
+def fetch_replica(
+    config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck, workdir: Path
+) -> Fetched | None:
+    """`litestream restore -if-replica-exists` of `db` into `workdir`; None when the bucket
+    answers and holds no replica. It doubles as the replica lookup, so a restore costs one
+    litestream run. InfraError when S3 fails or `restore_timeout` passes."""
+    temp = workdir / db.name
+    result = run_bounded(
+        [
+            litestream_binary(),
+            "restore",
+            "-config",
+            str(config_file),
+            "-no-expand-env",
+            "-if-replica-exists",
+            "-json",
+            "-o",
+            str(temp),
+            str(db.absolute()),
+        ],
+        env=config.child_env(),
+        timeout=config.restore_timeout,
+        grace=config.kill_grace,
+        abort=bucket.failed,
+    )
+    bucket.wait()  # "no replica" means something only once the bucket has answered
+    if result.returncode != 0:
+        raise InfraError(
+            f"litestream restore of {db} failed (exit {result.returncode}); "
+            "check S3 reachability and the replica, or run `statekeeper agent verify`"
+        )
+    if not temp.exists():
+        return None
+    return Fetched(temp, _restore_txid(result.stdout))
+
+
+def check_fetched(config: AgentConfig, db: Path, fetched: Fetched) -> int:
+    """Integrity-check and fsync the restored copy; returns its size in bytes.
+
+    RefusedError when it fails its check: the copy is quarantined and the local files are left
+    exactly as they were.
+    """
+    check = integrity_check(fetched.path, config.integrity, read_only=False)
+    if not check.ok:
+        moved = quarantine(db, [fetched.path])
+        raise RefusedError(
+            f"the restored copy of {db} fails its integrity check ({check.detail}); "
+            f"kept at {moved[0]}; inspect the replica with `statekeeper agent verify` "
+            "or restore an older point in time by hand"
+        )
+    with fetched.path.open("rb") as handle:
+        os.fsync(handle.fileno())
+    return fetched.path.stat().st_size
 
 
 def _restore_txid(stdout: str) -> str | None:
@@ -201,7 +246,7 @@ def _restore_txid(stdout: str) -> str | None:
     return str(data.get("txid")) if isinstance(data, dict) and data.get("txid") else None
 
 
-def handle_db(config: AgentConfig, db: Path, config_file: Path) -> DbOutcome:
+def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck) -> DbOutcome:
     """Decide and act for one database; raises RefusedError / InfraError to stop the start."""
     started = time.monotonic()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -229,34 +274,49 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path) -> DbOutcome:
         problem = "missing"
     log.warning(f"database {problem}", extra={"db": str(db)})
 
-    has_replica = replica_exists(config, db, config_file)
-    log.info("replica lookup", extra={"db": str(db), "replica": has_replica})
-
-    if has_replica:
-        moved = quarantine(db, db_files(db))  # stale -wal/-shm must never meet a restored DB
-        restored, txid = restore_to_place(config, db, config_file)
-        _write_marker(db)
-        log.info(
-            "restored from replica",
-            extra={"db": str(db), "bytes": restored, "txid": txid or "", "was": problem},
-        )
-        return DbOutcome(
-            str(db),
-            "restored",
-            f"{problem}; restored from replica",
-            restored_bytes=restored,
-            txid=txid,
-            quarantined=moved,
-            duration_s=_since(started),
-        )
+    workdir = Path(tempfile.mkdtemp(prefix=f".statekeeper-{db.name}.restoring-", dir=db.parent))
+    try:
+        fetched = fetch_replica(config, db, config_file, bucket, workdir)
+        log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
+        if fetched is not None:
+            restored = check_fetched(config, db, fetched)
+            moved = quarantine(db, db_files(db))  # stale -wal/-shm must never meet a restored DB
+            fetched.path.replace(db)  # same directory: an atomic rename
+            _fsync_dir(db.parent)
+            _write_marker(db)
+            log.info(
+                "restored from replica",
+                extra={
+                    "db": str(db),
+                    "bytes": restored,
+                    "txid": fetched.txid or "",
+                    "was": problem,
+                },
+            )
+            return DbOutcome(
+                str(db),
+                "restored",
+                f"{problem}; restored from replica",
+                restored_bytes=restored,
+                txid=fetched.txid,
+                quarantined=moved,
+                duration_s=_since(started),
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
 
     where = f"s3://{config.bucket}/{config.replica_key(db)}"
-    if problem == "missing" and not marker_path(db).exists() and not extras:
+    holds_data = any(p.stat().st_size > 0 for p in extras if p.name.endswith("-wal"))
+    if not marker_path(db).exists() and (
+        (problem == "missing" and not extras) or (problem.startswith("empty") and not holds_data)
+    ):
+        # Nothing to lose: no DB (or a 0-byte one, as some apps create before their schema)
+        # on a volume that never held it, and the bucket, which answered, holds no replica.
         log.info(
             "first start: the bucket answers and holds no replica; the app will create the DB",
             extra={"db": str(db), "replica": where},
         )
-        return DbOutcome(str(db), "first-start", f"no local DB and no replica at {where}")
+        return DbOutcome(str(db), "first-start", f"no local data and no replica at {where}")
 
     if problem == "missing" and not marker_path(db).exists():
         reason = (
@@ -339,8 +399,7 @@ def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcom
             "integrity": config.integrity,
         },
     )
-    check_bucket(config)
-    log.info("bucket answers", extra={"bucket": config.bucket})
+    bucket = BucketCheck(config)
 
     outcomes: list[DbOutcome] = []
     refusals: list[str] = []
@@ -349,12 +408,14 @@ def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcom
             config_file = write_config(config, Path(scratch) / "litestream.yml")
             for db in config.sqlite_paths:
                 try:
-                    outcomes.append(handle_db(config, db, config_file))
+                    outcomes.append(handle_db(config, db, config_file, bucket))
                 except RefusedError as exc:
                     # Each DB is decided on its own; the start is refused once all are handled.
                     log.error("refused", extra={"db": str(db), "reason": str(exc)})
                     outcomes.append(DbOutcome(str(db), "refused", str(exc)))
                     refusals.append(str(exc))
+    bucket.wait()  # S3 unreachable or credentials refused: exit 4, even if every DB was healthy
+    log.info("bucket answers", extra={"bucket": config.bucket})
     dirs = restore_config_dirs(config) if not refusals else []
     write_status(config, outcomes, dirs, started)
     if refusals:

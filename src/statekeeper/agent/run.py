@@ -9,10 +9,11 @@ Four activities, each in its own thread, all sleeping on `threading.Event.wait` 
              overlap, each bounded by `rclone_timeout`; one final sync on shutdown
   status     every `status_interval`, `litestream ltx -json` per DB → replica lag metrics
 
-On SIGTERM/SIGINT: litestream gets SIGTERM (it flushes within its `shutdown-sync-timeout`, set to
-75 % of `shutdown_timeout`) while the final config sync runs, both bounded by `shutdown_timeout`;
-then the lease is released so a successor starts at once. `terminationGracePeriodSeconds` must
-exceed `shutdown_timeout` + `kill_grace` (defaults 20 s + 10 s = the Kubernetes default 30 s).
+On SIGTERM/SIGINT, bounded by `shutdown_timeout` (S): `litestream sync -wait` through its control
+socket (up to S/2), then SIGTERM (litestream's own `shutdown-sync-timeout` is 0.4·S), SIGKILL when
+S runs out; meanwhile the final config sync runs (deadline S). Then the lease is released so a
+successor starts at once. `terminationGracePeriodSeconds` must exceed S + `kill_grace` + a few
+seconds (defaults 20 s + 10 s: raise it from the Kubernetes default 30 s to e.g. 40 s).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from statekeeper.agent.lease import Lease
 from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.metrics import HealthServer, SidecarMetrics
+from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.rclone import rclone_binary, sync_to_remote
 from statekeeper.errors import EXIT_OK, ConfigError, InfraError
 
@@ -49,8 +51,9 @@ RETRY_BASE = 5.0  # first retry of a failed sync after min(interval, this), then
 
 
 def shutdown_sync_timeout(config: AgentConfig) -> float:
-    """litestream's own flush budget on SIGTERM: 75 % of ours, leaving room for the SIGKILL."""
-    return max(1.0, round(config.shutdown_timeout * 0.75, 1))
+    """litestream's own flush budget on SIGTERM (`shutdown-sync-timeout`): 40 % of ours. The
+    first half of our budget goes to an explicit `litestream sync -wait` (see `_flush`)."""
+    return max(1.0, round(config.shutdown_timeout * 0.4, 1))
 
 
 def newest_ltx_time(entries: list[dict[str, Any]]) -> float | None:
@@ -72,13 +75,21 @@ _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "time", "level"}
 
 
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
 def relay_litestream_line(line: str) -> None:
     """Log one line of litestream's JSON log as our own record (`source=litestream`)."""
     text = line.strip()
     if not text:
         return
     try:
-        record = json.loads(text)
+        # litestream repeats "level" (log level, then e.g. a compaction level): keep the first.
+        record = json.loads(text, object_pairs_hook=_first_wins)
     except ValueError:
         record = None
     if not isinstance(record, dict):
@@ -128,7 +139,12 @@ class Sidecar:
         self._last_holder: str | None = None
         self._newest: dict[str, float] = {}
         self.litestream_config = workdir / "litestream.yml"
+        self.control_socket = workdir / "litestream.sock"
         self._threads: list[threading.Thread] = []
+        for directory in config.config_paths:
+            # Export the per-path series from the start (at 0), so rate()/alerts see them.
+            self.metrics.sync_failures.labels(path=str(directory))
+            self.metrics.sync_refusals.labels(path=str(directory))
 
     # --- probes ---------------------------------------------------------------------------
 
@@ -163,6 +179,8 @@ class Sidecar:
                 self.litestream_config,
                 extra={
                     "shutdown-sync-timeout": f"{shutdown_sync_timeout(self.config):g}s",
+                    # control socket for `litestream sync -wait` before SIGTERM
+                    "socket": {"enabled": True, "path": str(self.control_socket)},
                     # JSON lines, so its records can be relayed as structured ones of ours.
                     "logging": {"type": "json", "level": "info"},
                 },
@@ -191,9 +209,9 @@ class Sidecar:
             self.stop.wait(self.config.lease_heartbeat)
 
     def _set_held(self, held: bool) -> None:
-        if not held and self.lease.last_seen is not None:
-            holder = self.lease.last_seen.holder
-            if holder != self._last_holder and holder != self.config.holder:
+        if not held:
+            holder = self.lease.last_seen.holder if self.lease.last_seen else None
+            if holder not in (self._last_holder, self.config.holder, None):
                 log.info("waiting for the lease", extra={"holder": holder})
             self._last_holder = holder
         if held == self._held.is_set():
@@ -315,6 +333,10 @@ class Sidecar:
         if self.stop.is_set():
             budget = max(1.0, self._stop_started + budget - time.monotonic())
         log.info("stopping litestream", extra={"pid": proc.pid, "budget_s": round(budget, 1)})
+        flush_until = time.monotonic() + budget / 2
+        for db in self.config.sqlite_paths:
+            self._flush(db, flush_until)
+        budget = max(1.0, budget - budget / 2)
         proc.send_signal(signal.SIGTERM)
         if not self._litestream_exited.wait(budget):
             log.error("litestream did not stop in time, killing it", extra={"pid": proc.pid})
@@ -323,6 +345,39 @@ class Sidecar:
         log.info("litestream stopped", extra={"exit_code": proc.returncode})
         self._litestream = None
         self.metrics.litestream_up.set(0)
+
+    def _flush(self, db: Path, until: float) -> None:
+        """`litestream sync -wait` through the control socket: push every committed transaction
+        of `db` to the replica before SIGTERM. Needed because a litestream stopped before its
+        first sync interval exits without replicating anything; its own shutdown sync only
+        covers what it has already picked up."""
+        remaining = until - time.monotonic()
+        if remaining < 0.5 or self._litestream_exited.is_set():
+            return
+        cmd = [
+            litestream_binary(),
+            "sync",
+            "-wait",
+            "-timeout",
+            str(max(1, int(remaining))),
+            "-socket",
+            str(self.control_socket),
+            str(db.absolute()),
+        ]
+        try:
+            result = run_bounded(
+                cmd, env=self.config.child_env(), timeout=remaining + 1.0, grace=1.0
+            )
+        except InfraError as exc:
+            log.warning("final litestream sync timed out", extra={"db": str(db), "error": str(exc)})
+            return
+        if result.returncode == 0:
+            log.info("final litestream sync done", extra={"db": str(db)})
+        else:
+            log.warning(
+                "final litestream sync failed; relying on litestream's shutdown sync",
+                extra={"db": str(db), "exit_code": result.returncode},
+            )
 
     # --- rclone sync ----------------------------------------------------------------------
 

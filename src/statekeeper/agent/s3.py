@@ -36,10 +36,12 @@ def s3_client(config: AgentConfig) -> Any:
     import boto3
     from botocore.config import Config
 
+    # Two attempts of at most a third of the budget each (plus a short backoff): a dead or
+    # silent endpoint fails within about `s3_timeout`.
     per_try = max(1.0, config.s3_timeout / 3)
     botocfg = Config(
         connect_timeout=per_try,
-        read_timeout=max(per_try, 5.0),
+        read_timeout=per_try,
         retries={"max_attempts": 2, "mode": "standard"},
         s3={"addressing_style": "path"},
     )

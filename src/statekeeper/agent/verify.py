@@ -12,6 +12,7 @@ fails its check, or its recovery point is older than `--max-age`; 4 when S3 cann
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 import tempfile
@@ -107,10 +108,18 @@ def check_database(
     return report
 
 
+def _restorable(key: str) -> bool:
+    """False for the SQLite files and journals that the config restore (rclone) excludes."""
+    from statekeeper.agent.rclone import SQLITE_EXCLUDES
+
+    name = key.rsplit("/", 1)[-1]
+    return not any(fnmatch.fnmatchcase(name, p) for p in SQLITE_EXCLUDES if "/" not in p)
+
+
 def check_config_dir(config: AgentConfig, directory: Path) -> dict[str, Any]:
     """What a config restore of `directory` would bring: file count and bytes in the bucket."""
     key = config.files_key(directory) + "/"
-    objects = list_prefix(config, key)
+    objects = [o for o in list_prefix(config, key) if _restorable(str(o.get("Key", "")))]
     return {
         "path": str(directory),
         "remote": f"s3://{config.bucket}/{key}",

@@ -1,6 +1,6 @@
 """CLI: `statekeeper audit` — judge manifests and kustomize overlays against the strategy.
 
-Arguments → `load_policy` → `run_audit` → optional `--rule` filter → a reporter → stdout or
+Arguments → `load_policy` → `run_audit` (only the `--rule` rules) → a reporter → stdout or
 `--output`, then the exit code from `--fail-on`. Heavy modules (engine, rules, rich, PyYAML) are
 imported inside the command so `statekeeper --version` and `--help` stay fast.
 """
@@ -138,17 +138,15 @@ def audit(
         env=env,
         render=not no_render,
         stdin=sys.stdin.buffer if "-" in sources else None,
+        only=wanted,
     )
-    if wanted is not None:
-        report = _only_rules(report, wanted)
 
     color, width = False, PIPE_WIDTH
     if output is None and fmt is OutputFormat.text:
         color, width = _terminal_style()
     text = render(report, fmt.value, color=color, width=width, rules=all_rules())
     if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _print(text)
     else:
         _write(output, text)
     raise typer.Exit(exit_code(report, fail_on.value))
@@ -183,16 +181,6 @@ def _wanted_rules(values: Sequence[str]) -> set[str] | None:
     return wanted
 
 
-def _only_rules(report: Report, wanted: set[str]) -> Report:
-    from dataclasses import replace
-
-    return replace(
-        report,
-        findings=[f for f in report.findings if f.rule in wanted],
-        suppressed=[s for s in report.suppressed if s.finding.rule in wanted],
-    )
-
-
 def _terminal_style() -> tuple[bool, int]:
     """(colour?, width) for stdout, as rich's Console sees it: colour only on a terminal, never
     with NO_COLOR; FORCE_COLOR forces it; the terminal's width, or PIPE_WIDTH when piped."""
@@ -201,6 +189,19 @@ def _terminal_style() -> tuple[bool, int]:
     console = Console(file=sys.stdout)
     color = console.is_terminal and console.color_system is not None and not console.no_color
     return color, (console.width if console.is_terminal else PIPE_WIDTH)
+
+
+def _print(text: str) -> None:
+    """Write to stdout; a reader that went away (`| head`) is not an error."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _write(path: Path, text: str) -> None:

@@ -28,7 +28,7 @@ def audit_tree(root: Path, policy: Any) -> AuditOutcome:
     from statekeeper.inventory.build import build_inventory
     from statekeeper.manifests.load import load_sources
 
-    loaded = load_sources([str(root)])
+    loaded = load_sources([str(root)], overlay_envs=policy.overlay_environments())
     inventory = build_inventory(loaded.resources, loaded.other, policy)
     report = evaluate(inventory, policy)
     detected: Detected = {}

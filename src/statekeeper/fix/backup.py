@@ -33,6 +33,7 @@ from statekeeper.generate.wiring import (
 )
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
+RULES_CONFIG_MOUNT = ("SK204",)
 SQLITE_RULES = {"SK201", "SK202", "SK203"}
 DEFAULT_SECRET = "statekeeper-s3"
 DEFAULT_BUCKET = "statekeeper"
@@ -251,7 +252,7 @@ def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
         annotations = CommentedMap()
         meta["annotations"] = annotations
     for key, value in scrape_annotations().items():
-        annotations.setdefault(key, value)
+        annotations.setdefault(key, to_ruamel(value))
 
 
 def _add_litestream(
@@ -339,5 +340,54 @@ def _add_resource(
     resources.insert(position, target.name)
 
 
-def describe(path: Path) -> str:  # pragma: no cover - used in messages only
-    return path.name
+def fix_config_mount(ctx: FixContext, group: FindingGroup) -> None:
+    """SK204: a litestream container that reads its config without mounting it gets the mount
+    the pod's other litestream container uses for that config. Other SK204 cases (the config's
+    paths differ from the databases) need a person's decision."""
+    placements = {
+        (p.doc.file, p.doc.index): p.doc
+        for _o, p in ctx.index.locate(group.kind, group.name, group.namespace, None)
+    }
+    if len(placements) != 1:
+        ctx.refuse(group, f"{group.kind} {group.name} is not defined in exactly one source file")
+        return
+    (doc,) = placements.values()
+    _yfile, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
+    pod = _pod_spec(data)
+    litestream = _policy_list(ctx, "tiers", "sqlite", "litestream_images", default=["litestream"])
+    containers = [
+        c
+        for key in ("initContainers", "containers")
+        for c in (pod.get(key) or [] if pod is not None else [])
+        if any(n in str(c.get("image", "")) for n in litestream)
+    ]
+    config_mounts = [
+        m
+        for c in containers
+        for m in c.get("volumeMounts") or []
+        if str(m.get("mountPath", "")).endswith((".yml", ".yaml")) or "litestream" in str(
+            m.get("mountPath", "")
+        )
+    ]
+    if not config_mounts:
+        ctx.refuse(group, "no container of the pod mounts a litestream config to copy; "
+                          "mount the config in every litestream container by hand")  # fmt: skip
+        return
+    template = config_mounts[0]
+    added = []
+    for container in containers:
+        mounts = container.get("volumeMounts")
+        paths = {str(m.get("mountPath")) for m in mounts or []}
+        if str(template["mountPath"]) in paths:
+            continue
+        if mounts is None:
+            mounts = to_ruamel([])
+            container["volumeMounts"] = mounts
+        mounts.append(to_ruamel({k: template[k] for k in template}))
+        added.append(str(container.get("name")))
+    if not added:
+        ctx.refuse(group, "every litestream container mounts the config already; the config's "
+                          "database paths need a person's decision")  # fmt: skip
+        return
+    ctx.done(group, f"mounted {template['mountPath']} in {', '.join(added)} "
+                    f"({ctx.show(doc.file)})")  # fmt: skip

@@ -129,15 +129,10 @@ def seq(items: list[Any] | None = None) -> CommentedSeq:
 
 
 def to_ruamel(value: Any) -> Any:
-    """Plain dicts/lists → ruamel containers (block style when dumped)."""
-    if isinstance(value, dict) and not isinstance(value, CommentedMap):
-        cmap = CommentedMap()
-        for key, item in value.items():
-            cmap[key] = to_ruamel(item)
-        return cmap
-    if isinstance(value, list) and not isinstance(value, CommentedSeq):
-        return seq([to_ruamel(v) for v in value])
-    return value
+    """Plain dicts/lists → ruamel containers (block style; ambiguous strings double-quoted)."""
+    from statekeeper.generate.yamlout import to_block
+
+    return to_block(value)
 
 
 def replace_token(text: str, old: str, new: str) -> str:

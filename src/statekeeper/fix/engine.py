@@ -14,7 +14,7 @@ from pathlib import Path
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Finding
-from statekeeper.fix import backup, pvc_name, storage_class, velero
+from statekeeper.fix import backup, claims, pvc_name, storage_class, velero
 from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
 from statekeeper.fix.sources import SourceIndex
 from statekeeper.fix.workspace import Workspace
@@ -72,10 +72,23 @@ def _all_at_once(
 _FAMILIES: list[tuple[tuple[str, ...], Callable[[FixContext, list[FindingGroup]], None]]] = [
     (pvc_name.RULES, _each(pvc_name.fix)),
     (storage_class.RULES, _each(storage_class.fix)),
+    (claims.RULES_RECLAIM, _each(claims.fix_reclaim)),
+    (claims.RULES_SIZE, _each(claims.fix_size)),
+    (backup.RULES_CONFIG_MOUNT, _each(backup.fix_config_mount)),
     (backup.RULES, _per_workload),
     (velero.RULES, _all_at_once(velero.fix_all)),
 ]
 FIXABLE: tuple[str, ...] = tuple(rule for rules, _ in _FAMILIES for rule in rules)
+
+
+# Why the other rules are not fixed automatically.
+NOT_FIXABLE = {
+    "SK501": "moving an S3 key into a Secret needs the key, which must not be written to git: "
+    "create the Secret (SOPS, External Secrets) and reference it with secretKeyRef",
+    "SK105": "a media library moves from a PVC to a direct NFS mount: the server and export "
+    "path are yours to choose",
+    "SK001": "an ignore annotation needs a reason only a person can give",
+}
 
 
 @dataclass(slots=True)
@@ -138,5 +151,5 @@ def plan_fixes(
     handled = {r for family, _ in _FAMILIES for r in family}
     for group in groups:
         if group.rule not in handled:
-            ctx.refuse(group, "no automatic fix for this rule (see its remediation)")
+            ctx.refuse(group, NOT_FIXABLE.get(group.rule, "no automatic fix for this rule"))
     return FixResult(workspace=ctx.workspace, fixed=ctx.fixed, cannot=ctx.cannot, notes=ctx.notes)

@@ -142,7 +142,9 @@ class Workspace:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise InputError(f"cannot create {name}: directory {parent} is not writable")
             return
-        if not os.access(path, os.W_OK):
+        # No write bit for anyone counts as read-only even for root, who `os.access` lets write:
+        # someone marked the file read-only on purpose, and a rename would ignore it.
+        if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
             raise InputError(f"{name} is read-only; nothing was written")
         if not os.access(path.parent, os.W_OK | os.X_OK):
             raise InputError(f"cannot replace {name}: its directory is not writable")

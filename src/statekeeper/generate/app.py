@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def validate(spec: AppSpec, strategy: Strategy) -> str:
     for path in spec.config_paths:
         _check_path("config path", path)
     images = (spec.image,) if spec.image else ()
-    allowed = strategy.category_for(spec.name, spec.purpose, images)
+    allowed = strategy.category_for(spec.name, spec.purpose, images, bool(spec.sqlite_paths))
     size = spec.size or (allowed.minimum if allowed else DEFAULT_SIZE)
     parse_quantity(size)  # raises on nonsense
     if allowed and not allowed.contains(size):
@@ -130,7 +130,14 @@ def mount_plan(spec: AppSpec) -> tuple[Mount, ...]:
 
 
 def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
-    """The files of the new app, relative to the output directory (nothing is written here)."""
+    """The files of the new app, relative to the output directory (nothing is written here).
+
+    An image the policy knows as a SQLite app (Vaultwarden, the *arr apps, …) gets its usual
+    database paths when `--sqlite` is not given, so the audit finds them protected."""
+    if spec.image and not spec.sqlite_paths:
+        known = strategy.known_sqlite_paths(spec.image)
+        if known:
+            spec = replace(spec, sqlite_paths=known)
     size = validate(spec, strategy)
     labels = {"app.kubernetes.io/name": spec.name, **spec.extra_labels}
     mounts = mount_plan(spec)

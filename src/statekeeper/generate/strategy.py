@@ -62,15 +62,25 @@ class SizeRange:
     apps: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
 
-    def matches(self, app: str, purpose: str, images: tuple[str, ...] = ()) -> bool:
-        """The policy's matching rule: the app is listed (when `apps` is given) and a word of the
-        purpose is one of `purposes`, or a container image names one of `images`."""
-        if self.apps and app not in self.apps:
+    sqlite: bool = False  # a claim holding a SQLite database falls in this category
+
+    def _app_ok(self, app: str) -> bool:
+        return not self.apps or app in self.apps or app.replace("-", "") in self.apps
+
+    def matches_purpose(self, app: str, purpose: str) -> bool:
+        """Strong match: the app is allowed and a word of the purpose is one of `purposes`."""
+        words = {purpose, *(w for w in re.split(r"[-_.]", purpose) if w)}
+        return self._app_ok(app) and bool(words & set(self.purposes))
+
+    def matches_weakly(self, app: str, images: tuple[str, ...], sqlite: bool) -> bool:
+        """Fallback match: a mounting container's image, or a SQLite database on the claim."""
+        if not self._app_ok(app):
             return False
-        words = set(purpose.split("-")) | {purpose}
-        if words & set(self.purposes):
+        if not self.purposes and not self.images and not self.sqlite:
+            return bool(self.apps)
+        if self.images and any(_image_matches(image, self.images) for image in images):
             return True
-        return any(_image_matches(image, self.images) for image in images)
+        return self.sqlite and sqlite
 
     def contains(self, size: str) -> bool:
         return parse_quantity(self.minimum) <= parse_quantity(size) <= parse_quantity(self.maximum)
@@ -98,17 +108,29 @@ class Strategy:
         )
         raise InputError(f"unknown environment {name!r} (the policy knows: {known})")
 
+    def known_sqlite_paths(self, image: str) -> tuple[str, ...]:
+        """The usual database paths of an image the policy knows as a SQLite app."""
+        sqlite = _get(_get(self.policy, "tiers", default=None), "sqlite", default=None)
+        for known in _get(sqlite, "known_images", default=None) or []:
+            if _image_matches(image, _strings(_get(known, "images", default=()))):
+                return _strings(_get(known, "paths", default=()))
+        return ()
+
     def size_range(self, category: str) -> SizeRange | None:
         return self.sizes.get(category)
 
     def category_for(
-        self, app: str, purpose: str, images: tuple[str, ...] = ()
+        self, app: str, purpose: str, images: tuple[str, ...] = (), sqlite: bool = False
     ) -> SizeRange | None:
-        """The first sizing category that matches a claim, as the audit decides it."""
+        """The sizing category of a claim, decided as the audit (SK104) decides it: the first
+        category whose purposes name the claim's purpose, else the first that matches weakly."""
+        fallback: SizeRange | None = None
         for rng in self.sizes.values():
-            if rng.matches(app, purpose, images):
+            if rng.matches_purpose(app, purpose):
                 return rng
-        return None
+            if fallback is None and rng.matches_weakly(app, images, sqlite):
+                fallback = rng
+        return fallback
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -164,6 +186,7 @@ def strategy_from_policy(policy: Any) -> Strategy:
                 purposes=_strings(_get(rng, "purposes", default=())),
                 apps=_strings(_get(rng, "apps", default=())),
                 images=_strings(_get(rng, "images", default=())),
+                sqlite=bool(_get(rng, "sqlite", default=False)),
             )
     tiers = _get(policy, "tiers", default=None)
     agent = _get(policy, "agent", default=None)
@@ -182,12 +205,10 @@ def _strings(values: Any) -> tuple[str, ...]:
 
 
 def _image_matches(image: str, names: tuple[str, ...]) -> bool:
-    """`docker.io/bitnami/postgresql:16` matches `postgresql` and `bitnami/postgresql`."""
-    repo = image.rsplit("@", 1)[0]
-    last = repo.rsplit("/", 1)[-1]
-    repo = repo.rsplit(":", 1)[0] if ":" in repo.rsplit("/", 1)[-1] else repo
-    base = last.split(":", 1)[0]
-    return any(repo == n or repo.endswith("/" + n) or base == n for n in names)
+    """The audit's own image matching (`owner/repo` or a bare last segment)."""
+    from statekeeper.inventory.detect import image_matches
+
+    return image_matches(image, list(names))
 
 
 def load_strategy(policy_file: Path | None = None) -> Strategy:

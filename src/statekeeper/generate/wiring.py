@@ -10,7 +10,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruamel.yaml.scalarstring import LiteralScalarString
+
 from statekeeper import __version__
+from statekeeper.policy.model import parse_duration
 
 AGENT_IMAGE = f"ghcr.io/statekeeper/statekeeper:{__version__}"
 LITESTREAM_IMAGE = "litestream/litestream:0.5.2"
@@ -140,16 +143,21 @@ def litestream_pattern(
     init: list[dict[str, Any]] = []
     sidecars: list[dict[str, Any]] = []
     if spec.sqlite_paths:
-        checks = " && ".join(
-            f'{{ [ ! -f "{db}" ] || sqlite3 "{db}" "PRAGMA integrity_check" | grep -qx ok '
-            f'|| mv "{db}" "{db}.corrupt"; }}'
-            for db in spec.sqlite_paths
+        # Fail-Safe Integrity: a corrupt database is quarantined (never deleted), so the
+        # restore that follows fetches the replica instead of keeping the damaged file.
+        check = (
+            "set -eu\n"
+            f"for db in {' '.join(spec.sqlite_paths)}; do\n"
+            '  if [ -f "$db" ] && [ "$(sqlite3 "$db" \'PRAGMA integrity_check;\')" != "ok" ]; then\n'
+            '    mv "$db" "$db.corrupt-$(date +%s)"\n'
+            "  fi\n"
+            "done\n"
         )
         init.append(
             {
                 "name": "check-integrity",
                 "image": SQLITE_CHECK_IMAGE,
-                "command": ["sh", "-c", checks],
+                "command": ["sh", "-c", LiteralScalarString(check)],
                 "volumeMounts": mounts,
             }
         )
@@ -172,20 +180,21 @@ def litestream_pattern(
                 "volumeMounts": [*mounts, config_mount],
             }
         )
+    seconds = int(parse_duration(spec.rclone_interval) or 600)
     for index, path in enumerate(spec.config_paths):
-        target = (
-            f":s3:${{STATEKEEPER_BUCKET}}/${{STATEKEEPER_PREFIX}}/files/{posixpath.basename(path)}"
-        )
+        target = f"${{STATEKEEPER_BUCKET}}/${{STATEKEEPER_PREFIX}}/files/{posixpath.basename(path)}"
         script = (
-            f"while true; do rclone sync {path} {target} --s3-provider Other "
-            "--s3-env-auth --s3-endpoint $STATEKEEPER_S3_ENDPOINT; "
-            f"sleep {spec.rclone_interval}; done"
+            "while true; do\n"
+            f'  rclone sync {path} ":s3:{target}" \\\n'
+            '    --s3-provider Other --s3-env-auth --s3-endpoint "$STATEKEEPER_S3_ENDPOINT"\n'
+            f"  sleep {seconds}\n"
+            "done\n"
         )
         sidecars.append(
             {
                 "name": "rclone" if index == 0 else f"rclone-{index}",
                 "image": RCLONE_IMAGE,
-                "command": ["sh", "-c", script],
+                "command": ["sh", "-c", LiteralScalarString(script)],
                 "envFrom": env_from,
                 "volumeMounts": mounts,
             }

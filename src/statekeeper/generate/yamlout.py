@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString, ScalarString
 
 from statekeeper.errors import InputError
 
@@ -28,13 +29,42 @@ def literal(text: str) -> LiteralScalarString:
     return LiteralScalarString(text)
 
 
+def _needs_quotes(text: str) -> bool:
+    """True when a plain scalar would not read back as this string (`true`, `9090`, `~`)."""
+    import yaml as pyyaml
+
+    if text == "" or text != text.strip():
+        return True
+    try:
+        return not isinstance(pyyaml.safe_load(text), str)
+    except pyyaml.YAMLError:
+        return True
+
+
+def to_block(value: Any) -> Any:
+    """Plain data → ruamel containers, strings that need quotes double-quoted (kubectl's and most
+    repositories' habit) instead of ruamel's single quotes."""
+    if isinstance(value, Mapping) and not isinstance(value, CommentedMap):
+        cmap = CommentedMap()
+        for key, item in value.items():
+            cmap[key] = to_block(item)
+        return cmap
+    if isinstance(value, list) and not isinstance(value, CommentedSeq):
+        items = CommentedSeq()
+        items.extend(to_block(v) for v in value)
+        return items
+    if isinstance(value, str) and not isinstance(value, ScalarString) and _needs_quotes(value):
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def dump_documents(documents: Sequence[Mapping[str, Any]], header: str | None = None) -> str:
     """Dump documents as one multi-document YAML text, `---` between them."""
     yaml = _yaml()
     parts: list[str] = []
     for doc in documents:
         buf = io.StringIO()
-        yaml.dump(doc, buf)
+        yaml.dump(to_block(doc), buf)
         parts.append(buf.getvalue())
     text = "---\n".join(parts)
     if header:

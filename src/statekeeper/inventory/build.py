@@ -230,8 +230,10 @@ def _template_app(resource: Resource) -> str | None:
 
 
 def _source_app(resource: Resource) -> str | None:
+    """The kustomize app directory's name; cluster-scoped objects (StorageClasses, PVs,
+    Namespaces) belong to no app through their directory."""
     source_dir = resource.extras.get("source_dir")
-    if not source_dir:
+    if not source_dir or resource.kind in _CLUSTER_SCOPED:
         return None
     return posixpath.basename(str(source_dir).replace("\\", "/").rstrip("/")) or None
 

@@ -19,6 +19,8 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
 import yaml
@@ -67,6 +69,11 @@ def image_matches(image: str, patterns: list[str]) -> bool:
 
     A pattern starting with a registry host (containing a dot) matches the full reference.
     """
+    return _image_matches(image, tuple(patterns))
+
+
+@lru_cache(maxsize=16384)
+def _image_matches(image: str, patterns: tuple[str, ...]) -> bool:
     repo = image_repository(image)
     last = repo.rsplit("/", 1)[-1]
     full = image.split("@", 1)[0].lower()
@@ -159,7 +166,13 @@ def _config_map_key(source: Any, rel: str) -> str:
 
 def script_segments(script: str) -> list[list[str]]:
     """Split a shell-ish script into simple commands, each a list of words."""
-    segments: list[list[str]] = []
+    return [list(words) for words in _segments(script)]
+
+
+@lru_cache(maxsize=8192)
+def _segments(script: str) -> tuple[tuple[str, ...], ...]:
+    # Cached: manifests repeat the same sidecar scripts, and several rules read each one.
+    segments: list[tuple[str, ...]] = []
     for part in _SEGMENT_SPLIT.split(script):
         part = part.strip()
         if not part:
@@ -169,8 +182,8 @@ def script_segments(script: str) -> list[list[str]]:
         except ValueError:
             words = part.split()
         if words:
-            segments.append(words)
-    return segments
+            segments.append(tuple(words))
+    return tuple(segments)
 
 
 def program_invocations(container: Container, program: str) -> list[list[str]]:
@@ -179,9 +192,10 @@ def program_invocations(container: Container, program: str) -> list[list[str]]:
     When the image's entrypoint is the program itself (no `command`), the args are one call.
     """
     calls: list[list[str]] = []
-    if not container.command and container.args and container.args[0] not in ("sh", "bash"):
-        if program in container.image.lower():
-            calls.append(list(container.args))
+    entrypoint_is_program = program in container.image.lower()
+    shell = bool(container.args) and container.args[0] in ("sh", "bash")
+    if not container.command and container.args and not shell and entrypoint_is_program:
+        calls.append(list(container.args))
     for words in script_segments(container.script):
         for i, word in enumerate(words):
             if posixpath.basename(word) == program:
@@ -369,41 +383,49 @@ def detect_state(workload: Workload, policy: Policy, config_maps: Any) -> None:
 
 
 def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) -> None:
-    dbs: dict[str, SqliteDb] = {}
+    """SQLite detection without the annotation. The databases are those the app side shows
+    (known image paths, env/args); only when it shows none, those the backup side names
+    (litestream config or command, agent variables), so one wrong config line is reported
+    once (SK201/SK204) rather than as a phantom database."""
+    backup_side: dict[str, SqliteDb] = {}
+    app_side: dict[str, SqliteDb] = {}
     reasons: list[str] = []
     for container, config, _path in workload.litestream_configs:
         reasons.append(f"litestream container {container.name!r}")
         if config is not None:
             for db in config.dbs:
-                dbs.setdefault(db.path, SqliteDb(db.path, "litestream config", container.name))
+                backup_side.setdefault(db.path, SqliteDb(db.path, "litestream config",
+                                                         container.name))  # fmt: skip
     for container in workload.containers_with_role("litestream"):
         if not reasons:
             reasons.append(f"litestream container {container.name!r}")
         for call in litestream_calls(container):
             if call.subcommand == "replicate" and call.positional:
                 path = posixpath.normpath(call.positional[0])
-                dbs.setdefault(path, SqliteDb(path, "litestream command", container.name))
+                backup_side.setdefault(path, SqliteDb(path, "litestream command", container.name))
     for container in workload.containers_with_role("agent-run", "agent-restore"):
         value = container.env_value(policy.agent.sqlite_env)
         if isinstance(value, str) and value.strip():
             reasons.append(f"statekeeper agent {policy.agent.sqlite_env}")
             for path in split_list(value):
                 path = posixpath.normpath(path)
-                dbs.setdefault(path, SqliteDb(path, policy.agent.sqlite_env, container.name))
+                backup_side.setdefault(path, SqliteDb(path, policy.agent.sqlite_env,
+                                                      container.name))  # fmt: skip
     for container in workload.app_containers:
         for known in policy.tiers.sqlite.known_images:
             if image_matches(container.image, known.images):
                 reasons.append(f"image {container.image} ({known.name})")
                 for path in known.paths:
                     if container.mount_for(path) is not None:
-                        dbs.setdefault(path, SqliteDb(path, f"{known.name} image", container.name))
+                        app_side.setdefault(path, SqliteDb(path, f"{known.name} image",
+                                                           container.name))  # fmt: skip
         for path, where in _db_paths_named(container, extensions):
             if container.mount_for(path) is not None:
                 reasons.append(f"{where} naming {path}")
-                dbs.setdefault(path, SqliteDb(path, where, container.name))
+                app_side.setdefault(path, SqliteDb(path, where, container.name))
     workload.sqlite = bool(reasons)
     workload.sqlite_reason = reasons[0] if reasons else ""
-    workload.sqlite_dbs = list(dbs.values())
+    workload.sqlite_dbs = list((app_side or backup_side).values())
 
 
 def _db_paths_named(container: Container, extensions: list[str]) -> list[tuple[str, str]]:
@@ -589,7 +611,7 @@ def _field_gap(field: str, size: int) -> float | None:
     ordered = sorted(v for v in values if 0 <= v < size)
     if not ordered:
         return None
-    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(ordered)]
     gaps.append(ordered[0] + size - ordered[-1])
     return float(max(gaps))
 

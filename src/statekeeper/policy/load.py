@@ -57,7 +57,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
         base = builtin_policy_data(base_name)
     else:
         raise PolicyError(f"{source}: field extends: unknown built-in policy {base_name!r}")
-    return validate_policy(deep_merge(base, override), source)
+    merged = deep_merge(base, override)
+    merged["extends"] = base_name if isinstance(base_name, str) else "none"
+    return validate_policy(merged, source)
 
 
 @lru_cache(maxsize=1)

@@ -8,7 +8,7 @@ built-in values are in `builtin/elite.yaml`, never in Python.
 from __future__ import annotations
 
 import re
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -112,12 +112,17 @@ class PvcNaming(_Strict):
 
     def name_regex(self, app: str | None) -> re.Pattern[str]:
         """The compiled name regex for `app` (any dash-separated app name if None)."""
-        if app:
-            variants = {re.escape(app), re.escape(app.replace("-", ""))}
-            app_re = "(?:" + "|".join(sorted(variants)) + ")"
-        else:
-            app_re = "[a-z0-9]+(?:-[a-z0-9]+)*?"
-        return re.compile(self.regex.replace("{app}", app_re))
+        return _name_regex(self.regex, app)
+
+
+@lru_cache(maxsize=4096)
+def _name_regex(regex: str, app: str | None) -> re.Pattern[str]:
+    if app:
+        variants = {re.escape(app), re.escape(app.replace("-", ""))}
+        app_re = "(?:" + "|".join(sorted(variants)) + ")"
+    else:
+        app_re = "[a-z0-9]+(?:-[a-z0-9]+)*?"
+    return re.compile(regex.replace("{app}", app_re))
 
 
 class SizingCategory(_Strict):
@@ -254,6 +259,9 @@ class Policy(_Strict):
 
     name: str = "elite"
     description: str = ""
+    extends: str | None = Field(
+        None, description="Built-in policy a file starts from (default elite; `none`: nothing)"
+    )
     environments: dict[str, EnvironmentPolicy]
     shared_storage: SharedStorage = Field(default_factory=SharedStorage)
     namespace_environments: dict[str, str] = Field(
@@ -274,9 +282,7 @@ class Policy(_Strict):
     def _environments_known(self) -> Policy:
         for namespace, env in self.namespace_environments.items():
             if self.canonical_environment(env) is None:
-                raise ValueError(
-                    f"namespace_environments.{namespace}: unknown environment {env!r}"
-                )
+                raise ValueError(f"namespace_environments.{namespace}: unknown environment {env!r}")
         return self
 
     def overlay_environments(self) -> dict[str, str]:

@@ -112,6 +112,10 @@ def summarize(report: Report) -> Summary:
             per_group.setdefault((app, env or UNKNOWN_ENV), Counter())
     for f in findings:
         per_group.setdefault((app_of(f), env_of(f)), Counter())[f.severity] += 1
+    # Every environment has cluster-wide objects: once one is judged, score them everywhere.
+    if any(app == CLUSTER_GROUP for app, _ in per_group):
+        for env in {env for _, env in per_group if env != UNKNOWN_ENV}:
+            per_group.setdefault((CLUSTER_GROUP, env), Counter())
 
     app_scores = [
         AppScore(

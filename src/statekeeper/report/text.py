@@ -62,7 +62,7 @@ def _location(file: str | None, line: int | None) -> str:
     return f"{file}:{line}" if line else file
 
 
-def _finding_row(finding: Finding) -> tuple[Text, Text]:
+def _finding_row(finding: Finding, fix_shown: bool) -> tuple[Text, Text]:
     severity = Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity])
     body = Text()
     body.append(finding.rule, style="bold")
@@ -74,18 +74,21 @@ def _finding_row(finding: Finding) -> tuple[Text, Text]:
         body.append(f"\n{location}", style="dim")
     body.append(f"\n{finding.message}")
     body.append("\nfix: ", style="green")
-    body.append(finding.remediation)
+    # The same rule's remediation, once per app section, is enough.
+    body.append(f"as above ({finding.rule})" if fix_shown else finding.remediation)
     return severity, body
 
 
-def _findings_table(findings: list[Finding]) -> Table:
+def _findings_table(findings: list[Finding], fixes_shown: set[str]) -> Table:
     table = Table.grid(padding=(0, 2, 0, 0))
     table.add_column("severity", width=7, no_wrap=True)
     table.add_column("finding", overflow="fold")
     for i, finding in enumerate(findings):
         if i:
             table.add_row("", "")  # a blank line between findings
-        table.add_row(*_finding_row(finding))
+        fix = f"{finding.rule}\0{finding.remediation}"
+        table.add_row(*_finding_row(finding, fix in fixes_shown))
+        fixes_shown.add(fix)
     return table
 
 
@@ -96,6 +99,7 @@ def _section_rule(title: str) -> Rule:
 def _app_section(app: str, findings: list[Finding], summary: Summary) -> list[RenderableType]:
     scores = {s.environment: s.score for s in summary.app_scores if s.app == app}
     parts: list[RenderableType] = [_section_rule(app)]
+    fixes_shown: set[str] = set()
     by_env: dict[str, list[Finding]] = {}
     for finding in findings:
         by_env.setdefault(env_of(finding), []).append(finding)
@@ -105,7 +109,7 @@ def _app_section(app: str, findings: list[Finding], summary: Summary) -> list[Re
         heading.append(f" · {plural(len(env_findings), 'finding')} · score ")
         heading.append(str(scores.get(env, 100)), style=_score_style(scores.get(env, 100)))
         parts.append(heading)
-        parts.append(Padding(_findings_table(env_findings), (0, 0, 1, 4)))
+        parts.append(Padding(_findings_table(env_findings, fixes_shown), (0, 0, 1, 4)))
     return parts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from statekeeper.findings import Finding, Severity
@@ -42,10 +43,8 @@ def parse_ignore(value: str) -> tuple[list[IgnoreEntry], list[str]]:
         return [], [value.strip()] if value.strip() else []
     if value[: starts[0]].strip(" ,\n"):
         bad.append(value[: starts[0]].strip(" ,\n"))
-    bounds = [*starts, len(value) + 1]
-    for start, end in zip(bounds, bounds[1:], strict=False):
-        piece = value[start : end - 1] if end <= len(value) else value[start:]
-        piece = piece.strip(" ,\n")
+    for start, end in pairwise([*starts, len(value)]):
+        piece = value[start:end].strip(" ,\n")
         match = _ENTRY.match(piece)
         if match is None:
             bad.append(piece)
@@ -137,9 +136,7 @@ metadata:
                     "the exemption is not honoured"
                 )
             if bad:
-                problems.append(
-                    f"{ANNOTATION_IGNORE} entry {bad[0]!r} is not `<rule>: <reason>`"
-                )
+                problems.append(f"{ANNOTATION_IGNORE} entry {bad[0]!r} is not `<rule>: <reason>`")
         backup = annotations.get(ANNOTATION_BACKUP)
         if backup is not None:
             kind, _, reason = backup.partition(":")

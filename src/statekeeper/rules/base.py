@@ -8,6 +8,7 @@ never parse YAML and never print.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
@@ -54,18 +55,20 @@ class Rule:
         *,
         kind: str | None = None,
         name: str | None = None,
-        namespace: str | None | type[_Default] = None,
-        app: str | None | type[_Default] = None,
-        environment: str | None | type[_Default] = None,
+        namespace: str | type[_Default] | None = None,
+        app: str | type[_Default] | None = None,
+        environment: str | type[_Default] | None = None,
         path: FieldPath | None = None,
     ) -> Finding:
-        """A finding about `resource` (or the object named by kind/name), located at its first
-        line, or at the line of `path` inside it when the loader can tell."""
+        """A finding about `resource` (or the object named by kind/name), at the document's
+        first line. `path` (the offending field inside the resource) is kept aside in the
+        inventory; the engine turns it into the field's exact line for the findings it reports,
+        reading each file once (see `resolve_lines`)."""
         if namespace is None:
             namespace = resource.namespace
         elif namespace is _Default:
             namespace = None
-        return Finding(
+        finding = Finding(
             rule=self.id,
             slug=self.slug,
             severity=self.severity,
@@ -77,8 +80,11 @@ class Rule:
             app=_pick(app, inventory.app(resource)),
             environment=_pick(environment, inventory.environment(resource)),
             file=resource.origin.file,
-            line=locate(resource, path),
+            line=resource.origin.line,
         )
+        if path is not None:
+            pending_locations(inventory)[id(finding)] = (resource, path)
+        return finding
 
 
 class _Default:
@@ -88,7 +94,7 @@ class _Default:
 NONE = _Default
 
 
-def _pick(value: str | None | type[_Default], fallback: str | None) -> str | None:
+def _pick(value: str | type[_Default] | None, fallback: str | None) -> str | None:
     if value is _Default:
         return None
     if value is None:
@@ -119,6 +125,29 @@ def locate(resource: Resource, path: FieldPath | None) -> int:
             if line:
                 return line
     return resource.origin.line
+
+
+def pending_locations(inventory: Inventory) -> dict[int, tuple[Resource, FieldPath]]:
+    """id(finding) -> (resource, field path) for findings whose exact line is still to find."""
+    table: dict[int, tuple[Resource, FieldPath]] = inventory.cache.setdefault("_locations", {})
+    return table
+
+
+def resolve_lines(
+    findings: list[tuple[Finding, tuple[Resource, FieldPath] | None]],
+) -> list[Finding]:
+    """Findings with the exact line of their field, visiting files in order so each file is
+    re-read at most once (the loader's line cache holds a few files)."""
+    order = sorted(range(len(findings)), key=lambda i: findings[i][0].file or "")
+    result: list[Finding] = [finding for finding, _ in findings]
+    for index in order:
+        finding, location = findings[index]
+        if location is None:
+            continue
+        line = locate(*location)
+        if line != finding.line:
+            result[index] = dataclasses.replace(finding, line=line)
+    return result
 
 
 R = TypeVar("R", bound=type[Rule])

@@ -75,7 +75,9 @@ containers:
                 continue
             if workload.backup_exempt is not None:
                 continue
-            problems = [p for path in workload.config_paths for p in self._path(workload, path, policy)]
+            problems = [
+                p for path in workload.config_paths for p in self._path(workload, path, policy)
+            ]
             if problems:
                 yield self.finding(
                     inventory,
@@ -83,7 +85,6 @@ containers:
                     "; ".join(dict.fromkeys(problems)),
                     app=workload.app,
                     environment=workload.environment,
-                    path=workload.pod_path,
                 )
 
     def _path(self, workload: Workload, path: str, policy: Policy) -> Iterator[str]:
@@ -149,7 +150,9 @@ containers:
         located = workload.locate(container, source.rstrip("/") or "/")
         if target is not None and located is not None:
             volume, inner = located
-            return volume == target[0] and is_under(target[1], inner) if inner else (
-                volume == target[0]
+            return (
+                volume == target[0] and is_under(target[1], inner)
+                if inner
+                else (volume == target[0])
             )
         return is_under(path, source.rstrip("/"))

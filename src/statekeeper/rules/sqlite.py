@@ -14,7 +14,7 @@ from statekeeper.rules.base import Rule, cached, register
 
 _TIER1 = (
     'Strategy §3, Tier 1 (Real-time DB Backup, Litestream): "**Applicability:** All '
-    'SQLite-based applications. **Requirement:** A `litestream` sidecar must be configured to '
+    "SQLite-based applications. **Requirement:** A `litestream` sidecar must be configured to "
     'stream changes to S3 storage. **Integrity:** Use the "Fail-Safe Integrity" pattern '
     '(check-integrity initContainer)."'
 )
@@ -123,7 +123,9 @@ def _finding(rule: Rule, inventory: Inventory, workload: Workload, problems: lis
         "; ".join(problems),
         app=workload.app,
         environment=workload.environment,
-        path=container.path if container is not None else workload.pod_path,
+        # A workload-wide problem is reported at the document's first line (no field lookup:
+        # cheap even when thousands of workloads miss a sidecar); a container's at its line.
+        path=container.path if container is not None else None,
     )
 
 
@@ -257,9 +259,7 @@ initContainers:
             if analysis.agent_restore:
                 continue
             workload = analysis.workload
-            first_restore = min(
-                (c.index for c, _ in analysis.restore_inits), default=None
-            )
+            first_restore = min((c.index for c, _ in analysis.restore_inits), default=None)
             combined = [
                 c for c, _ in analysis.restore_inits if _checks_before_restore(c.script, markers)
             ]
@@ -347,9 +347,7 @@ initContainers:
                 for call in calls:
                     missing = [f"-{f}" for f in wanted if f not in call.flags]
                     if missing:
-                        problems.append(
-                            f"{container.name!r} restores without {' '.join(missing)}"
-                        )
+                        problems.append(f"{container.name!r} restores without {' '.join(missing)}")
                     target = call.options.get("o") or (
                         call.positional[0] if call.positional else ""
                     )
@@ -360,7 +358,11 @@ initContainers:
                 if where not in restored:
                     problems.append(f"database {db.path} is not restored by an init container")
             if problems:
-                yield _finding(self, inventory, workload, problems, analysis.restore_inits[0][0])
+                flagged = next(
+                    (c for c, _ in analysis.restore_inits if any(c.name in p for p in problems)),
+                    None,
+                )
+                yield _finding(self, inventory, workload, problems, flagged)
 
 
 @register
@@ -423,6 +425,9 @@ initContainers:
         workload = analysis.workload
         configs = {id(c): (cfg, path) for c, cfg, path in workload.litestream_configs}
         app_volumes = {m.volume for c in workload.app_containers for m in c.mounts}
+        declared = {
+            _where(workload, db_container(workload, db), db.path) for db in workload.sqlite_dbs
+        }
         for container in analysis.replicators:
             if id(container) not in configs:
                 continue
@@ -442,6 +447,13 @@ initContainers:
                     yield (
                         f"config lists {db.path} on volume {mount.volume!r}, which no app "
                         "container mounts"
+                    )
+                elif workload.sqlite_explicit and (
+                    _where(workload, container, db.path) not in declared
+                ):
+                    yield (
+                        f"config lists {db.path}, which is not a database of the "
+                        "statekeeper.io/sqlite annotation"
                     )
         for container, calls in analysis.restore_inits:
             for call in calls:

@@ -26,13 +26,16 @@ def claim_purpose(claim: Claim, policy: Policy) -> str:
     match = policy.pvc_naming.name_regex(claim.app).match(claim.name)
     if match and "purpose" in match.groupdict():
         return str(match.group("purpose"))
-    name = claim.name
+    tokens = claim.name.removesuffix("-pvc").split("-")
     if claim.app:
-        for prefix in (claim.app, claim.app.replace("-", "")):
-            if name.startswith(prefix + "-"):
-                name = name[len(prefix) + 1 :]
+        app_tokens = claim.app.split("-")
+        for i in range(len(tokens) - len(app_tokens) + 1):
+            if tokens[i : i + len(app_tokens)] == app_tokens:
+                tokens = tokens[:i] + tokens[i + len(app_tokens) :]
                 break
-    return name.removesuffix("-pvc")
+        else:
+            tokens = [t for t in tokens if t != claim.app.replace("-", "")]
+    return "-".join(t for t in tokens if t)
 
 
 def purpose_words(purpose: str) -> set[str]:
@@ -172,7 +175,7 @@ class ReclaimPolicy(Rule):
         "Set the StorageClass's `reclaimPolicy` (and an existing PersistentVolume's "
         "`spec.persistentVolumeReclaimPolicy`) to the value in the table. A StorageClass's "
         "reclaimPolicy cannot be changed in place: recreate the class; patch bound PVs with "
-        "`kubectl patch pv <name> -p '{\"spec\":{\"persistentVolumeReclaimPolicy\":\"Retain\"}}'`."
+        '`kubectl patch pv <name> -p \'{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}\'`.'
     )
     bad_example = """\
 kind: StorageClass
@@ -272,8 +275,10 @@ metadata:
                 ok_literal = naming.name_regex(claim.app).match(claim.name) is not None
                 sts = claim.template_of
                 app = claim.app
-                sts_ok = app is None or sts in (app, app.replace("-", "")) or sts.startswith(
-                    (app + "-", app.replace("-", "") + "-")
+                sts_ok = (
+                    app is None
+                    or sts in (app, app.replace("-", ""))
+                    or sts.startswith((app + "-", app.replace("-", "") + "-"))
                 )
                 purpose_ok = template_re.match(claim.name) is not None and not (
                     claim.name.endswith("-pvc")
@@ -314,13 +319,13 @@ class PvcSize(Rule):
     severity = Severity.WARNING
     title = "PVC sizes follow the sizing guidelines"
     rationale = (
-        "Strategy §5, Storage Sizing Guidelines: \"**Config-only:** 1Gi - 2Gi; **Databases:** "
-        "10Gi - 20Gi (Shared PG uses 50Gi); **Media Cache:** 50Gi - 100Gi\". An undersized "
+        'Strategy §5, Storage Sizing Guidelines: "**Config-only:** 1Gi - 2Gi; **Databases:** '
+        '10Gi - 20Gi (Shared PG uses 50Gi); **Media Cache:** 50Gi - 100Gi". An undersized '
         "claim fills up and stops the app; an oversized one wastes the iSCSI pool."
     )
     remediation = (
         "Request a size inside the category's range, or, when the app really needs more, keep "
-        "the size and say why: `statekeeper.io/ignore: \"SK104: <measured need>\"`."
+        'the size and say why: `statekeeper.io/ignore: "SK104: <measured need>"`.'
     )
     bad_example = """\
 kind: PersistentVolumeClaim
@@ -407,7 +412,9 @@ volumes:
                 )  # fmt: skip
         yield from self._mounts(inventory, policy, reported)
 
-    def _mounts(self, inventory: Inventory, policy: Policy, reported: set[int]) -> Iterator[Finding]:
+    def _mounts(
+        self, inventory: Inventory, policy: Policy, reported: set[int]
+    ) -> Iterator[Finding]:
         library_paths = set(policy.media_library.mount_paths)
         claims = {(c.scope, c.namespace or "", c.name): c for c in inventory.claims}
         for workload in inventory.workloads:
@@ -454,9 +461,7 @@ class StorageClassMissing(Rule):
         "without `storageClassName` gets whatever the cluster default is: a silent choice of "
         "reclaim policy that nobody reviewed."
     )
-    remediation = (
-        "Set `spec.storageClassName` explicitly to the class of the claim's environment."
-    )
+    remediation = "Set `spec.storageClassName` explicitly to the class of the claim's environment."
     bad_example = """\
 kind: PersistentVolumeClaim
 metadata: {name: syncthing-config-pvc}

@@ -1,0 +1,158 @@
+"""The engine every front door shares: inventory + policy -> rules -> Report.
+
+Suppressions (`statekeeper.io/ignore: "SK103: <reason>"` on the object a finding is about, or
+on its pod template) are applied here, never in reporters; an ignore without a reason is not
+honoured and is itself a finding (SK001).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from typing import BinaryIO
+
+from statekeeper.findings import Finding, Note, Report, Severity, Suppressed
+from statekeeper.inventory.build import build_inventory
+from statekeeper.inventory.detect import ANNOTATION_IGNORE
+from statekeeper.inventory.model import FieldPath, Inventory
+from statekeeper.manifests.resource import Resource
+from statekeeper.policy.model import Policy
+from statekeeper.rules.annotations import IgnoreEntry, parse_ignore, subject_annotations
+from statekeeper.rules.base import Rule, all_rules, pending_locations, resolve_lines
+
+_CLUSTER_SCOPED_FINDING_KINDS = frozenset({"Namespace", "StorageClass", "PersistentVolume"})
+_UNSUPPRESSIBLE = frozenset({"SK001"})
+
+
+def select_rules(policy: Policy, only: Collection[str] | None = None) -> list[Rule]:
+    """The enabled rules (policy `rules:` settings), restricted to `only` (ids or slugs)."""
+    wanted = {key.strip().lower() for key in only} if only is not None else None
+    selected = []
+    for rule in all_rules():
+        if not policy.rule_settings(rule.id, rule.slug).enabled:
+            continue
+        if wanted is not None and rule.id.lower() not in wanted and rule.slug not in wanted:
+            continue
+        selected.append(rule)
+    return selected
+
+
+def evaluate(
+    inventory: Inventory, policy: Policy, *, only: Collection[str] | None = None
+) -> Report:
+    """Run the rules over the inventory; apply severity overrides and suppressions."""
+    report = Report(notes=list(inventory.notes), resources=len(inventory.resources))
+    known = {r.id for r in all_rules()} | {r.slug for r in all_rules()}
+    ignores = _IgnoreIndex(inventory, known)
+    locations = pending_locations(inventory)
+    kept: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
+    silenced: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
+    reasons: list[str] = []
+    for rule in select_rules(policy, only):
+        override = policy.rule_settings(rule.id, rule.slug).severity
+        for finding in rule.check(inventory, policy):
+            location = locations.pop(id(finding), None)
+            if override is not None:
+                finding = dataclasses.replace(finding, severity=Severity(override))
+            reason = None if rule.id in _UNSUPPRESSIBLE else ignores.reason(finding)
+            if reason is None:
+                kept.append((finding, location))
+            else:
+                silenced.append((finding, location))
+                reasons.append(reason)
+    located = resolve_lines([*kept, *silenced])
+    report.findings = located[: len(kept)]
+    report.suppressed = [
+        Suppressed(f, r) for f, r in zip(located[len(kept) :], reasons, strict=True)
+    ]
+    report.notes.extend(ignores.notes)
+    report.findings.sort(key=_order)
+    report.suppressed.sort(key=lambda s: _order(s.finding))
+    for name, app in inventory.apps.items():
+        report.apps.setdefault(name, set()).update(app.environments)
+    for finding in [*report.findings, *(s.finding for s in report.suppressed)]:
+        if finding.app:
+            envs = report.apps.setdefault(finding.app, set())
+            if finding.environment:
+                envs.add(finding.environment)
+    return report
+
+
+def _order(finding: Finding) -> tuple[str, str, str, str, str, str]:
+    return (
+        finding.app or "~",
+        finding.environment or "~",
+        finding.rule,
+        finding.namespace or "",
+        finding.name,
+        finding.message,
+    )
+
+
+class _IgnoreIndex:
+    """Parsed ignore annotations per (kind, namespace, name, environment), built lazily."""
+
+    def __init__(self, inventory: Inventory, known: set[str]) -> None:
+        self.inventory = inventory
+        self.known = known
+        self.notes: list[Note] = []
+        self._parsed: dict[int, list[IgnoreEntry]] = {}
+        self._warned: set[tuple[int, str]] = set()
+
+    def reason(self, finding: Finding) -> str | None:
+        """The reason of an ignore entry matching the finding, if the subject has one."""
+        namespace = "" if finding.kind in _CLUSTER_SCOPED_FINDING_KINDS else finding.namespace
+        subjects = self.inventory.by_key.get((finding.kind, namespace or "", finding.name), [])
+        for resource in subjects:
+            if self.inventory.environment(resource) != finding.environment and len(subjects) > 1:
+                continue
+            for entry in self._entries(resource):
+                if entry.reason and entry.rule in (finding.rule, finding.slug):
+                    return entry.reason
+        return None
+
+    def _entries(self, resource: Resource) -> list[IgnoreEntry]:
+        key = id(resource)
+        if key not in self._parsed:
+            value = subject_annotations(resource).get(ANNOTATION_IGNORE)
+            entries = parse_ignore(value)[0] if value else []
+            self._parsed[key] = entries
+            for entry in entries:
+                if entry.rule not in self.known and (key, entry.rule) not in self._warned:
+                    self._warned.add((key, entry.rule))
+                    self.notes.append(
+                        Note(
+                            f"{ANNOTATION_IGNORE} on {resource.kind} {resource.name} names "
+                            f"unknown rule {entry.rule!r}",
+                            resource.origin.file,
+                            resource.origin.line,
+                        )
+                    )
+        return self._parsed[key]
+
+
+def run_audit(
+    paths: Sequence[str],
+    *,
+    policy: Policy,
+    env: str | None = None,
+    render: bool = True,
+    stdin: BinaryIO | None = None,
+    only: Collection[str] | None = None,
+) -> Report:
+    """Load the sources (files, dirs, `-`, kustomize overlays), build the inventory, evaluate."""
+    from statekeeper.manifests.load import load_sources
+
+    loaded = load_sources(
+        paths,
+        render=render,
+        env=env,
+        overlay_envs=policy.overlay_environments(),
+        stdin=stdin,
+    )
+    inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
+    report = evaluate(inventory, policy, only=only)
+    report.notes = [*loaded.notes, *report.notes]
+    report.sources = list(loaded.sources)
+    report.resources = len(loaded.resources)
+    return report

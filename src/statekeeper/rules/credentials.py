@@ -1,0 +1,90 @@
+"""S3 keys of the backup tiers come from Secrets only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from statekeeper.findings import Finding, Severity
+from statekeeper.inventory.detect import matches_any
+from statekeeper.inventory.model import FieldPath, Inventory, Workload
+from statekeeper.policy.model import Policy
+from statekeeper.rules.base import Rule, register
+
+
+@register
+class BackupCredentialsFromSecret(Rule):
+    id = "SK501"
+    slug = "backup-credentials-from-secret"
+    severity = Severity.ERROR
+    title = "S3 keys come only from a Secret"
+    rationale = (
+        'Every backup tier of the strategy streams "to S3 storage" (§3). The keys to that '
+        "store open every backup of every app: written inline in a manifest (or a ConfigMap) "
+        "they sit in git history, in `kubectl describe` output and in every rendered overlay."
+    )
+    remediation = (
+        "Put the keys in a Secret (sealed or external in git) and reference it: "
+        "`envFrom: [{secretRef: {name: <secret>}}]` or `valueFrom.secretKeyRef`. Rotate the "
+        "keys that were committed."
+    )
+    bad_example = """\
+env:
+  - name: RCLONE_CONFIG_MINIO_SECRET_ACCESS_KEY
+    value: devminio-Kq7u2-not-a-real-secret
+"""
+    good_example = """\
+env:
+  - name: RCLONE_CONFIG_MINIO_SECRET_ACCESS_KEY
+    valueFrom:
+      secretKeyRef: {name: rclone-s3, key: secret-access-key}
+"""
+    details = (
+        "Looks at every container of every workload: env variables named in "
+        "`credentials.env` (globs) set with `value:` or from a ConfigMap (`configMapKeyRef`, "
+        "`envFrom.configMapRef`), command-line flags of `credentials.args` with a value, and "
+        "`credentials.config_keys` written in a litestream config the pod mounts. One finding "
+        "per workload; the values themselves are never shown."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        creds = policy.credentials
+        for workload in inventory.workloads:
+            problems: list[str] = []
+            first: FieldPath | None = None
+            for container in workload.all_containers:
+                for var in container.env:
+                    if not matches_any(var.name, creds.env):
+                        continue
+                    if var.source == "value" and var.value:
+                        problems.append(f"{container.name}: env {var.name} is written inline")
+                        first = first or (*container.path, "env", var.index)
+                    elif var.source in ("configMapKeyRef", "configMapRef"):
+                        problems.append(f"{container.name}: env {var.name} comes from a ConfigMap")
+                        first = first or container.path
+                for i, arg in enumerate(container.argv):
+                    flag = arg.split("=", 1)[0]
+                    if flag in creds.args and ("=" in arg or i + 1 < len(container.argv)):
+                        problems.append(f"{container.name}: {flag} given on the command line")
+                        first = first or container.path
+            problems.extend(self._configs(workload))
+            if problems:
+                yield self.finding(
+                    inventory,
+                    workload.resource,
+                    "S3 keys not from a Secret: " + "; ".join(dict.fromkeys(problems)),
+                    app=workload.app,
+                    environment=workload.environment,
+                    path=first,
+                )
+
+    @staticmethod
+    def _configs(workload: Workload) -> list[str]:
+        found = []
+        for _container, config, _path in workload.litestream_configs:
+            if config is not None and config.inline_credentials:
+                keys = ", ".join(config.inline_credentials)
+                found.append(
+                    f"litestream config {config.resource.name}/{config.key} contains {keys}"
+                )
+        return found

@@ -1,0 +1,296 @@
+"""Each fixer on small trees, fed the findings the audit would report for them.
+
+The golden tests (test_golden.py) run the real audit end to end; these pin the fixers' decisions,
+especially what they refuse and why.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from statekeeper.findings import Finding, Severity
+from statekeeper.fix.engine import FixResult, plan_fixes
+from statekeeper.fix.pvc_name import proposed_name
+from statekeeper.fix.workspace import ChangedOnDisk
+from statekeeper.generate.strategy import Strategy, load_strategy
+
+
+@pytest.fixture(scope="module")
+def strategy() -> Strategy:
+    return load_strategy()
+
+
+def finding(rule: str, kind: str, namespace: str | None, name: str, env: str, app: str) -> Finding:
+    return Finding(
+        rule=rule, slug=rule.lower(), severity=Severity.ERROR, message="m", remediation="r",
+        kind=kind, name=name, namespace=namespace, app=app, environment=env,
+    )  # fmt: skip
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+def render(kubectl: str, overlay: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+PVC = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {name}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+"""
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  selector:
+    matchLabels: {{app: app}}
+  template:
+    metadata:
+      labels: {{app: app}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+          env:
+            - name: DB
+              value: /data/app.db
+          volumeMounts:
+            - name: data
+              mountPath: /data
+      volumes:
+        - name: data
+          persistentVolumeClaim:
+            claimName: {claim}
+"""
+KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: apps
+resources:
+  - pvc.yaml
+  - deployment.yaml
+"""
+
+
+def overlay(env: str) -> str:
+    return (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"# the {env} environment\nresources:\n  - ../../base\n"
+    )
+
+
+def small_tree(root: Path, claim: str = "app-data-pvc") -> None:
+    write(
+        root,
+        {
+            "base/kustomization.yaml": KUSTOMIZATION,
+            "base/pvc.yaml": PVC.format(name=claim),
+            "base/deployment.yaml": DEPLOYMENT.format(claim=claim),
+            "overlays/dev/kustomization.yaml": overlay("dev"),
+            "overlays/prod/kustomization.yaml": overlay("prod"),
+        },
+    )
+
+
+def both(rule: str, kind: str, name: str) -> list[Finding]:
+    return [finding(rule, kind, "apps", name, env, "app") for env in ("development", "production")]
+
+
+def test_storage_class_goes_into_each_overlay_not_base(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    small_tree(tmp_path)
+    result = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
+    assert not result.cannot
+    changed = {result.workspace.display(p) for p in result.workspace.changes()}
+    assert changed == {"overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml"}
+    result.workspace.commit()
+    for env, canonical in (("dev", "development"), ("prod", "production")):
+        (pvc,) = [d for d in render(kubectl, tmp_path / "overlays" / env) if d["kind"] == "PersistentVolumeClaim"]
+        assert pvc["spec"]["storageClassName"] == strategy.environments[canonical].storage_class
+    # Idempotent: the same findings again change nothing (the patch is updated, not duplicated).
+    again = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
+    assert again.workspace.diff() == ""
+
+
+def test_rename_updates_references_and_writes_migration_note(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    small_tree(tmp_path, claim="data")
+    (tmp_path / "overlays/prod/kustomization.yaml").write_text(
+        overlay("prod")
+        + "patches:\n  - target:\n      kind: PersistentVolumeClaim\n      name: data\n"
+        "    patch: |-\n      - op: replace\n        path: /spec/resources/requests/storage\n"
+        "        value: 2Gi\n"
+    )
+    result = plan_fixes(tmp_path, both("SK103", "PersistentVolumeClaim", "data"), strategy)
+    assert not result.cannot, result.cannot
+    result.workspace.commit()
+    note = tmp_path / "base" / "MIGRATION-app-data-pvc.md"
+    assert "kubectl -n \"$NS\" delete pvc data" in note.read_text()
+    assert any("MIGRATION-app-data-pvc.md" in n for n in result.notes)
+    prod = render(kubectl, tmp_path / "overlays" / "prod")
+    (pvc,) = [d for d in prod if d["kind"] == "PersistentVolumeClaim"]
+    assert pvc["metadata"]["name"] == "app-data-pvc"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"  # the patch followed
+    (deploy,) = [d for d in prod if d["kind"] == "Deployment"]
+    volume = deploy["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["persistentVolumeClaim"]["claimName"] == "app-data-pvc"
+
+
+@pytest.mark.parametrize(
+    ("app", "old", "new"),
+    [
+        ("mealie", "mealie-data", "mealie-data-pvc"),
+        ("mealie", "data-mealie", "mealie-data-pvc"),
+        ("home-assistant", "home-assistant-config", "home-assistant-config-pvc"),
+        ("app", "pvc-app", "app-data-pvc"),
+        ("app", "app_cache_volume", "app-cache-pvc"),
+    ],
+)
+def test_proposed_name(app: str, old: str, new: str) -> None:
+    assert proposed_name(app, old) == new
+
+
+def test_rename_refused_when_helm_values_name_the_claim(tmp_path: Path, strategy: Strategy) -> None:
+    small_tree(tmp_path, claim="data")
+    write(tmp_path, {"charts/app-values.yaml": "persistence:\n  existingClaim: data\n"})
+    before = snapshot(tmp_path)
+    result = plan_fixes(tmp_path, both("SK103", "PersistentVolumeClaim", "data"), strategy)
+    assert [c.reason for c in result.cannot] == [
+        "PVC data is also named in charts/app-values.yaml, which is not a Kubernetes manifest "
+        "(Helm values?); rename it there and in the chart by hand"
+    ]
+    assert result.workspace.diff() == ""
+    result.workspace.commit()
+    assert snapshot(tmp_path) == before
+
+
+def test_claim_from_remote_base_is_not_fixable(tmp_path: Path, strategy: Strategy) -> None:
+    write(
+        tmp_path,
+        {
+            "overlays/prod/kustomization.yaml": (
+                "resources:\n  - https://github.com/example/apps//base?ref=v1.0.0\n"
+            )
+        },
+    )
+    result = plan_fixes(
+        tmp_path,
+        [finding("SK106", "PersistentVolumeClaim", "apps", "app-data-pvc", "production", "app")],
+        strategy,
+    )
+    (cannot,) = result.cannot
+    assert "remote base https://github.com/example/apps//base?ref=v1.0.0 cannot be edited" in (
+        cannot.reason
+    )
+    assert result.workspace.changes() == {}
+
+
+def test_anchored_file_is_refused_and_other_fixes_go_ahead(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    small_tree(tmp_path, claim="app-data-pvc")
+    # An anchor on the Deployment labels, aliased by the pod template labels.
+    anchored = DEPLOYMENT.format(claim="app-data-pvc").replace(
+        "  name: app\n", "  name: app\n  labels: &labels {app: app}\n", 1
+    ).replace("      labels: {app: app}\n", "      labels: *labels\n")
+    (tmp_path / "base" / "deployment.yaml").write_text(anchored)
+    findings = [
+        *both("SK201", "Deployment", "app"),
+        *both("SK106", "PersistentVolumeClaim", "app-data-pvc"),
+    ]
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(tmp_path, findings, strategy, detected=detected)
+    (cannot,) = result.cannot
+    assert cannot.rule == "SK201"
+    assert "base/deployment.yaml: document 1 uses YAML anchors/aliases" in cannot.reason
+    assert {f.rule for f in result.fixed} == {"SK106"}
+    changed = {result.workspace.display(p) for p in result.workspace.changes()}
+    assert "base/deployment.yaml" not in changed
+    assert "base/statekeeper-configmap.yaml" not in changed  # rolled back with the pod edit
+
+
+def test_file_changed_between_audit_and_write(tmp_path: Path, strategy: Strategy) -> None:
+    small_tree(tmp_path)
+    result = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
+    prod = tmp_path / "overlays/prod/kustomization.yaml"
+    prod.write_text(prod.read_text() + "# edited by someone else\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(ChangedOnDisk, match="overlays/prod/kustomization.yaml changed while fix"):
+        result.workspace.commit()
+    assert snapshot(tmp_path) == before
+
+
+def _agent_pod(result: FixResult, kubectl: str, root: Path) -> dict[str, Any]:
+    result.workspace.commit()
+    docs = render(kubectl, root / "overlays" / "prod")
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert any(d["kind"] == "ConfigMap" for d in docs)
+    pod: dict[str, Any] = deploy["spec"]["template"]["spec"]
+    return pod
+
+
+def test_agent_added_with_detected_paths(tmp_path: Path, strategy: Strategy, kubectl: str) -> None:
+    small_tree(tmp_path)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    findings = [*both("SK201", "Deployment", "app"), *both("SK203", "Deployment", "app")]
+    result = plan_fixes(tmp_path, findings, strategy, detected=detected)
+    assert not result.cannot
+    pod = _agent_pod(result, kubectl, tmp_path)
+    restore, sidecar = pod["initContainers"]
+    assert restore["args"] == ["agent", "restore"] and sidecar["args"] == ["agent", "run"]
+    assert sidecar["restartPolicy"] == "Always"
+    env = {e["name"]: e["value"] for e in restore["env"]}
+    assert env == {"STATEKEEPER_SQLITE_PATHS": "/data/app.db"}
+    assert restore["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert {"secretRef": {"name": "statekeeper-s3"}} in restore["envFrom"]
+
+
+def test_litestream_style(tmp_path: Path, strategy: Strategy, kubectl: str) -> None:
+    small_tree(tmp_path)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(
+        tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected,
+        style="litestream",
+    )  # fmt: skip
+    assert not result.cannot
+    pod = _agent_pod(result, kubectl, tmp_path)
+    assert [c["name"] for c in pod["initContainers"]] == ["check-integrity", "litestream-restore"]
+    assert "-if-db-not-exists" in pod["initContainers"][1]["args"]
+    assert [c["name"] for c in pod["containers"]] == ["app", "litestream"]
+    assert {"name": "litestream-config", "configMap": {"name": "app-litestream"}} in pod["volumes"]
+
+
+def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> None:
+    from statekeeper.errors import InputError
+
+    small_tree(tmp_path)
+    with pytest.raises(InputError, match="--rule SK999: not a fixable rule"):
+        plan_fixes(tmp_path, [], strategy, rules=["SK999"])
