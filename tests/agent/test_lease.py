@@ -184,3 +184,17 @@ def test_cli_lease_release_s3_down_is_infra_error(
     assert result.returncode == 4
     assert "S3 unreachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_refused_credentials_are_a_clear_infra_error_without_the_secret() -> None:
+    from statekeeper.agent.lease import Lease
+    from statekeeper.errors import InfraError
+    from tests.agent.helpers import strict_s3_server
+
+    with strict_s3_server() as endpoint:
+        config = agent_config(endpoint, "any-bucket", "app", holder="pod-a")
+        with pytest.raises(InfraError) as err:
+            Lease(config).try_acquire()
+    message = str(err.value)
+    assert "credentials refused" in message and "any-bucket" in message
+    assert TEST_SECRET not in message and "\n" not in message

@@ -334,11 +334,17 @@ def test_case_13_healthy_local_db_newer_than_replica_is_kept(world: World) -> No
     assert quarantined(db) == []
 
 
+@pytest.mark.parametrize("local", ["healthy", "missing"])
 def test_case_16_wrong_credentials_clear_error_no_secret(
-    tmp_path: Path, child_env: dict[str, str]
+    tmp_path: Path, child_env: dict[str, str], local: str
 ) -> None:
-    db = make_db(tmp_path / "data" / "app.db", rows=2)
-    before = db.read_bytes()
+    """Healthy DB: only the bucket check talks to S3; missing DB: litestream does first."""
+    db = tmp_path / "data" / "app.db"
+    if local == "healthy":
+        make_db(db, rows=2)
+    else:
+        db.parent.mkdir()
+    before = db.read_bytes() if db.exists() else None
     with strict_s3_server() as endpoint:
         env = agent_env(child_env, endpoint, "some-bucket", sqlite_paths=[db])
         wrong_secret = "wrong-secret-do-not-print-0123456789"
@@ -350,7 +356,8 @@ def test_case_16_wrong_credentials_clear_error_no_secret(
     assert "credentials refused" in line and "some-bucket" in line
     for secret in (wrong_secret, TEST_SECRET):
         assert secret not in result.stdout + result.stderr
-    assert db.read_bytes() == before
+    assert (db.read_bytes() if db.exists() else None) == before
+    assert not (db.parent / ".statekeeper-quarantine").exists()
 
 
 def test_marker_present_db_and_replica_missing_refuses(world: World) -> None:
@@ -385,6 +392,18 @@ def test_zero_byte_db_is_a_first_start_unless_the_volume_held_data(world: World)
     assert refused.returncode == 3, refused.stderr
     assert "empty (0 bytes)" in error_line(refused)
     assert db.exists() and quarantined(db) == []
+
+
+def test_restore_past_its_deadline_is_stopped_and_leaves_nothing_half_done(world: World) -> None:
+    db = make_db(world.tmp / "src" / "app.db", rows=2000, payload=500)
+    world.seed([db])
+    target = world.tmp / "data" / "app.db"
+    # 50 ms: less than litestream needs to start, so the deadline always strikes first.
+    result = world.restore([target], (), restore_timeout="50ms", kill_grace="1s")
+    assert result.returncode == 4, result.stderr
+    assert "did not finish within 0.05s" in error_line(result)
+    assert not target.exists()
+    assert [p.name for p in target.parent.iterdir() if "restoring" in p.name] == []
 
 
 def test_restored_copy_failing_its_check_refuses(world: World) -> None:
@@ -461,3 +480,45 @@ def test_run_bounded_returns_output_and_exit_status() -> None:
         grace=1,
     )
     assert (result.returncode, result.stdout.strip()) == (3, "out")
+
+
+# --- the generated litestream config (agent/litestream.py) ---------------------------------
+
+
+def test_litestream_config_has_only_known_keys_no_secret_and_is_accepted(
+    tmp_path: Path, litestream_bin: str, child_env: dict[str, str]
+) -> None:
+    import yaml
+
+    from statekeeper.agent.litestream import render_config, write_config
+
+    dbs = [tmp_path / "a" / "app.db", tmp_path / "b" / "other.db"]
+    config = agent_config("http://127.0.0.1:9", "bkt", "myapp", sqlite_paths=dbs)
+    text = render_config(config)
+    assert TEST_SECRET not in text
+    document = yaml.safe_load(text)
+    assert set(document) == {"dbs"}
+    for db, entry in zip(dbs, document["dbs"], strict=True):
+        assert set(entry) == {"path", "replica"}
+        assert entry["path"] == str(db)
+        # Keys of litestream 0.5's ReplicaConfig/ReplicaSettings (cmd/litestream/main.go).
+        assert entry["replica"] == {
+            "type": "s3",
+            "bucket": "bkt",
+            "path": f"myapp/sqlite/{db.name}",
+            "region": "us-east-1",
+            "endpoint": "http://127.0.0.1:9",
+            "force-path-style": True,
+        }
+    config_file = write_config(config, tmp_path / "litestream.yml")
+    assert config_file.stat().st_mode & 0o077 == 0  # 0600
+    listed = subprocess.run(
+        [litestream_bin, "databases", "-config", str(config_file), "-no-expand-env"],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert str(dbs[0]) in listed.stdout and str(dbs[1]) in listed.stdout

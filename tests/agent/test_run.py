@@ -8,6 +8,7 @@ STATEKEEPER_* variables users set; waits are bounded polls, never fixed sleeps.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -280,6 +281,30 @@ def no_secret_in_logs(sidecar: Sidecar) -> None:
     assert TEST_SECRET not in sidecar.log_path.read_text()
 
 
+# --- log relay -----------------------------------------------------------------------------
+
+
+def test_litestream_json_lines_become_structured_records(caplog: pytest.LogCaptureFixture) -> None:
+    """litestream's JSON log repeats "level" (log level, then a compaction level): the first wins,
+    fields are kept, and a non-JSON line is still relayed."""
+    from statekeeper.agent.run import relay_litestream_line
+
+    caplog.set_level(logging.DEBUG, logger="statekeeper.agent")
+    relay_litestream_line(
+        '{"time":"t","level":"INFO","msg":"starting compaction monitor","level":2,"interval":1}\n'
+    )
+    relay_litestream_line('{"time":"t","level":"WARN","msg":"sync error","db":"app.db"}')
+    relay_litestream_line("plain text line")
+    records = [(r.levelno, r.getMessage(), r.__dict__.get("source")) for r in caplog.records]
+    assert records == [
+        (logging.INFO, "starting compaction monitor", "litestream"),
+        (logging.WARNING, "sync error", "litestream"),
+        (logging.INFO, "plain text line", "litestream"),
+    ]
+    assert caplog.records[0].__dict__["interval"] == 1
+    assert caplog.records[1].__dict__["db"] == "app.db"
+
+
 # --- 9 -------------------------------------------------------------------------------------
 
 
@@ -305,8 +330,16 @@ def test_case_09_sigterm_during_replication_flushes_everything(
     assert restored == row_values(db)
     assert set(committed) <= set(restored)
     assert sidecar.litestream_children() == []
-    stopped = [r["msg"] for r in sidecar.records()]
+    records = sidecar.records()
+    stopped = [r["msg"] for r in records]
     assert "litestream stopped" in stopped and "lease released" in stopped
+    # the generated litestream keys took effect: `logging: json` (its lines arrive parsed, with
+    # fields) and `socket` (the pre-SIGTERM `litestream sync -wait` went through it)
+    assert any(
+        r.get("source") == "litestream" and r.get("msg") == "initialized db" and "path" in r
+        for r in records
+    )
+    assert "final litestream sync done" in stopped
     no_secret_in_logs(sidecar)
 
 
@@ -660,3 +693,32 @@ def test_case_20_overwritten_config_previous_version_in_dated_folder(
     assert body == b"setting: 1\n"
     assert not any(key.endswith("extra.ini") for key in history)  # unchanged: not copied
     assert sidecar.terminate() == 0
+
+
+# --- start-up errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"lease_ttl": "5s", "lease_heartbeat": "5s"}, "lease_heartbeat"),
+        ({"sqlite_paths": "", "config_paths": ""}, "nothing to protect"),
+        ({"rclone_interval": "soon"}, "rclone_interval"),
+    ],
+)
+def test_bad_settings_end_with_one_line_and_exit_2(
+    child_env: dict[str, str], tmp_path: Path, settings: dict[str, str], expected: str
+) -> None:
+    env = agent_env(
+        child_env,
+        "http://127.0.0.1:9",
+        "bkt",
+        "app",
+        sqlite_paths=[tmp_path / "app.db"],
+        config_paths=[tmp_path / "config"],
+    )
+    env.update({f"STATEKEEPER_{k.upper()}": v for k, v in settings.items()})
+    result = run_agent(["run"], env, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("statekeeper: error:") and expected in lines[0]

@@ -132,7 +132,11 @@ def test_storage_class_goes_into_each_overlay_not_base(
     assert changed == {"overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml"}
     result.workspace.commit()
     for env, canonical in (("dev", "development"), ("prod", "production")):
-        (pvc,) = [d for d in render(kubectl, tmp_path / "overlays" / env) if d["kind"] == "PersistentVolumeClaim"]
+        (pvc,) = [
+            d
+            for d in render(kubectl, tmp_path / "overlays" / env)
+            if d["kind"] == "PersistentVolumeClaim"
+        ]
         assert pvc["spec"]["storageClassName"] == strategy.environments[canonical].storage_class
     # Idempotent: the same findings again change nothing (the patch is updated, not duplicated).
     again = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
@@ -153,7 +157,7 @@ def test_rename_updates_references_and_writes_migration_note(
     assert not result.cannot, result.cannot
     result.workspace.commit()
     note = tmp_path / "base" / "MIGRATION-app-data-pvc.md"
-    assert "kubectl -n \"$NS\" delete pvc data" in note.read_text()
+    assert 'kubectl -n "$NS" delete pvc data' in note.read_text()
     assert any("MIGRATION-app-data-pvc.md" in n for n in result.notes)
     prod = render(kubectl, tmp_path / "overlays" / "prod")
     (pvc,) = [d for d in prod if d["kind"] == "PersistentVolumeClaim"]
@@ -218,9 +222,11 @@ def test_anchored_file_is_refused_and_other_fixes_go_ahead(
 ) -> None:
     small_tree(tmp_path, claim="app-data-pvc")
     # An anchor on the Deployment labels, aliased by the pod template labels.
-    anchored = DEPLOYMENT.format(claim="app-data-pvc").replace(
-        "  name: app\n", "  name: app\n  labels: &labels {app: app}\n", 1
-    ).replace("      labels: {app: app}\n", "      labels: *labels\n")
+    anchored = (
+        DEPLOYMENT.format(claim="app-data-pvc")
+        .replace("  name: app\n", "  name: app\n  labels: &labels {app: app}\n", 1)
+        .replace("      labels: {app: app}\n", "      labels: *labels\n")
+    )
     (tmp_path / "base" / "deployment.yaml").write_text(anchored)
     findings = [
         *both("SK201", "Deployment", "app"),
@@ -243,7 +249,7 @@ def test_file_changed_between_audit_and_write(tmp_path: Path, strategy: Strategy
     prod = tmp_path / "overlays/prod/kustomization.yaml"
     prod.write_text(prod.read_text() + "# edited by someone else\n")
     before = snapshot(tmp_path)
-    with pytest.raises(ChangedOnDisk, match="overlays/prod/kustomization.yaml changed while fix"):
+    with pytest.raises(ChangedOnDisk, match=r"overlays/prod/kustomization\.yaml changed while fix"):
         result.workspace.commit()
     assert snapshot(tmp_path) == before
 
@@ -292,5 +298,121 @@ def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> No
     from statekeeper.errors import InputError
 
     small_tree(tmp_path)
-    with pytest.raises(InputError, match="--rule SK999: not a fixable rule"):
+    with pytest.raises(InputError, match=r"--rule SK999: not a fixable rule"):
         plan_fixes(tmp_path, [], strategy, rules=["SK999"])
+
+
+def test_velero_schedule_written_per_overlay_when_none_exists(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    small_tree(tmp_path)
+    findings = [finding("SK401", "Namespace", None, "apps", "production", "app")]
+    result = plan_fixes(tmp_path, findings, strategy)
+    assert not result.cannot
+    result.workspace.commit()
+    schedules = [d for d in render(kubectl, tmp_path / "overlays/prod") if d["kind"] == "Schedule"]
+    assert [s["spec"]["template"]["includedNamespaces"] for s in schedules] == [["*"]]
+    assert not (tmp_path / "overlays/dev/velero-schedule.yaml").exists()  # dev was not reported
+
+
+def test_velero_schedule_from_helm_values_is_not_edited(tmp_path: Path, strategy: Strategy) -> None:
+    small_tree(tmp_path)
+    write(
+        tmp_path,
+        {
+            "infra/velero-values.yaml": (
+                "schedules:\n  daily:\n    schedule: '0 3 * * *'\n"
+                "    template:\n      includedNamespaces: [velero]\n"
+            )
+        },
+    )
+    findings = [finding("SK401", "Namespace", None, "apps", "production", "app")]
+    result = plan_fixes(tmp_path, findings, strategy)
+    (cannot,) = result.cannot
+    assert cannot.reason.startswith(
+        "the Velero schedules come from Helm values (infra/velero-values.yaml)"
+    )
+    assert result.workspace.changes() == {}
+
+
+STATEFULSET = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+        - name: db
+          image: postgres:16
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests:
+            storage: 10Gi
+"""
+
+
+def test_statefulset_claim_template_class_patched_per_overlay(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    write(
+        tmp_path,
+        {
+            "base/kustomization.yaml": "namespace: apps\nresources:\n  - statefulset.yaml\n",
+            "base/statefulset.yaml": STATEFULSET,
+            "overlays/dev/kustomization.yaml": overlay("dev"),
+            "overlays/prod/kustomization.yaml": overlay("prod"),
+        },
+    )
+    findings = [finding("SK106", "StatefulSet", "apps", "db", "development", "db")]
+    result = plan_fixes(tmp_path, findings, strategy)
+    assert not result.cannot
+    result.workspace.commit()
+    (dev,) = [d for d in render(kubectl, tmp_path / "overlays/dev") if d["kind"] == "StatefulSet"]
+    (prod,) = [d for d in render(kubectl, tmp_path / "overlays/prod") if d["kind"] == "StatefulSet"]
+    dev_class = dev["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
+    assert dev_class == strategy.environments["development"].storage_class
+    assert "storageClassName" not in prod["spec"]["volumeClaimTemplates"][0]["spec"]
+
+
+def test_file_changed_between_audit_and_fix_stops_the_run(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    from statekeeper.fix.workspace import fingerprint
+
+    small_tree(tmp_path)
+    audited = fingerprint(tmp_path)  # what the audit read
+    dev = tmp_path / "overlays/dev/kustomization.yaml"
+    dev.write_text(dev.read_text() + "nameSuffix: -edited\n")  # someone edits meanwhile
+    before = snapshot(tmp_path)
+    with pytest.raises(ChangedOnDisk, match=r"^overlays/dev/kustomization\.yaml changed after"):
+        plan_fixes(
+            tmp_path,
+            both("SK106", "PersistentVolumeClaim", "app-data-pvc"),
+            strategy,
+            audited=audited,
+        )
+    assert snapshot(tmp_path) == before
+
+
+def test_secret_values_found_like_the_audit(strategy: Strategy) -> None:
+    from statekeeper.fix.secrets import mask, secret_values
+
+    text = (
+        "env:\n  - {name: RCLONE_CONFIG_MINIO_SECRET_ACCESS_KEY, value: devminio-key}\n"
+        "  - {name: TZ, value: Europe/Paris}\n"
+        "data:\n  litestream.yml: |\n    access-key-id: AKIAINLINE\n"
+    )
+    found = secret_values([text], strategy.policy)
+    assert found == {"devminio-key", "AKIAINLINE"}
+    assert mask("x devminio-key AKIAINLINE Europe/Paris", found) == "x *** *** Europe/Paris"

@@ -1,4 +1,4 @@
-"""Round-trip editing: only the changed lines differ; comments, quoting, order and indentation stay."""
+"""Round-trip editing: only changed lines differ; comments, quoting, order, indentation stay."""
 
 from __future__ import annotations
 
@@ -175,3 +175,12 @@ def test_rollback_undoes_in_memory_edits(tmp_path: Path) -> None:
     changes = ws.changes()
     assert changes[one.resolve()][1] == "a: 2  # keep\n"
     assert (tmp_path / "extra.yaml").resolve() not in changes
+
+
+def test_windows_line_endings_are_kept(tmp_path: Path) -> None:
+    text = "# crlf\r\nkind: ConfigMap\r\ndata:\r\n  key: old\r\n"
+    path = tmp_path / "crlf.yaml"
+    path.write_bytes(text.encode())
+    yfile = YamlFile.load(path)
+    yfile.editable(0)["data"]["key"] = "new"
+    assert yfile.render() == "# crlf\r\nkind: ConfigMap\r\ndata:\r\n  key: new\r\n"

@@ -192,3 +192,42 @@ def test_write_new_files_is_all_or_nothing(tmp_path: Path) -> None:
         write_new_files({tmp_path / "a.yaml": "a: 1\n", existing: "b: 2\n"})
     assert not (tmp_path / "a.yaml").exists()
     assert existing.read_text() == "keep: me\n"
+
+
+def test_known_sqlite_image_and_config_mount_are_protected() -> None:
+    """Vaultwarden's database is known to the policy; a /config mount is a config directory."""
+    files = render_app(
+        AppSpec(name="vw", environments=("prod",), image="vaultwarden/server:1.32.0",
+                config_paths=(), sqlite_paths=("/config/extra.db",), purpose="data",
+                size="10Gi"),
+        load_strategy(),
+    )  # fmt: skip
+    deployment = yaml.safe_load(files[Path("vw/base/deployment.yaml")])
+    restore = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in restore["env"]}
+    assert env["STATEKEEPER_SQLITE_PATHS"] == "/config/extra.db,/data/db.sqlite3"
+    assert env["STATEKEEPER_CONFIG_PATHS"] == "/config"
+
+
+def test_class_names_come_from_a_user_policy(tmp_path: Path, kubectl: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "environments:\n  production:\n    storage_class: fast-retain\n    reclaim_policy: Retain\n"
+    )
+    missing = run_cli("generate", "storage-classes", "--policy", str(policy), "-o", "-")
+    assert missing.returncode == 2
+    assert "no provisioner known for StorageClass 'fast-retain'" in missing.stderr
+    classes = run_cli(
+        "generate", "storage-classes", "--policy", str(policy), "-o", "-",
+        "--provisioner", "fast-retain=csi.example.com",
+    )  # fmt: skip
+    assert classes.returncode == 0, classes.stderr
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(classes.stdout)]
+    assert "fast-retain" in names and "synelia-iscsi-retain" not in names
+    app = run_cli(
+        "generate", "app", "notes", "--env", "prod", "--config", "/config",
+        "--policy", str(policy), "--output", str(tmp_path),
+    )  # fmt: skip
+    assert app.returncode == 0, app.stderr
+    (pvc,) = by_kind(kustomize(kubectl, tmp_path / "notes/overlays/prod"), "PersistentVolumeClaim")
+    assert pvc["spec"]["storageClassName"] == "fast-retain"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from statekeeper.engine import run_audit
@@ -51,6 +51,8 @@ def _size_for(name: str, purpose: str, pick: int, image: str | None, sqlite: boo
 @settings(
     max_examples=15,
     deadline=None,
+    # No shrinking: each example renders kustomize twice, and the failing spec is printed anyway.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(

@@ -325,3 +325,9 @@ def test_sync_interval(script: str, env: str, seconds: float | None, source: str
     assert sync_interval(container, load_policy()) == (seconds, source)
     (sync,) = rclone_syncs(container, load_policy())
     assert sync.source == "/config"
+
+
+def test_env_not_in_policy_is_a_note() -> None:
+    inv = inventory_of(app(), env="moon")
+    assert workload(inv, "app").environment == "moon"
+    assert any("--env 'moon' is not an environment of the policy" in n.message for n in inv.notes)

@@ -9,9 +9,9 @@ A sync must never destroy the backup. Before every `rclone sync` both sides are 
 same filters) and the sync is refused when the local tree is empty while the remote is not, or
 when it would delete more than `max_delete` % of the remote files. (rclone's own `--max-delete` is
 not used: with `--backup-dir` it counts every *replaced* file as a delete, so an ordinary edit of a
-few files would trip it.) Whatever the sync
-replaces or deletes is moved (`--backup-dir`) to `<prefix>/files-history/<dir>/<UTC time>/`;
-history folders older than `history_days` are pruned after a successful sync.
+few files would trip it.) Whatever the sync replaces or deletes is moved (`--backup-dir`) to
+`<prefix>/files-history/<dir>/<UTC time>/`; history folders older than `history_days` are pruned
+after a successful sync.
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ one filesystem). A restored copy that fails its check is quarantined, the local 
 were, and the agent refuses to start. Nothing is ever deleted: whatever is moved aside goes to
 `<db dir>/.statekeeper-quarantine/<db name>-<UTC time>/`.
 
-Before any decision that depends on S3 the bucket must have answered (`check_bucket`, run in a
-background thread from the start): an unreachable S3 or refused credentials end the run with
-exit 4, because "no replica" cannot be told from "cannot see it". Each run is bounded:
+No decision depends on S3 before the bucket has answered a listing with these credentials (see
+`BucketCheck`): an unreachable S3 or refused credentials end the run with exit 4, because
+"no replica" cannot be told from "cannot see it". Each run is bounded:
 `s3_timeout` for the check, `restore_timeout` per DB restore (SIGTERM, then SIGKILL after
 `kill_grace`), `rclone_timeout` per config directory.
 
@@ -49,7 +49,7 @@ from statekeeper.agent.config import AgentConfig
 from statekeeper.agent.litestream import litestream_binary, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
-from statekeeper.agent.s3 import check_bucket
+from statekeeper.agent.s3 import check_bucket, probe_endpoint
 from statekeeper.agent.sqlite import db_files, integrity_check
 from statekeeper.errors import EXIT_OK, InfraError, RefusedError
 
@@ -147,32 +147,47 @@ def _write_marker(db: Path) -> None:
 
 
 class BucketCheck:
-    """`check_bucket` running in a background thread, so that the slow part of talking to S3
-    (importing boto3, the first HTTP round trip) overlaps the local integrity checks and the
-    first restore. Nothing is decided from S3 before `wait()` has returned."""
+    """Is S3 there? Two levels, so that a restore pays no more than a bare `litestream restore`.
+
+    - A reachability probe (`probe_endpoint`: plain HTTP, no boto3) runs in a background thread
+      from the start; when it fails, a running litestream is stopped at once (`failed()`), so an
+      unreachable S3 ends the run within about `s3_timeout`, whatever `restore_timeout` is.
+    - The bucket and the credentials are proven by a listing: any litestream run that exits 0
+      has listed the replica prefix (litestream exits 1 on NoSuchBucket, AccessDenied, ...).
+      When no litestream run succeeded (every DB healthy, or a run failed), `confirm()` asks
+      boto3 (`check_bucket`), whose error names the cause: unreachable, credentials, bucket.
+    """
 
     def __init__(self, config: AgentConfig) -> None:
+        self._config = config
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run, args=(config,), name="bucket-check", daemon=True
-        )
+        self.listed = False
+        self._thread = threading.Thread(target=self._run, name="s3-probe", daemon=True)
         self._thread.start()
 
-    def _run(self, config: AgentConfig) -> None:
+    def _run(self) -> None:
         try:
-            check_bucket(config)
+            probe_endpoint(self._config)
         except BaseException as exc:  # handed to the main thread by failed()/wait()
             self._error = exc
 
     def failed(self) -> BaseException | None:
-        """The check's error once it has failed, else None (still running, or fine)."""
+        """The probe's error once it has failed, else None (still running, or fine)."""
         return None if self._thread.is_alive() else self._error
 
     def wait(self) -> None:
-        """Block until the check is done; re-raise its error (InfraError: exit 4)."""
+        """Block until the probe is done; re-raise its error (InfraError: exit 4)."""
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def confirm(self) -> None:
+        """Unless a listing already proved it: the bucket answers with these credentials."""
+        if self.listed:
+            return
+        self.wait()
+        check_bucket(self._config)
+        self.listed = True
 
 
 @dataclass
@@ -208,12 +223,15 @@ def fetch_replica(
         grace=config.kill_grace,
         abort=bucket.failed,
     )
-    bucket.wait()  # "no replica" means something only once the bucket has answered
     if result.returncode != 0:
+        bucket.confirm()  # names the cause when it is S3 (unreachable, credentials, bucket)
         raise InfraError(
             f"litestream restore of {db} failed (exit {result.returncode}); "
             "check S3 reachability and the replica, or run `statekeeper agent verify`"
         )
+    # Exit 0: litestream listed the replica prefix, so the bucket answered these credentials,
+    # and "no output file" really means "no replica".
+    bucket.listed = True
     if not temp.exists():
         return None
     return Fetched(temp, _restore_txid(result.stdout))
@@ -414,7 +432,7 @@ def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcom
                     log.error("refused", extra={"db": str(db), "reason": str(exc)})
                     outcomes.append(DbOutcome(str(db), "refused", str(exc)))
                     refusals.append(str(exc))
-    bucket.wait()  # S3 unreachable or credentials refused: exit 4, even if every DB was healthy
+    bucket.confirm()  # S3 unreachable or credentials refused: exit 4, even if every DB is healthy
     log.info("bucket answers", extra={"bucket": config.bucket})
     dirs = restore_config_dirs(config) if not refusals else []
     write_status(config, outcomes, dirs, started)

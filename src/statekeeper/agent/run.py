@@ -190,20 +190,35 @@ class Sidecar:
             workers.append(("sync", self._sync_loop))
         if self.config.sqlite_paths:
             workers.append(("status", self._status_loop))
-        self._threads = [threading.Thread(target=fn, name=name) for name, fn in workers]
+        # The status prober is a daemon: shutdown never waits for a slow `litestream ltx`.
+        self._threads = [
+            threading.Thread(target=fn, name=name, daemon=name == "status") for name, fn in workers
+        ]
         for thread in self._threads:
             thread.start()
         self._lease_loop()
         self._drain()
 
     def _lease_loop(self) -> None:
+        failing_since: float | None = None
+        last_warning = 0.0
         while not self.stop.is_set():
             try:
                 held = self.lease.try_acquire()
                 self.metrics.s3_up.set(1)
+                if failing_since is not None:
+                    log.info(
+                        "S3 answers again",
+                        extra={"down_s": round(time.monotonic() - failing_since, 1)},
+                    )
+                failing_since = None
             except InfraError as exc:
                 self.metrics.s3_up.set(0)
-                log.warning("lease check failed", extra={"error": str(exc)})
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - last_warning >= 60.0:  # one line a minute while S3 stays down
+                    log.warning("lease check failed", extra={"error": str(exc)})
+                    last_warning = now
                 held = self.lease.held  # ours until its local validity runs out
             self._set_held(held)
             self.stop.wait(self.config.lease_heartbeat)
@@ -231,13 +246,14 @@ class Sidecar:
         hard_deadline = (
             self._stop_started + self.config.shutdown_timeout + self.config.kill_grace + 5.0
         )
-        while any(t.is_alive() for t in self._threads) and time.monotonic() < hard_deadline:
+        flushers = [t for t in self._threads if not t.daemon]
+        while any(t.is_alive() for t in flushers) and time.monotonic() < hard_deadline:
             if self.lease.etag is not None:
                 with contextlib.suppress(InfraError):
                     self.lease.renew()
-            for thread in self._threads:
+            for thread in flushers:
                 thread.join(timeout=max(0.0, min(1.0, hard_deadline - time.monotonic())))
-        stragglers = [t.name for t in self._threads if t.is_alive()]
+        stragglers = [t.name for t in flushers if t.is_alive()]
         if stragglers:
             log.error("shutdown budget exceeded", extra={"threads": ",".join(stragglers)})
         try:

@@ -117,3 +117,39 @@ def list_prefix(config: AgentConfig, prefix: str) -> list[dict[str, Any]]:
     except (BotoCoreError, ClientError) as exc:
         raise InfraError(describe_error(config, exc)) from None
     return objects
+
+
+def probe_endpoint(config: AgentConfig) -> None:
+    """Raise InfraError unless the S3 endpoint answers HTTP at all within `config.s3_timeout`.
+
+    A cheap reachability test (no boto3, no credentials sent, any HTTP status counts) used to
+    bound waits on litestream; whether the bucket and the credentials are right is proven by a
+    listing (litestream's, or `check_bucket`). TLS certificates are not verified here because
+    nothing secret is sent; the real clients verify them.
+    """
+    import http.client
+    import ssl
+    import time
+    from urllib.parse import urlparse
+
+    url = urlparse(config.endpoint or f"https://s3.{config.region}.amazonaws.com")
+    per_step = max(0.5, config.s3_timeout / 2)  # connect, then the response
+    connection: http.client.HTTPConnection
+    if url.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            url.hostname or "", url.port, timeout=per_step, context=ssl._create_unverified_context()
+        )
+    else:
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=per_step)
+    started = time.monotonic()
+    try:
+        connection.request("HEAD", "/")
+        connection.getresponse().read()
+    except (OSError, http.client.HTTPException):
+        waited = time.monotonic() - started
+        raise InfraError(
+            f"S3 unreachable: bucket {config.bucket!r} at {config.endpoint or 'AWS S3'} did not "
+            f"answer (gave up after {waited:.1f}s)"
+        ) from None
+    finally:
+        connection.close()

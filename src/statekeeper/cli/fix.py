@@ -7,7 +7,7 @@ Exit codes: 0 everything found was fixed (or nothing to fix), 1 some findings co
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -19,32 +19,35 @@ if TYPE_CHECKING:
     from statekeeper.fix.engine import FixResult
 
 
-class FixStyle(str, Enum):
+class FixStyle(StrEnum):
     agent = "agent"
     litestream = "litestream"
 
 
 HELP = """Fix the audit's findings in the source files, keeping comments, key order and quoting.
 
-Only the lines that change differ. Fixable rules: SK101 and SK106 (the environment's
-StorageClass, set in that environment's overlay), SK103 (rename a PVC and every reference, with a
-migration note), SK201-SK203 and SK301 (add the backup: statekeeper's agent, or with
---style litestream the strategy's Litestream + rclone pattern), SK401 (a daily Velero schedule of
+Only the lines that change differ. Fixable rules: SK101/SK106 (the environment's StorageClass, set
+in that environment's overlay), SK102 (reclaim policy), SK103 (rename a PVC and every reference,
+with a migration note), SK104 (grow a claim to its category's minimum), SK201-SK204 and SK301 (add
+the backup: statekeeper's agent, or with --style litestream the strategy's Litestream + rclone
+pattern; fix the Fail-Safe Integrity order and config mounts), SK401 (a daily Velero schedule of
 every namespace). Anything else, or anything unsafe to edit, is listed with the reason.
 
-Files are written all at once or not at all (temporary file + rename; a file changed since it was
-read stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings could not be fixed,
-2 usage or input error.
+Files are written all at once or not at all (temporary file + rename; a file changed since the
+audit read it stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings could not be
+fixed, 2 usage or input error. See docs/fix.md.
 """
 
 
 def fix_command(
-    path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path("."),
+    path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path(),
     rule: Annotated[
         list[str] | None,
         typer.Option("--rule", "-r", help="Only these rules, comma-separated or repeated."),
     ] = None,
-    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff of the changes.")] = False,
+    diff: Annotated[
+        bool, typer.Option("--diff", help="Print a unified diff of the changes.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing.")] = False,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
@@ -56,12 +59,15 @@ def fix_command(
     from statekeeper.errors import InputError
     from statekeeper.fix.audit import audit_tree
     from statekeeper.fix.engine import plan_fixes
+    from statekeeper.fix.secrets import mask, secret_values
+    from statekeeper.fix.workspace import fingerprint
     from statekeeper.generate.strategy import load_strategy
 
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     rules = [r.strip() for value in rule or [] for r in value.split(",") if r.strip()]
     strategy = load_strategy(policy)
+    audited = fingerprint(path)
     outcome = audit_tree(path, strategy.policy)
     result = plan_fixes(
         path,
@@ -70,9 +76,12 @@ def fix_command(
         rules=rules or None,
         style=style.value,
         detected=outcome.detected,
+        audited=audited,
     )
     if diff:
-        sys.stdout.write(result.workspace.diff())
+        # Context lines may show an inline S3 key next to an edit: never print it.
+        texts = [t for old, new in result.workspace.changes().values() for t in (old, new)]
+        sys.stdout.write(mask(result.workspace.diff(), secret_values(texts, strategy.policy)))
     written = [] if dry_run else result.workspace.commit()
     report = sys.stderr if diff else sys.stdout
     _summary(result, written, dry_run, report)
@@ -83,8 +92,8 @@ def _summary(result: FixResult, written: list[Path], dry_run: bool, out: TextIO)
     ws = result.workspace
     for item in result.fixed:
         out.write(f"fixed {item.rule} {item.subject}: {item.what}\n")
-    for item in result.cannot:
-        out.write(f"cannot fix {item.rule} {item.subject}: {item.reason}\n")
+    for refused in result.cannot:
+        out.write(f"cannot fix {refused.rule} {refused.subject}: {refused.reason}\n")
     for note in result.notes:
         out.write(f"note: {note}\n")
     changes = ws.changes()

@@ -1,12 +1,14 @@
 """CLI: `statekeeper generate app|velero-schedule|storage-classes`.
 
 Heavy modules (ruamel.yaml, the policy) are imported inside the commands so `--help` stays fast.
+Existing files are never overwritten without `--force`; exit 2 on bad input, nothing written.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -18,13 +20,16 @@ generate_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_POLICY = typer.Option(None, "--policy", help="Policy file overriding the built-in 'elite'.")
-_FORCE = typer.Option(False, "--force", help="Overwrite files that already exist.")
+PolicyOption = Annotated[
+    Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
+CURRENT_DIR = Path()
 
 
-def _split(values: list[str]) -> tuple[str, ...]:
+def _split(values: list[str] | None) -> tuple[str, ...]:
     """`--env dev,prod --env test` → ("dev", "prod", "test")."""
-    return tuple(part.strip() for v in values for part in v.split(",") if part.strip())
+    return tuple(part.strip() for v in values or [] for part in v.split(",") if part.strip())
 
 
 def _write(files: dict[Path, str], output: Path, force: bool) -> None:
@@ -37,28 +42,43 @@ def _write(files: dict[Path, str], output: Path, force: bool) -> None:
 
 @generate_app.command("app")
 def app_command(
-    name: str = typer.Argument(..., help="App name (a Kubernetes name, e.g. 'mealie')."),
-    env: list[str] = typer.Option(
-        ..., "--env", "-e", help="Environments, comma-separated (overlay names, e.g. dev,prod)."
+    name: Annotated[str, typer.Argument(help="App name (a Kubernetes name, e.g. 'mealie').")],
+    env: Annotated[
+        list[str],
+        typer.Option("--env", "-e", help="Environments (overlay names), e.g. dev,prod."),
+    ],
+    sqlite: Annotated[
+        list[str] | None, typer.Option("--sqlite", help="SQLite database path (repeatable).")
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="Config directory (repeatable).")
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="PVC size; default: the low end of the policy's range."),
+    ] = None,
+    purpose: Annotated[
+        str, typer.Option("--purpose", help="PVC purpose: <app>-<purpose>-pvc.")
+    ] = "config",
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace; default: the app name.")
+    ] = None,
+    image: Annotated[str | None, typer.Option("--image", help="The app's image.")] = None,
+    bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket for replicas.")] = (
+        "statekeeper"
     ),
-    sqlite: list[str] = typer.Option([], "--sqlite", help="SQLite database path (repeatable)."),
-    config: list[str] = typer.Option([], "--config", help="Config directory (repeatable)."),
-    size: str | None = typer.Option(
-        None, "--size", help="PVC size; default: the low end of the policy's range."
+    s3_endpoint: Annotated[str, typer.Option("--s3-endpoint", help="S3 endpoint URL.")] = (
+        "http://minio.minio.svc.cluster.local:9000"
     ),
-    purpose: str = typer.Option("config", "--purpose", help="PVC purpose: <app>-<purpose>-pvc."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Default: the app name."),
-    image: str | None = typer.Option(None, "--image", help="The app's container image."),
-    bucket: str = typer.Option("statekeeper", "--bucket", help="S3 bucket for the replicas."),
-    s3_endpoint: str = typer.Option(
-        "http://minio.minio.svc.cluster.local:9000", "--s3-endpoint", help="S3 endpoint URL."
-    ),
-    s3_secret: str = typer.Option(
-        "statekeeper-s3", "--s3-secret", help="Secret holding AWS_ACCESS_KEY_ID/SECRET (by ref)."
-    ),
-    output: Path = typer.Option(Path(), "--output", "-o", help="Directory to write into."),
-    policy: Path | None = _POLICY,
-    force: bool = _FORCE,
+    s3_secret: Annotated[
+        str,
+        typer.Option("--s3-secret", help="Secret with AWS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY."),
+    ] = "statekeeper-s3",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to write <app>/ into.")
+    ] = CURRENT_DIR,
+    policy: PolicyOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Write base + overlays for a new app that audits with zero findings."""
     from statekeeper.generate import AppSpec, load_strategy, render_app
@@ -88,11 +108,17 @@ def _emit(text: str, output: Path, filename: str, force: bool) -> None:
 
 @generate_app.command("velero-schedule")
 def velero_schedule_command(
-    schedule: str | None = typer.Option(None, "--schedule", help="Daily cron; default 0 3 * * *."),
-    namespace: str = typer.Option("velero", "--namespace", "-n", help="Velero's namespace."),
-    output: Path = typer.Option(Path(), "--output", "-o", help="Directory, or - for stdout."),
-    policy: Path | None = _POLICY,
-    force: bool = _FORCE,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="A daily cron; default 0 3 * * *.")
+    ] = None,
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Velero's namespace.")
+    ] = "velero",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory, or - for stdout.")
+    ] = CURRENT_DIR,
+    policy: PolicyOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Write a daily Velero Schedule of all namespaces, volumes included."""
     from statekeeper.generate import load_strategy, velero_schedule_yaml
@@ -103,25 +129,27 @@ def velero_schedule_command(
 
 @generate_app.command("storage-classes")
 def storage_classes_command(
-    provisioner: list[str] = typer.Option(
-        [], "--provisioner", help="CLASS=DRIVER, e.g. nfs-storage=nfs.csi.k8s.io (repeatable)."
-    ),
-    output: Path = typer.Option(Path(), "--output", "-o", help="Directory, or - for stdout."),
-    policy: Path | None = _POLICY,
-    force: bool = _FORCE,
+    provisioner: Annotated[
+        list[str] | None,
+        typer.Option("--provisioner", help="CLASS=DRIVER, e.g. nfs-storage=nfs.csi.k8s.io."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory, or - for stdout.")
+    ] = CURRENT_DIR,
+    policy: PolicyOption = None,
+    force: ForceOption = False,
 ) -> None:
     """Write the policy's StorageClasses with their reclaim policies."""
     from statekeeper.generate import load_strategy, storage_classes_yaml
 
     drivers: dict[str, str] = {}
-    for item in provisioner:
+    for item in provisioner or []:
         cls, sep, driver = item.partition("=")
         if not sep or not cls or not driver:
             raise InputError(f"--provisioner {item!r}: expected CLASS=DRIVER")
         drivers[cls] = driver
-    _emit(
-        storage_classes_yaml(load_strategy(policy), drivers), output, "storage-classes.yaml", force
-    )
+    text = storage_classes_yaml(load_strategy(policy), drivers)
+    _emit(text, output, "storage-classes.yaml", force)
 
 
 def register(app: typer.Typer) -> None:

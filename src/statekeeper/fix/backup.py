@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+import copy
 import posixpath
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -72,6 +72,18 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     if rules == {"SK202"} and _swap_integrity_first(ctx, pod):
         ctx.done(first, f"moved the integrity check before the restore in {ctx.show(doc.file)}")
         return
+    if "litestream" in roles and rules <= {"SK202", "SK203"}:
+        dbs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))[0]
+        what = _complete_litestream(ctx, pod, rules, dbs)
+        if what is None:
+            refuse(
+                "the pod's litestream sidecar was not recognised (no `litestream replicate` "
+                "container, or no database detected); add the init containers by hand"
+            )
+            return
+        for group in groups:
+            ctx.done(group, f"{what} in {ctx.show(doc.file)}")
+        return
     if "litestream" in roles or "rclone" in roles:
         refuse("the pod already has its own litestream/rclone containers; a second replicator "
                "would fight them — complete that setup by hand")  # fmt: skip
@@ -124,7 +136,7 @@ def _pod_spec(data: CommentedMap) -> CommentedMap | None:
     if not isinstance(spec, dict):
         return None
     if kind == "Pod":
-        return spec
+        return spec if isinstance(spec, CommentedMap) else None
     if kind == "CronJob":
         spec = spec.get("jobTemplate", {}).get("spec", {})
     template = spec.get("template") if isinstance(spec, dict) else None
@@ -183,6 +195,55 @@ def _swap_integrity_first(ctx: FixContext, pod: CommentedMap) -> bool:
     container = init.pop(check)
     init.insert(restore, container)
     return True
+
+
+def _complete_litestream(
+    ctx: FixContext, pod: CommentedMap, rules: set[str], dbs: list[str]
+) -> str | None:
+    """A pod with a litestream sidecar but no Fail-Safe Integrity init containers gets them,
+    built from the sidecar itself (its image, config, environment and mounts)."""
+    sidecar = next(
+        (c for key in ("containers", "initContainers") for c in pod.get(key) or []
+         if "replicate" in _script(c).split() and "litestream" in str(c.get("image", ""))),
+        None,
+    )  # fmt: skip
+    if sidecar is None or not dbs:
+        return None
+    argv = [str(a) for a in (sidecar.get("args") or [])]
+    config = argv[argv.index("-config") + 1] if "-config" in argv[:-1] else None
+    shared = {k: sidecar[k] for k in ("envFrom", "env", "volumeMounts") if k in sidecar}
+    init = pod.get("initContainers")
+    if not isinstance(init, list):
+        init = to_ruamel([])
+        _insert_before(pod, "containers", "initContainers", init)
+    done: list[str] = []
+    restore_at = next((i for i, c in enumerate(init) if "restore" in _script(c).split()), None)
+    if "SK203" in rules and restore_at is None:
+        for offset, db in enumerate(dbs):
+            args = ["restore", "-if-db-not-exists", "-if-replica-exists"]
+            args += ["-config", config] if config else []
+            container = {
+                "name": "litestream-restore" if offset == 0 else f"litestream-restore-{offset}",
+                "image": str(sidecar.get("image")),
+                "args": [*args, db],
+                **copy.deepcopy(shared),
+            }
+            init.append(to_ruamel(container))
+        restore_at = len(init) - len(dbs)
+        done.append("added the litestream restore init container")
+    if "SK202" in rules and not _swap_integrity_first(ctx, pod):
+        mounts = sidecar.get("volumeMounts") or []
+        spec = BackupSpec(app="", sqlite_paths=tuple(dbs), config_paths=(), mounts=(),
+                          config_map="")  # fmt: skip
+        check = litestream_pattern(spec, "")[0][0]
+        check["volumeMounts"] = copy.deepcopy(
+            [m for m in mounts if not str(m.get("mountPath", "")).endswith((".yml", ".yaml"))]
+        )
+        init.insert(restore_at if restore_at is not None else 0, to_ruamel(check))
+        done.append("added the integrity check before the restore")
+    elif "SK202" in rules:
+        done.append("moved the integrity check before the restore")
+    return "; ".join(done) if done else None
 
 
 def _mounts_for(pod: CommentedMap, paths: list[str]) -> list[Mount] | str:
@@ -365,9 +426,8 @@ def fix_config_mount(ctx: FixContext, group: FindingGroup) -> None:
         m
         for c in containers
         for m in c.get("volumeMounts") or []
-        if str(m.get("mountPath", "")).endswith((".yml", ".yaml")) or "litestream" in str(
-            m.get("mountPath", "")
-        )
+        if str(m.get("mountPath", "")).endswith((".yml", ".yaml"))
+        or "litestream" in str(m.get("mountPath", ""))
     ]
     if not config_mounts:
         ctx.refuse(group, "no container of the pod mounts a litestream config to copy; "

@@ -25,8 +25,10 @@ PVC = "PersistentVolumeClaim"
 
 
 def _field(kind: str) -> tuple[str, ...]:
-    return ("spec", "persistentVolumeReclaimPolicy") if kind == "PersistentVolume" else (
-        "reclaimPolicy",
+    return (
+        ("spec", "persistentVolumeReclaimPolicy")
+        if kind == "PersistentVolume"
+        else ("reclaimPolicy",)
     )
 
 
@@ -151,9 +153,9 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
                 edited += _edit_patches(ctx, kust, PVC, group.name, path, want)
     if not edited:
         reported = {ctx.strategy.environment(e).name for e in group.environments if e}
-        for overlay, placement in found:
+        for where, placement in found:
             users = {o.environment.name for o in ctx.index.overlays_including(placement.doc.file)}
-            if overlay is not None and not users <= reported:
+            if where is not None and not users <= reported:
                 ctx.refuse(group, f"{ctx.show(placement.doc.file)} is shared with environments "
                                   "where the size is fine; set it by hand")  # fmt: skip
                 return

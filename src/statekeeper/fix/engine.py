@@ -17,7 +17,7 @@ from statekeeper.findings import Finding
 from statekeeper.fix import backup, claims, pvc_name, storage_class, velero
 from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
 from statekeeper.fix.sources import SourceIndex
-from statekeeper.fix.workspace import Workspace
+from statekeeper.fix.workspace import ChangedOnDisk, Workspace
 from statekeeper.generate.strategy import Strategy
 
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
@@ -31,14 +31,17 @@ def _guarded(
     """Run one fixer on its groups; if it meets a file it must not edit, undo its edits and list
     the groups as not fixable with the reason. Other fixes go ahead."""
     checkpoint = ctx.workspace.checkpoint()
-    fixed, notes = len(ctx.fixed), len(ctx.notes)
+    fixed, notes, cannot = len(ctx.fixed), len(ctx.notes), len(ctx.cannot)
     renames = dict(ctx.renames)
     try:
         fixer(ctx, groups)
+    except ChangedOnDisk:
+        raise  # the audit's findings may be stale: stop the whole run, write nothing
     except InputError as exc:
         ctx.workspace.rollback(checkpoint)
         del ctx.fixed[fixed:]
         del ctx.notes[notes:]
+        del ctx.cannot[cannot:]
         ctx.renames = renames
         for group in groups:
             ctx.refuse(group, str(exc))
@@ -125,8 +128,11 @@ def plan_fixes(
     rules: Sequence[str] | None = None,
     style: Style = "agent",
     detected: Detected | None = None,
+    audited: dict[Path, str] | None = None,
 ) -> FixResult:
-    """Edit, in memory, the files below `root` so the given findings go away."""
+    """Edit, in memory, the files below `root` so the given findings go away. `audited` holds the
+    files' SHA-256 as the audit read them (`workspace.fingerprint`): a file edited since then is
+    not touched (ChangedOnDisk)."""
     root = root.resolve()
     wanted = {r.upper() for r in rules} if rules else None
     if wanted:
@@ -138,7 +144,7 @@ def plan_fixes(
     ctx = FixContext(
         root=root,
         index=SourceIndex.build(root, strategy),
-        workspace=Workspace(root=root if root.is_dir() else root.parent),
+        workspace=Workspace(root=root if root.is_dir() else root.parent, audited=audited or {}),
         strategy=strategy,
         style=style,
         detected=dict(detected or {}),
@@ -152,4 +158,9 @@ def plan_fixes(
     for group in groups:
         if group.rule not in handled:
             ctx.refuse(group, NOT_FIXABLE.get(group.rule, "no automatic fix for this rule"))
-    return FixResult(workspace=ctx.workspace, fixed=ctx.fixed, cannot=ctx.cannot, notes=ctx.notes)
+    return FixResult(
+        workspace=ctx.workspace,
+        fixed=ctx.fixed,
+        cannot=ctx.cannot,
+        notes=list(dict.fromkeys(ctx.notes)),
+    )

@@ -20,12 +20,14 @@ from statekeeper.fix.sources import SourceDoc
 
 RULES = ("SK103",)
 PVC = "PersistentVolumeClaim"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NOISE = {"pvc", "claim", "volume", "vol", "pv", "storage"}
 _WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 
 
 def proposed_name(app: str, old: str) -> str:
-    """`mealie-data` → `mealie-data-pvc`; `data-mealie` → `mealie-data-pvc`; `pvc` → `<app>-data-pvc`."""
+    """`<app>-<purpose>-pvc` from an old name: `mealie-data` and `data-mealie` → `mealie-data-pvc`;
+    a name with no purpose left (`pvc`) → `<app>-data-pvc`."""
     words = [w for w in re.split(r"[-_.]+", old.lower()) if w]
     app_words = app.split("-")
     for i in range(len(words) - len(app_words) + 1):  # drop the app's own name, wherever it is
@@ -39,13 +41,19 @@ def proposed_name(app: str, old: str) -> str:
 def fix(ctx: FixContext, group: FindingGroup) -> None:
     if group.kind != PVC:
         ctx.refuse(
-            group, "a StatefulSet volumeClaimTemplate is renamed by hand (pods re-create claims)"
+            group,
+            "claims of a StatefulSet are named <template>-<statefulset>-<n>: renaming the "
+            "template or the StatefulSet orphans the existing claims, so it is done by hand",
         )
         return
     old = group.name
     app = next((f.app for f in group.findings if f.app), None)
-    if not app:
-        ctx.refuse(group, "the claim's app is unknown, so is its name <app>-<purpose>-pvc")
+    if not app or not _DNS_LABEL.match(app):
+        ctx.refuse(
+            group,
+            f"the claim's app is unknown ({app or 'none'}), so is its name <app>-<purpose>-pvc; "
+            "label the workload app.kubernetes.io/name",
+        )
         return
     new = proposed_name(app, old)
     if not ctx.name_matches_policy(app, new):
@@ -162,8 +170,8 @@ def _rename_in_kustomization(
     ctx: FixContext, file: Path, plain: dict[str, Any], old: str, new: str
 ) -> int:
     """patches[].target.name, inline patch texts, replacements' source/select names."""
-    if not _mentions({k: plain.get(k) for k in ("patches", "replacements",
-                                                "patchesStrategicMerge", "patchesJson6902")}, old):  # fmt: skip
+    keys = ("patches", "replacements", "patchesStrategicMerge", "patchesJson6902")
+    if not _mentions({k: plain.get(k) for k in keys}, old):
         return 0
     data = ctx.edit_first(file)
     count = 0
@@ -220,11 +228,11 @@ kubectl -n "$NS" delete pvc {old}
 kubectl patch pv "$PV" --type json -p '[{{"op":"remove","path":"/spec/claimRef"}}]'
 # 4. Create the new claim bound to the same volume (same size, class and access modes as in
 #    the manifests), then sync the app.
-kubectl -n "$NS" get pvc {new} 2>/dev/null || echo "create {new} with spec.volumeName: $PV"
+kubectl -n "$NS" get pvc {new} 2>/dev/null || echo "create {new}, spec.volumeName: $PV"
 ```
 
 For step 4, add `volumeName: <the PV>` to the new claim's `spec` for the first sync (or create it
-by hand with that field), then sync. Check the app's data, then restore the PV's reclaim policy
-to the environment's (`kubectl patch pv "$PV" -p '{{"spec":{{"persistentVolumeReclaimPolicy":"Delete"}}}}'`
-in development). If the claim was never bound anywhere, delete this file.
+by hand with that field), then sync. Check the app's data, then set the PV's reclaim policy back
+to the environment's (Delete in development). If the claim was never bound anywhere, delete this
+file.
 """

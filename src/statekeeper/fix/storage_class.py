@@ -25,8 +25,11 @@ PVC = "PersistentVolumeClaim"
 
 
 def fix(ctx: FixContext, group: FindingGroup) -> None:
+    if group.kind == "StatefulSet":
+        _fix_templates(ctx, group)
+        return
     if group.kind != PVC:
-        ctx.refuse(group, f"only PersistentVolumeClaims are fixed (this is a {group.kind})")
+        ctx.refuse(group, f"only claims and claim templates are fixed (this is a {group.kind})")
         return
     name = ctx.renamed(group.namespace, group.name)
     for env_name in group.environments:
@@ -127,3 +130,63 @@ def _update_existing(entry: Any, name: str, namespace: str | None, storage_class
                 )
             return True
     return False
+
+
+def _fix_templates(ctx: FixContext, group: FindingGroup) -> None:
+    """A StatefulSet's volumeClaimTemplates: each template without the environment's class gets
+    it (in place inside the overlay, else by a JSON patch in the overlay)."""
+    for env_name in group.environments:
+        if env_name is None:
+            ctx.refuse(group, "the environment is unknown, so is the StorageClass it needs")
+            continue
+        env = ctx.strategy.environment(env_name)
+        found = ctx.index.locate("StatefulSet", group.name, group.namespace, env.name)
+        if not found:
+            ctx.refuse(group, f"StatefulSet {group.name} was not found in the {env.name} sources")
+            continue
+        for overlay, placement in found:
+            templates = placement.doc.body.get("spec", {}).get("volumeClaimTemplates") or []
+            wrong = [
+                i
+                for i, t in enumerate(templates)
+                if isinstance(t, dict)
+                and (t.get("spec") or {}).get("storageClassName") != env.storage_class
+            ]
+            if not wrong:
+                continue
+            doc = placement.doc
+            if overlay is None or doc.file.is_relative_to(overlay.dir):
+                _y, data = ctx.edit_doc(doc.file, "StatefulSet", group.name)
+                for i in wrong:
+                    template = data["spec"]["volumeClaimTemplates"][i]
+                    template.setdefault("spec", to_ruamel({}))["storageClassName"] = (
+                        env.storage_class
+                    )
+                where = ctx.show(doc.file)
+            else:
+                kustomization = ctx.index.kustomizations[overlay.dir].file
+                data = ctx.edit_first(kustomization)
+                patches = data.get("patches")
+                if patches is None:
+                    patches = to_ruamel([])
+                    data["patches"] = patches
+                ops = "\n".join(
+                    f"- op: add\n  path: /spec/volumeClaimTemplates/{i}/spec/storageClassName\n"
+                    f"  value: {env.storage_class}"
+                    for i in wrong
+                )
+                target: dict[str, Any] = {"kind": "StatefulSet", "name": group.name}
+                if placement.namespace:
+                    target["namespace"] = placement.namespace
+                entry = to_ruamel({"target": target})
+                entry["patch"] = LiteralScalarString(ops)
+                patches.append(entry)
+                where = ctx.show(kustomization)
+            ctx.done(
+                group, f"volumeClaimTemplates storageClassName: {env.storage_class} in {where}"
+            )
+            ctx.notes.append(
+                f"StatefulSet {group.name}: volumeClaimTemplates cannot change on a live "
+                "StatefulSet; delete it with --cascade=orphan and let the sync re-create it "
+                "(existing claims keep their class)"
+            )

@@ -69,7 +69,33 @@ def fix_all(ctx: FixContext, groups: list[FindingGroup]) -> None:
             ctx.done(group, f"added to includedNamespaces of Schedule {doc.name} "
                             f"in {ctx.show(doc.file)}")  # fmt: skip
         return
+    helm = _helm_schedule_files(ctx)
+    if helm:
+        for group in ns_groups:
+            ctx.refuse(group, f"the Velero schedules come from Helm values ({', '.join(helm)}); "
+                              "add the namespace to their includedNamespaces there")  # fmt: skip
+        return
     _write_new(ctx, ns_groups)
+
+
+def _helm_schedule_files(ctx: FixContext) -> list[str]:
+    """Files holding the velero chart's `schedules:` values (plain values files, Flux
+    HelmReleases, Argo CD Applications): fix does not edit chart values."""
+    files: list[str] = []
+    for path, docs in sorted(ctx.index.other_yaml.items()):
+        if any(isinstance(d, dict) and isinstance(d.get("schedules"), dict) for d in docs):
+            files.append(ctx.show(path))
+    for path, kube in sorted(ctx.index.docs.items()):
+        for doc in kube:
+            spec = doc.body.get("spec")
+            values = None
+            if doc.kind == "HelmRelease" and isinstance(spec, dict):
+                values = spec.get("values")
+            elif doc.kind == "Application" and isinstance(spec, dict):
+                values = (spec.get("source") or {}).get("helm", {}).get("valuesObject")
+            if isinstance(values, dict) and isinstance(values.get("schedules"), dict):
+                files.append(ctx.show(path))
+    return files
 
 
 def _edit(ctx: FixContext, doc: SourceDoc, missing: list[str]) -> None:
@@ -92,7 +118,7 @@ def _write_new(ctx: FixContext, groups: list[FindingGroup]) -> None:
     envs = {e for g in groups for e in g.environments if e}
     overlays = [o for e in sorted(envs) for o in ctx.index.overlays_for(e)]
     if not overlays:
-        path = ctx.root / SCHEDULE_FILE
+        path = ctx.workspace.root / SCHEDULE_FILE  # the tree, or the directory of a file
         if path.resolve() not in ctx.workspace.new_files:
             ctx.workspace.create(path, text)
         for group in groups:

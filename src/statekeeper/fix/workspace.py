@@ -32,11 +32,21 @@ class Workspace:
     root: Path
     files: dict[Path, YamlFile] = field(default_factory=dict)
     new_files: dict[Path, str] = field(default_factory=dict)
+    # SHA-256 of files as the audit read them (see `fingerprint`): a file that differs when fix
+    # loads it changed after the audit, and its findings may no longer be true.
+    audited: dict[Path, str] = field(default_factory=dict)
 
     def load(self, path: Path) -> YamlFile:
         path = path.resolve()
         if path not in self.files:
-            self.files[path] = YamlFile.load(path)
+            yfile = YamlFile.load(path)
+            expected = self.audited.get(path)
+            if expected is not None and expected != yfile.digest:
+                raise ChangedOnDisk(
+                    f"{self.display(path)} changed after the audit; nothing was written "
+                    "(run fix again)"
+                )
+            self.files[path] = yfile
         return self.files[path]
 
     def checkpoint(self) -> Any:
@@ -173,3 +183,22 @@ def _stage(path: Path, text: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def fingerprint(root: Path) -> dict[Path, str]:
+    """SHA-256 of every YAML file below `root` (or of `root` itself), taken before the audit."""
+    root = root.resolve()
+    paths = (
+        [root]
+        if root.is_file()
+        else [
+            p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") or p.name == "Kustomization"
+        ]
+    )
+    digests: dict[Path, str] = {}
+    for path in paths:
+        try:
+            digests[path.resolve()] = sha256(path.read_bytes())
+        except OSError:
+            continue  # unreadable files are the audit's to report
+    return digests

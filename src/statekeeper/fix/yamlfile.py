@@ -69,6 +69,7 @@ class YamlFile:
     documents: list[Document]
     style: tuple[int, int, int]
     new_documents: list[Any] = field(default_factory=list)
+    newline: str = "\n"
 
     @classmethod
     def load(cls, path: Path) -> YamlFile:
@@ -80,6 +81,9 @@ class YamlFile:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 text") from exc
+        # Windows line endings: edit with "\n" (what ruamel emits), write back with "\r\n".
+        newline = "\r\n" if "\r\n" in text else "\n"
+        text = text.replace("\r\n", "\n")
         documents = _split_documents(text)
         style = _guess_style(text)
         yaml = _yaml(style)
@@ -91,7 +95,14 @@ class YamlFile:
                 mark = getattr(exc, "problem_mark", None)
                 where = f" line {mark.line + 1}" if mark is not None else ""
                 raise InputError(f"{path}: document {index + 1}{where}: invalid YAML") from exc
-        return cls(path=path, original=raw, digest=sha256(raw), documents=documents, style=style)
+        return cls(
+            path=path,
+            original=raw,
+            digest=sha256(raw),
+            documents=documents,
+            style=style,
+            newline=newline,
+        )
 
     def editable(self, index: int) -> Any:
         """The data of document `index`, ready to change. Refuses documents with anchors or
@@ -132,6 +143,8 @@ class YamlFile:
             if result and not result.endswith("\n"):
                 result += "\n"
             result += ("---\n" if result.strip() else "") + self._dump(data)
+        if self.newline != "\n":
+            result = result.replace("\n", self.newline)
         return result
 
     @property
@@ -163,10 +176,7 @@ def _split_documents(text: str) -> list[Document]:
 
 
 def _has_anchors(yaml: YAML, text: str) -> bool:
-    for event in yaml.parse(text):
-        if getattr(event, "anchor", None) is not None:
-            return True
-    return False
+    return any(getattr(event, "anchor", None) is not None for event in yaml.parse(text))
 
 
 def _guess_style(text: str) -> tuple[int, int, int]:

@@ -132,12 +132,22 @@ def mount_plan(spec: AppSpec) -> tuple[Mount, ...]:
 def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
     """The files of the new app, relative to the output directory (nothing is written here).
 
-    An image the policy knows as a SQLite app (Vaultwarden, the *arr apps, …) gets its usual
-    database paths when `--sqlite` is not given, so the audit finds them protected."""
-    if spec.image and not spec.sqlite_paths:
+    An image the policy knows as a SQLite app (Vaultwarden, the *arr apps, …) also gets its
+    usual database paths protected: the audit expects them whenever they are on a volume."""
+    if spec.image:
         known = strategy.known_sqlite_paths(spec.image)
-        if known:
-            spec = replace(spec, sqlite_paths=known)
+        missing = tuple(p for p in known if p not in spec.sqlite_paths)
+        if missing:
+            spec = replace(spec, sqlite_paths=(*spec.sqlite_paths, *missing))
+    # A mount at a config directory of the policy (/config) is backed up as one, or the audit
+    # would ask for it (SK301).
+    extra = tuple(
+        m.path
+        for m in mount_plan(spec)
+        if m.path in strategy.config_dirs and m.path not in spec.config_paths
+    )
+    if extra:
+        spec = replace(spec, config_paths=(*spec.config_paths, *extra))
     size = validate(spec, strategy)
     labels = {"app.kubernetes.io/name": spec.name, **spec.extra_labels}
     mounts = mount_plan(spec)

@@ -108,6 +108,12 @@ class Strategy:
         )
         raise InputError(f"unknown environment {name!r} (the policy knows: {known})")
 
+    @property
+    def config_dirs(self) -> tuple[str, ...]:
+        """Mount paths the audit treats as config directories (tier 2: rclone)."""
+        config = _get(_get(self.policy, "tiers", default=None), "config", default=None)
+        return _strings(_get(config, "paths", default=("/config",)))
+
     def known_sqlite_paths(self, image: str) -> tuple[str, ...]:
         """The usual database paths of an image the policy knows as a SQLite app."""
         sqlite = _get(_get(self.policy, "tiers", default=None), "sqlite", default=None)

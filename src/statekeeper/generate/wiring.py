@@ -148,7 +148,8 @@ def litestream_pattern(
         check = (
             "set -eu\n"
             f"for db in {' '.join(spec.sqlite_paths)}; do\n"
-            '  if [ -f "$db" ] && [ "$(sqlite3 "$db" \'PRAGMA integrity_check;\')" != "ok" ]; then\n'
+            '  if [ -f "$db" ] && '
+            '[ "$(sqlite3 "$db" \'PRAGMA integrity_check;\')" != "ok" ]; then\n'
             '    mv "$db" "$db.corrupt-$(date +%s)"\n'
             "  fi\n"
             "done\n"

@@ -26,7 +26,8 @@ def _yaml() -> YAML:
 
 def literal(text: str) -> LiteralScalarString:
     """A block scalar (`|-`) for embedded documents such as inline kustomize patches."""
-    return LiteralScalarString(text)
+    scalar: LiteralScalarString = LiteralScalarString(text)
+    return scalar
 
 
 def _needs_quotes(text: str) -> bool:

@@ -56,7 +56,13 @@ def build_inventory(
     inv = Inventory(resources=list(resources), other=list(other))
     forced = _canonical(policy, env) if env else None
     if env and forced is None:
-        forced = env  # a name the policy does not know: kept, SK101/102 will say so
+        forced = env  # a name the policy does not know: kept, and said once
+        inv.notes.append(
+            Note(
+                f"--env {env!r} is not an environment of the policy "
+                f"({', '.join(sorted(policy.environments))}); storage classes not judged"
+            )
+        )
     namespace_labels = _namespace_environments(resources, policy)
 
     for resource in resources:

@@ -10,7 +10,9 @@ after it has been read, so rules never see it.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -161,18 +163,29 @@ def _run(overlay: Path, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
         raise InputError(f"{relative_to_cwd(overlay)}: cannot run {argv[0]}: {err}") from None
 
 
+# kubectl may log its error as `E1127 08:05:18.848314  8403 run.go:72] "command failed" err="…"`.
+_KLOG_PREFIX = re.compile(r"^[EWIF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\] ")
+_KLOG_ERR = re.compile(r'^"command failed" err=("(?:[^"\\]|\\.)*")')
+
+
 def _first_error(stderr: bytes) -> str:
     """The first meaningful line(s) of kustomize's stderr, without its `Error:` prefix."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     lines = [line for line in lines if line and not line.startswith(("Usage:", "Examples:"))]
     if not lines:
         return "no error output"
-    first = lines[0]
+    first = _KLOG_PREFIX.sub("", lines[0])
+    if (quoted := _KLOG_ERR.match(first)) is not None:  # kubectl's klog form: err="..."
+        try:
+            first = json.loads(quoted.group(1))
+        except ValueError:
+            first = quoted.group(1)
     for prefix in ("Error: ", "error: "):
         first = first.removeprefix(prefix)
     if len(lines) > 1 and len(first) < 80:
         first = f"{first} {lines[1]}"
-    return first if len(first) <= 500 else first[:497] + "..."
+    # kustomize chains causes on one line; the end holds the actual cause.
+    return first if len(first) <= 400 else f"{first[:150]} … {first[-240:]}"
 
 
 def render_overlays(

@@ -53,8 +53,12 @@ def field_line(resource: Resource, path: Sequence[str | int]) -> int | None:
             body = body.get(step) if isinstance(body, dict) else None
         elif isinstance(node, SequenceNode) and isinstance(step, int):
             item = body[step] if isinstance(body, list) and -len(body) <= step < len(body) else None
-            by_name = _named_item(node, item) if origin.overlay is not None else None
-            if by_name is not None:
+            named = isinstance(item, dict) and isinstance(item.get("name"), str)
+            if origin.overlay is not None and named:
+                # Patches reorder and add items: match by name, never by position.
+                by_name = _named_item(node, item)
+                if by_name is None:
+                    return None
                 node = by_name
             elif 0 <= step < len(node.value):
                 node = node.value[step]

@@ -206,8 +206,9 @@ def parse_documents(data: bytes, where: str) -> list[ParsedDocument]:
         raise InputError(_yaml_error_message(err, where, index, templated)) from None
     except RecursionError:
         raise InputError(f"{where}: document {index}: nested too deeply") from None
-    except (ValueError, OverflowError) as err:  # e.g. a huge int literal
-        raise InputError(f"{where}: document {index}: cannot read a value: {err}") from None
+    except (ValueError, OverflowError) as err:  # e.g. an integer literal of 100 000 digits
+        reason = "an integer literal too long" if "digits" in str(err) else str(err)
+        raise InputError(f"{where}: document {index}: cannot read a value: {reason}") from None
     finally:
         loader.dispose()
     return docs

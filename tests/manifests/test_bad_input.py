@@ -1,0 +1,295 @@
+"""The issue's bad-input list: each is an InputError with a one-line message naming the file
+(and document/line when known); run as a process, each exits 2 without a traceback and stays
+under 300 MB RSS."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from statekeeper.errors import EXIT_USAGE, InputError
+from statekeeper.manifests.load import load_sources
+
+MAX_RSS_KB = 300 * 1024
+BIG = 100 * 1024 * 1024
+
+
+@dataclass
+class Case:
+    """A bad input: `make(tmp)` writes it and returns the CLI arguments (and stdin file)."""
+
+    make: Callable[[Path], tuple[list[str], Path | None]]
+    expect: list[str]  # substrings of the message, besides the file name
+    names: str  # the file named in the message
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    return path
+
+
+def _file(name: str, data: bytes | str) -> Callable[[Path], tuple[list[str], Path | None]]:
+    def make(tmp: Path) -> tuple[list[str], Path | None]:
+        return [str(_write(tmp / name, data).relative_to(tmp))], None
+
+    return make
+
+
+def _billion_laughs() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in "bcdefghi":
+        prev = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [{','.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def _big_scalar_file(tmp: Path) -> tuple[list[str], Path | None]:
+    path = tmp / "huge.yaml"
+    chunk = b"x" * (1024 * 1024)
+    with path.open("wb") as handle:
+        handle.write(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  blob: ")
+        for _ in range(BIG // len(chunk)):
+            handle.write(chunk)
+    return ["huge.yaml"], None
+
+
+def _big_scalar_stdin(tmp: Path) -> tuple[list[str], Path | None]:
+    _big_scalar_file(tmp)
+    return ["-"], tmp / "huge.yaml"
+
+
+def _fifo(tmp: Path) -> tuple[list[str], Path | None]:
+    (tmp / "dir").mkdir()
+    _write(tmp / "dir" / "ok.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    os.mkfifo(tmp / "dir" / "pipe.yaml")  # opening it would block: must be refused unread
+    return ["dir"], None
+
+
+def _dir_loop(tmp: Path) -> tuple[list[str], Path | None]:
+    _write(tmp / "repo" / "apps" / "a.yaml", "a: 1\n")
+    (tmp / "repo" / "apps" / "back").symlink_to("..")
+    return ["repo"], None
+
+
+def _file_loop(tmp: Path) -> tuple[list[str], Path | None]:
+    (tmp / "repo").mkdir()
+    (tmp / "repo" / "a.yaml").symlink_to("b.yaml")
+    (tmp / "repo" / "b.yaml").symlink_to("a.yaml")
+    return ["repo"], None
+
+
+def _broken_link(tmp: Path) -> tuple[list[str], Path | None]:
+    (tmp / "repo").mkdir()
+    (tmp / "repo" / "gone.yaml").symlink_to("nowhere.yaml")
+    return ["repo"], None
+
+
+def _kustomize_tree(tmp: Path, resource: str) -> None:
+    _write(tmp / "repo" / "base" / "kustomization.yaml", f"resources: [{resource}]\n")
+    _write(
+        tmp / "repo" / "base" / "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n",
+    )
+    _write(tmp / "repo" / "overlays" / "prod" / "kustomization.yaml", "resources: [../../base]\n")
+
+
+def _kustomize_error(tmp: Path) -> tuple[list[str], Path | None]:
+    _kustomize_tree(tmp, "missing.yaml")
+    return ["repo"], None
+
+
+HELM = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "app.fullname" . }}
+data:
+  a: "1"
+"""
+
+CASES: dict[str, Case] = {
+    "unparsable": Case(
+        _file("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n"), ["invalid YAML", "line"], "bad.yaml"
+    ),
+    "unparsable-2nd-doc": Case(
+        _file("two.yaml", "a: 1\n---\nb: : :\n"), ["document 1", "line 3"], "two.yaml"
+    ),
+    "billion-laughs": Case(
+        _file("lol.yaml", _billion_laughs()), ["excessive aliasing"], "lol.yaml"
+    ),
+    "recursive-alias": Case(_file("rec.yaml", "a: &a [1, *a]\n"), ["recursive alias"], "rec.yaml"),
+    "nested-20000-flow": Case(
+        _file("deep.yaml", "a: " + "[" * 20_000 + "]" * 20_000 + "\n"),
+        ["nested too deeply"],
+        "deep.yaml",
+    ),
+    "nested-20000-block": Case(
+        _file("deep2.yaml", "- " * 20_000 + "x\n"), ["nested too deeply"], "deep2.yaml"
+    ),
+    "100MB-scalar-file": Case(_big_scalar_file, ["too large"], "huge.yaml"),
+    "100MB-scalar-stdin": Case(_big_scalar_stdin, ["too large"], "<stdin>"),
+    "huge-int": Case(
+        _file("int.yaml", "a: " + "9" * 100_000 + "\n"), ["cannot read a value"], "int.yaml"
+    ),
+    "binary": Case(_file("bin.yaml", b"\x7fELF\x02\x01\x01\x00\x00\x00"), ["binary"], "bin.yaml"),
+    "latin-1": Case(
+        _file("l1.yaml", "name: caf\xe9\n".encode("latin-1")),
+        ["not valid UTF-8", "line 1"],
+        "l1.yaml",
+    ),
+    "utf-8-bad-later": Case(
+        _file("l2.yaml", b"a: 1\nb: 2\nc: \xff\xfe\n"), ["not valid UTF-8", "line 3"], "l2.yaml"
+    ),
+    "helm-template": Case(_file("tpl.yaml", HELM), ["Helm template", "helm template"], "tpl.yaml"),
+    "helm-unparsable": Case(
+        _file("tpl2.yaml", "a: {{ $x }}\n"), ["invalid YAML", "helm template"], "tpl2.yaml"
+    ),
+    "not-a-regular-file": Case(_fifo, ["not a regular file"], "pipe.yaml"),
+    "missing-path": Case(lambda tmp: (["nope.yaml"], None), ["no such file"], "nope.yaml"),
+    "broken-symlink": Case(_broken_link, ["broken symlink"], "gone.yaml"),
+    "symlink-loop-dir": Case(_dir_loop, ["symlink loop"], "back"),
+    "symlink-loop-file": Case(_file_loop, ["symlink loop"], "a.yaml"),
+    "kustomize-build-error": Case(
+        _kustomize_error,
+        ["kustomize build failed: accumulating resources", "missing.yaml"],
+        "overlays/prod",
+    ),
+}
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_input_error(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = CASES[name]
+    args, stdin_file = case.make(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    stdin = io.BytesIO(stdin_file.read_bytes()) if stdin_file else None
+    with pytest.raises(InputError) as caught:
+        load_sources(args, stdin=stdin)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert case.names in message
+    for part in case.expect:
+        assert part in message, message
+
+
+def _run_measured(
+    args: list[str], cwd: Path, stdin_file: Path | None, env: dict[str, str], prefix: list[str]
+) -> tuple[int, str, int]:
+    """Run the loader's debug entry in a fresh parent; return (exit code, stderr, max RSS KiB).
+
+    The parent is a fresh interpreter, so RUSAGE_CHILDREN covers the loader process only.
+    """
+    probe = textwrap.dedent(
+        """
+        import json, resource, subprocess, sys
+        spec = json.loads(sys.argv[1])
+        stdin = open(spec["stdin"], "rb") if spec["stdin"] else subprocess.DEVNULL
+        done = subprocess.run(spec["argv"], stdin=stdin, capture_output=True, text=True)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(json.dumps({"rc": done.returncode, "err": done.stderr, "rss": rss}))
+        """
+    )
+    import json
+
+    argv = [*prefix, sys.executable, "-m", "statekeeper.manifests.load", *args]
+    spec = json.dumps({"argv": argv, "stdin": str(stdin_file) if stdin_file else None})
+    out = subprocess.run(
+        [sys.executable, "-c", probe, spec],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result = json.loads(out.stdout)
+    return int(result["rc"]), str(result["err"]), int(result["rss"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_process_exits_2_small_and_without_traceback(name: str, tmp_path: Path) -> None:
+    case = CASES[name]
+    args, stdin_file = case.make(tmp_path)
+    rc, err, rss_kb = _run_measured(args, tmp_path, stdin_file, _env(), [])
+    assert rc == EXIT_USAGE, err
+    assert "Traceback" not in err
+    assert err.startswith("statekeeper: error: ") and err.count("\n") == 1, err
+    assert case.names in err
+    assert rss_kb < MAX_RSS_KB, f"{name}: {rss_kb} KiB"
+
+
+def test_unreadable_file_permission_denied(tmp_path: Path) -> None:
+    """Root reads any file, so the loader runs without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH
+    (util-linux `setpriv`): a mode-000 file then really fails with EACCES."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed for this test"
+    secret = _write(tmp_path / "repo" / "locked.yaml", "apiVersion: v1\nkind: Namespace\n")
+    secret.chmod(0)
+    prefix = (
+        [setpriv, "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    )
+    rc, err, rss_kb = _run_measured(["repo"], tmp_path, None, _env(), prefix)
+    assert rc == EXIT_USAGE
+    assert err.strip() == "statekeeper: error: repo/locked.yaml: cannot read: Permission denied"
+    assert rss_kb < MAX_RSS_KB
+
+
+def test_missing_kustomize_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _kustomize_tree(tmp_path, "ns.yaml")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load_sources(["repo"])
+    message = str(caught.value)
+    assert "install kustomize" in message and "--no-render" in message
+    # ... and --no-render needs no binary at all.
+    result = load_sources(["repo"], render=False)
+    assert [r.kind for r in result.resources] == ["Namespace"]
+
+
+def test_file_over_max_file_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "a.yaml", "a: " + "x" * 2000 + "\n")
+    with pytest.raises(InputError, match=r"^a\.yaml: file too large \(2004 bytes; limit 1000\)$"):
+        load_sources(["a.yaml"], max_file_bytes=1000)
+    assert load_sources(["a.yaml"], max_file_bytes=3000).other[0].body["a"] == "x" * 2000
+
+
+def test_non_kubernetes_yaml_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "values.yaml", "schedules:\n  daily: {schedule: '0 3 * * *'}\n")
+    _write(tmp_path / "list.yaml", "- a\n- b\n---\n---\nplain scalar\n")
+    _write(tmp_path / "empty.yaml", "# only a comment\n")
+    result = load_sources(["."])
+    assert result.resources == []
+    assert [r.body for r in result.other] == [{"schedules": {"daily": {"schedule": "0 3 * * *"}}}]
+    notes = [(n.file, n.line, n.message) for n in result.notes]
+    assert notes == [
+        ("empty.yaml", None, "no YAML documents; skipped"),
+        ("list.yaml", 1, "document 0 is not a mapping (list); skipped"),
+        ("list.yaml", 5, "document 2 is not a mapping (str); skipped"),
+    ]
