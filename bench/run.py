@@ -26,11 +26,9 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,34 +57,47 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+# Runs one command and reports its wall time, CPU time and peak RSS. A fresh parent per
+# command, so RUSAGE_CHILDREN holds that command's process tree only.
+PROBE = """
+import json, resource, subprocess, sys, time
+argv, timeout = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+start = time.perf_counter()
+try:
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+except subprocess.TimeoutExpired:
+    print(json.dumps({"timeout": True}))
+    sys.exit()
+wall = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+err = done.stderr.decode(errors="replace")[-2000:]
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"rc": done.returncode, "wall": wall, "cpu": cpu, "rss_kib": usage.ru_maxrss,
+                  "stderr": err}))
+"""
+
+
 def timed(
-    argv: list[str],
-    *,
-    ok: tuple[int, ...] = (0,),
-    timeout: float | None = None,
-    cwd: Path | None = None,
+    argv: list[str], *, ok: tuple[int, ...] = (0,), timeout: float | None = None
 ) -> dict[str, Any]:
-    """Run once; wall seconds, child CPU seconds and peak RSS (MiB) of the process tree."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=timeout,
-            check=False,
-            cwd=cwd,
-        )
-    except subprocess.TimeoutExpired:
+    """Run once: wall seconds, CPU seconds and peak RSS (MiB) of the command's process tree."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(timeout)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    if result.get("timeout"):
         return {"error": f"timed out after {timeout:.0f} s", "wall": None}
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in ok:
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        return {"error": f"exit {done.returncode}: {' | '.join(tail)}", "wall": None}
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": round(wall, 3), "cpu": round(cpu, 3), "max_rss_mib": after.ru_maxrss // 1024}
+    if result["rc"] not in ok:
+        tail = result["stderr"].strip().splitlines()[-3:]
+        return {"error": f"exit {result['rc']}: {' | '.join(tail)}", "wall": None}
+    return {
+        "wall": round(result["wall"], 3),
+        "cpu": round(result["cpu"], 3),
+        "max_rss_mib": result["rss_kib"] // 1024,
+    }
 
 
 def best_of(argv: list[str], repeat: int, **kwargs: Any) -> dict[str, Any]:

@@ -294,6 +294,39 @@ def test_default_path_is_the_current_directory(tmp_path: Path) -> None:
     assert "SK103" in {f["rule"] for f in found}
 
 
+def test_plain_file_in_the_working_directory_is_not_app_dot(tmp_path: Path) -> None:
+    """A correctly named claim of an unlabelled workload, audited as `web.yaml` from its own
+    directory: the app is the workload (`web`), not `.`, and SK103 has nothing to say."""
+    (tmp_path / "web.yaml").write_text(
+        """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: web-config-pvc, namespace: web}
+spec:
+  storageClassName: synelia-iscsi-retain
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: web}
+spec:
+  template:
+    spec:
+      containers:
+        - {name: web, image: "nginx:1.27", volumeMounts: [{name: cfg, mountPath: /etc/web}]}
+      volumes:
+        - {name: cfg, persistentVolumeClaim: {claimName: web-config-pvc}}
+"""
+    )
+    result = cli("web.yaml", "--env", "prod", "--format", "json", "--fail-on", "never",
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "SK103" not in {f["rule"] for f in report["findings"]}
+    assert "." not in report["summary"]["apps"]
+    assert "web" in report["summary"]["apps"]
+
+
 # --------------------------------------------------------------------------- output
 
 

@@ -322,6 +322,20 @@ def test_case_12_wal_beside_healthy_db_keeps_its_transactions(world: World) -> N
     assert status(db)["databases"][0]["action"] == "kept"
 
 
+def test_missing_db_with_stray_wal_quarantines_the_wal_before_restoring(world: World) -> None:
+    db = make_db(world.tmp / "data" / "app.db", rows=12)
+    world.seed([db])
+    expected = row_values(db)
+    db.unlink()
+    stray = db.with_name("app.db-wal")
+    stray.write_bytes(b"\x37\x7f\x06\x82" + b"\x00" * 60)  # a WAL header from another life
+    result = world.restore([db])
+    assert result.returncode == 0, result.stderr
+    assert row_values(db) == expected
+    moved = {p.name: p for p in quarantined(db)}
+    assert moved["app.db-wal"].read_bytes()[:4] == b"\x37\x7f\x06\x82"  # kept, not deleted
+
+
 def test_case_13_healthy_local_db_newer_than_replica_is_kept(world: World) -> None:
     db = make_db(world.tmp / "data" / "app.db", rows=5)
     world.seed([db])

@@ -434,6 +434,10 @@ def test_case_11_metrics_match_reality(
     assert sidecar.metric("statekeeper_litestream_up") == 1.0
     pids = wait_for(sidecar.litestream_children, timeout=10)
     assert len(pids) == 1
+    # no secret in the child's argv or in the config file it reads
+    args = cmdline(pids[0]).split()
+    assert TEST_SECRET not in " ".join(args)
+    assert TEST_SECRET not in Path(args[args.index("-config") + 1]).read_text()
 
     # last successful sync time: after start, and the files really are in the bucket
     synced_at = wait_for(

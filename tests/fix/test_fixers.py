@@ -279,6 +279,28 @@ def test_agent_added_with_detected_paths(tmp_path: Path, strategy: Strategy, kub
     assert {"secretRef": {"name": "statekeeper-s3"}} in restore["envFrom"]
 
 
+def test_containers_recognised_as_the_audit_recognises_them(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    """An exporter whose image merely contains "rclone" is no rclone sidecar for the audit (it
+    reports SK301/SK201), so fix must not refuse the pod as already having its own tooling."""
+    small_tree(tmp_path)
+    deployment = tmp_path / "base" / "deployment.yaml"
+    deployment.write_text(
+        deployment.read_text().replace(
+            "      volumes:\n",
+            "        - name: metrics\n          image: ghcr.io/acme/rclone-exporter:1\n"
+            "      volumes:\n",
+        )
+    )
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected)
+    assert not result.cannot
+    pod = _agent_pod(result, kubectl, tmp_path)
+    assert [c["name"] for c in pod["containers"]] == ["app", "metrics"]
+    assert [c["args"] for c in pod["initContainers"]] == [["agent", "restore"], ["agent", "run"]]
+
+
 def test_litestream_style(tmp_path: Path, strategy: Strategy, kubectl: str) -> None:
     small_tree(tmp_path)
     detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
@@ -300,6 +322,18 @@ def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> No
     small_tree(tmp_path)
     with pytest.raises(InputError, match=r"--rule SK999: not a fixable rule"):
         plan_fixes(tmp_path, [], strategy, rules=["SK999"])
+
+
+def test_rules_marked_fixable_are_exactly_the_rules_fix_fixes() -> None:
+    """The docs' "Fixable by `statekeeper fix`" line comes from `Rule.fixable`: it must agree
+    with the fixers, and every other rule must say why it is not fixed."""
+    from statekeeper.fix.engine import FIXABLE, NOT_FIXABLE
+    from statekeeper.rules.base import all_rules
+
+    marked = {rule.id for rule in all_rules() if rule.fixable}
+    assert marked == set(FIXABLE)
+    assert "SK501" not in marked  # the key would have to be written to git
+    assert {rule.id for rule in all_rules()} - marked == set(NOT_FIXABLE)
 
 
 def test_velero_schedule_written_per_overlay_when_none_exists(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,18 @@ def test_write_new_files_is_all_or_nothing(tmp_path: Path) -> None:
         write_new_files({tmp_path / "a.yaml": "a: 1\n", existing: "b: 2\n"})
     assert not (tmp_path / "a.yaml").exists()
     assert existing.read_text() == "keep: me\n"
+
+
+def test_written_files_are_readable_like_any_checked_out_file(tmp_path: Path) -> None:
+    """New files get 0644, not the 0600 of a temporary file; an overwritten one keeps its mode."""
+    kept = tmp_path / "kept.yaml"
+    kept.write_text("old: 1\n")
+    kept.chmod(0o640)
+    write_new_files({tmp_path / "apps" / "new.yaml": "a: 1\n", kept: "new: 1\n"}, force=True)
+    assert stat.S_IMODE((tmp_path / "apps" / "new.yaml").stat().st_mode) == 0o644
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    assert kept.read_text() == "new: 1\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["apps", "kept.yaml", "new.yaml"]
 
 
 def test_known_sqlite_image_and_config_mount_are_protected() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from statekeeper.inventory.detect import (
@@ -13,7 +15,7 @@ from statekeeper.inventory.detect import (
 )
 from statekeeper.inventory.model import Inventory, Workload
 from statekeeper.policy.load import load_policy
-from tests.rules.util import fixture, inventory_of
+from tests.rules.util import audit, fixture, inventory_of
 
 
 def workload(inv: Inventory, name: str) -> Workload:
@@ -202,12 +204,83 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: loose, namespace: apps}
 """
-    inv = inventory_of(pvc + "---\n" + app(), source_dir="base/fallback")
+    text = pvc + "---\n" + app()
+    inv = inventory_of(text, source_dir="base/fallback", overlay="overlays/dev")
     assert workload(inv, "app").app == "myapp"  # pod template label
     assert inv.claims[0].app == "myapp"  # from the workload mounting it
     cm = next(r for r in inv.resources if r.kind == "ConfigMap")
     assert inv.app(cm) == "fallback"  # the kustomize app directory
     assert set(inv.apps) == {"myapp"}
+
+
+UNLABELLED_WEB = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: web-config-pvc, namespace: web}
+spec:
+  storageClassName: synelia-iscsi-retain
+  resources: {requests: {storage: 1Gi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: web}
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+          volumeMounts: [{name: cfg, mountPath: /etc/web}]
+      volumes:
+        - name: cfg
+          persistentVolumeClaim: {claimName: web-config-pvc}
+"""
+
+
+@pytest.mark.parametrize("source_dir", [".", "manifests", "/tmp/somewhere"])
+def test_plain_directory_is_no_app_but_a_mounting_workload_name_is(source_dir: str) -> None:
+    """A plain file's directory (no kustomization there) names no app; a claim named
+    `<workload>-…` and mounted by that workload belongs to it, and so does the workload."""
+    inv = inventory_of(UNLABELLED_WEB, source_dir=source_dir)
+    assert [c.app for c in inv.claims] == ["web"]
+    assert workload(inv, "web").app == "web"
+    assert set(inv.apps) == {"web"}
+    assert "SK103" not in {f.rule for f in audit(UNLABELLED_WEB, env="prod",
+                                                   source_dir=source_dir).findings}  # fmt: skip
+
+
+def test_unmounted_claim_in_a_plain_file_has_no_app() -> None:
+    claim_only = UNLABELLED_WEB.split("---")[0].replace("web-config-pvc", "config")
+    inv = inventory_of(claim_only, source_dir=".")
+    assert [c.app for c in inv.claims] == [None]
+    (finding,) = audit(claim_only, env="prod", only=["SK103"], source_dir=".").findings
+    assert finding.app is None
+    assert "app '.'" not in finding.message and "'<app>'" in finding.message
+
+
+def test_mounting_workload_labels_win_over_its_name() -> None:
+    labelled = UNLABELLED_WEB.replace(
+        "  template:\n    spec:", "  template:\n    metadata: {labels: {app: site}}\n    spec:"
+    )
+    inv = inventory_of(labelled, source_dir=".")
+    assert [c.app for c in inv.claims] == ["site"]
+    (finding,) = audit(labelled, env="prod", only=["SK103"], source_dir=".").findings
+    assert "app 'site'" in finding.message
+
+
+def test_directory_with_a_kustomization_is_the_app(tmp_path: Path) -> None:
+    app_dir = tmp_path / "apps" / "blog"
+    app_dir.mkdir(parents=True)
+    claim_only = UNLABELLED_WEB.split("---")[0]
+    assert [c.app for c in inventory_of(claim_only, source_dir=str(app_dir)).claims] == [None]
+    (app_dir / "kustomization.yaml").write_text("resources: [pvc.yaml]\n")
+    assert [c.app for c in inventory_of(claim_only, source_dir=str(app_dir)).claims] == ["blog"]
+
+
+def test_overlay_directory_is_not_an_app() -> None:
+    claim_only = UNLABELLED_WEB.split("---")[0]
+    inv = inventory_of(claim_only, source_dir="overlays/prod", overlay="overlays/prod")
+    assert [c.app for c in inv.claims] == [None]
 
 
 def test_velero_helm_values_and_helmrelease() -> None:

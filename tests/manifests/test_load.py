@@ -43,6 +43,7 @@ def test_files_and_directories_sorted_with_origins(
     (tmp_path / "b" / ".hidden").mkdir()
     (tmp_path / "b" / ".hidden" / "x.yaml").write_text("apiVersion: v1\nkind: Namespace\n")
     (tmp_path / "b" / "kustomization.yaml").write_text("resources: [a.yaml]\n")
+    (tmp_path / "b" / ".gitlab-ci.yml").write_text("x: !reference [a, b]\n")
     (tmp_path / "one.txt").write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n")
     result = load_sources(["b", "one.txt"], render=False)
     got = [(r.name, r.origin.file, r.origin.document, r.origin.line) for r in result.resources]
@@ -197,3 +198,22 @@ def test_same_file_or_directory_twice_is_read_once(
     os.symlink("sub", tmp_path / "zlink")  # a second way to the same directory
     result = load_sources([".", "sub/a.yaml", "./sub/a.yaml"])
     assert [r.origin.file for r in result.resources] == ["sub/a.yaml"]
+
+
+def test_go_templates_inside_strings_are_not_helm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alertmanager/Prometheus templates in a ConfigMap or a PrometheusRule are plain strings."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "am.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: alertmanager-templates}\ndata:\n"
+        "  slack.tmpl: |\n"
+        '    {{ define "slack.title" }}{{ range .Alerts }}{{ .Labels.alertname }}{{ end }}\n'
+        "    {{ end }}\n"
+        '    {{ template "slack.title" . }}\n'
+        "---\napiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\n"
+        "spec: {groups: [{name: g, rules: [{alert: Down,\n"
+        '  annotations: {summary: "{{ $labels.x }}"}}]}]}\n'
+    )
+    result = load_sources(["am.yaml"])
+    assert [r.kind for r in result.resources] == ["ConfigMap", "PrometheusRule"]

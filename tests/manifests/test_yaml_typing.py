@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statekeeper.errors import InputError
-from statekeeper.manifests.load import parse_documents
+from statekeeper.manifests.load import K8sLoader, parse_documents
 
 # Scalars where YAML 1.1 (PyYAML), YAML 1.2 and kubectl (go-yaml v2 via sigs.k8s.io/yaml) differ.
 CONFORMANCE = """\
@@ -41,6 +44,8 @@ spec:
   date: 2024-01-01
   stamp: 2024-01-01T10:00:00Z
   sexagesimal: 1:30
+  custom_tag: !foo bar
+  custom_tag_list: !reference [p, q]
   dup: first
   dup: second
   merged:
@@ -75,6 +80,7 @@ def test_scalars_typed_like_kubectl(kubectl: str, tmp_path: Path) -> None:
     assert spec["sexagesimal"] == "1:30" and spec["exponent"] == 1000.0
     assert spec["dup"] == "second"  # last wins, as `kubectl apply` (kustomize refuses it)
     assert spec["merged"] == {"retain": True, "size": "2Gi"}
+    assert spec["custom_tag"] == "bar" and spec["custom_tag_list"] == ["p", "q"]
 
 
 def test_alias_bomb_refused_like_kubectl(kubectl: str, tmp_path: Path) -> None:
@@ -102,3 +108,29 @@ def test_modest_aliasing_is_fine() -> None:
     data = parse_documents(text, "ok.yaml")[0].data
     assert data["p"] == data["q"] == {"a": 1, "b": [1, 2, 3]}
     assert data["r"] == {"a": 1, "b": [1, 2, 3], "c": 2}
+
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=12),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=3))
+def test_lean_builder_matches_pyyaml_constructor(docs: list[Any]) -> None:
+    """The fast path (node tree → objects) gives what PyYAML's constructor gives."""
+    text = yaml.safe_dump_all(docs).encode()
+    ours = [doc.data for doc in parse_documents(text, "h.yaml")]
+    reference = list(yaml.load_all(text, Loader=K8sLoader))  # PyYAML's SafeConstructor
+    assert ours == reference  # (not always == docs: kubectl reads an unquoted Y as true)

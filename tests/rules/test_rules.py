@@ -108,6 +108,21 @@ def _sk105_hostpath(docs: Docs) -> None:
     pod(docs, "jellyfin")["volumes"][3] = {"name": "media", "hostPath": {"path": "/mnt/media"}}
 
 
+def _sk105_mount_at(path: str, source: dict[str, Any] | None) -> Callable[[Docs], None]:
+    """Jellyfin's library mounted at `path`; its volume replaced by `source` unless None."""
+
+    def apply(docs: Docs) -> None:
+        spec = pod(docs, "jellyfin")
+        for item in spec["containers"]:
+            for mount in item.get("volumeMounts", []):
+                if mount["name"] == "media":
+                    mount["mountPath"] = path
+        if source is not None:
+            spec["volumes"][3] = {"name": "media", **source}
+
+    return apply
+
+
 def _drop_container(workload: str, name: str) -> Callable[[Docs], None]:
     def apply(docs: Docs) -> None:
         spec = pod(docs, workload)
@@ -242,6 +257,10 @@ CASES: list[tuple[str, Callable[[Docs], None], list[tuple[str, str, str]]]] = [
      [("SK104", PVC, "vaultwarden-data-pvc")]),
     ("SK105 pvc", _sk105_pvc, [("SK105", PVC, "jellyfin-media-pvc")]),
     ("SK105 hostPath", _sk105_hostpath, [("SK105", "Deployment", "jellyfin")]),
+    ("SK105 below a library path", _sk105_mount_at("/media/movies/", {"hostPath": {"path": "/m"}}),
+     [("SK105", "Deployment", "jellyfin")]),
+    ("compliant: NFS below a library path", _sk105_mount_at("/media/movies", None), []),
+    ("compliant: not a library path", _sk105_mount_at("/mediastore", {"emptyDir": {}}), []),
     ("SK106", _set([PVC, "esphome-config-pvc", "spec", "storageClassName"], None),
      [("SK106", PVC, "esphome-config-pvc")]),
     ("SK201 no sidecar", _drop_container("vaultwarden", "litestream"), [("SK201", *VW)]),

@@ -31,6 +31,7 @@ from statekeeper.generate.wiring import (
     litestream_pattern,
     scrape_annotations,
 )
+from statekeeper.inventory.build import read_workload
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
 RULES_CONFIG_MOUNT = ("SK204",)
@@ -64,7 +65,7 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     if pod is None:
         refuse(f"{first.kind} {first.name} has no pod template in {ctx.show(doc.file)}")
         return
-    roles = _roles(ctx, pod)
+    roles = _roles(ctx, data)
     if "agent" in roles:
         refuse("the pod already runs statekeeper's agent; add the missing paths to its "
                "STATEKEEPER_SQLITE_PATHS / STATEKEEPER_CONFIG_PATHS by hand")  # fmt: skip
@@ -160,21 +161,12 @@ def _policy_list(ctx: FixContext, *path: str, default: list[str]) -> list[str]:
     return [str(v) for v in node] if isinstance(node, list) else default
 
 
-def _roles(ctx: FixContext, pod: CommentedMap) -> set[str]:
-    litestream = _policy_list(ctx, "tiers", "sqlite", "litestream_images", default=["litestream"])
-    rclone = _policy_list(ctx, "tiers", "config", "rclone_images", default=["rclone"])
-    roles: set[str] = set()
-    for key in ("initContainers", "containers"):
-        for container in pod.get(key) or []:
-            script = _script(container)
-            image = str(container.get("image", ""))
-            if "agent restore" in script or "agent run" in script:
-                roles.add("agent")
-            elif any(n in image for n in litestream) or "litestream" in script.split():
-                roles.add("litestream")
-            elif any(n in image for n in rclone) or "rclone" in script:
-                roles.add("rclone")
-    return roles
+def _roles(ctx: FixContext, data: CommentedMap) -> set[str]:
+    """The backup tooling the pod runs ("agent", "litestream", "rclone", ...), recognised by
+    the audit's own classification so that fix sees exactly what the audit saw."""
+    workload = read_workload(data, ctx.strategy.policy)
+    containers = workload.all_containers if workload is not None else []
+    return {"agent" if c.role.startswith("agent-") else c.role for c in containers}
 
 
 def _swap_integrity_first(ctx: FixContext, pod: CommentedMap) -> bool:

@@ -79,7 +79,9 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
     pvc_file = sorted(defs)[0][0]
     note = pvc_file.parent / f"MIGRATION-{new}.md"
     if note.resolve() not in ctx.workspace.new_files and not note.exists():
-        ctx.workspace.create(note, migration_note(old, new, group.namespace, app))
+        ctx.workspace.create(
+            note, migration_note(old, new, group.namespace, app, placements[0].doc.body)
+        )
     refs = f" and {touched} reference(s)" if touched else ""
     ctx.done(
         group,
@@ -207,32 +209,51 @@ def _rename_in_kustomization(
     return count
 
 
-def migration_note(old: str, new: str, namespace: str | None, app: str) -> str:
+def migration_note(
+    old: str, new: str, namespace: str | None, app: str, body: dict[str, Any] | None = None
+) -> str:
+    """The commands that move a bound claim's volume to the renamed claim."""
     ns = namespace or "<namespace>"
+    spec = (body or {}).get("spec") or {}
+    modes = ", ".join(str(m) for m in spec.get("accessModes") or ["ReadWriteOnce"])
+    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "<size>")
+    restore_policy = '{"spec":{"persistentVolumeReclaimPolicy":"\'"$POLICY"\'"}}'
     return f"""# Migrating PersistentVolumeClaim `{old}` → `{new}`
 
 `statekeeper fix` renamed the claim in the manifests (rule SK103, `<app>-<purpose>-pvc`).
-Kubernetes cannot rename a claim: applying the new manifests creates a **new, empty** claim
-`{new}` unless its volume is moved over first. If `{old}` is bound in a cluster, do this
-**before** your GitOps tool syncs the change (pause auto-sync for the app meanwhile):
+Kubernetes cannot rename a claim: synced as they are, the new manifests create a **new, empty**
+claim `{new}`. If `{old}` is bound in a cluster, move its volume over **before** your GitOps
+tool syncs the change (pause auto-sync for the app meanwhile), in each cluster:
 
 ```sh
 NS={ns}
-# 1. Stop the app so nothing writes to the volume (and let the backup sidecar flush).
+# 1. Stop the app so nothing writes to the volume (the backup sidecar flushes on SIGTERM).
 kubectl -n "$NS" scale deployment/{app} --replicas=0   # or statefulset/{app}
 # 2. Keep the volume when the old claim goes away.
 PV=$(kubectl -n "$NS" get pvc {old} -o jsonpath='{{.spec.volumeName}}')
+SC=$(kubectl get pv "$PV" -o jsonpath='{{.spec.storageClassName}}')
+POLICY=$(kubectl get pv "$PV" -o jsonpath='{{.spec.persistentVolumeReclaimPolicy}}')
 kubectl patch pv "$PV" -p '{{"spec":{{"persistentVolumeReclaimPolicy":"Retain"}}}}'
 # 3. Release the volume from the old claim.
 kubectl -n "$NS" delete pvc {old}
 kubectl patch pv "$PV" --type json -p '[{{"op":"remove","path":"/spec/claimRef"}}]'
-# 4. Create the new claim bound to the same volume (same size, class and access modes as in
-#    the manifests), then sync the app.
-kubectl -n "$NS" get pvc {new} 2>/dev/null || echo "create {new}, spec.volumeName: $PV"
+# 4. Create the new claim on that volume; the sync adopts it.
+kubectl -n "$NS" apply -f - <<MANIFEST
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: {new}
+spec:
+  accessModes: [{modes}]
+  resources:
+    requests:
+      storage: {size}
+  storageClassName: $SC
+  volumeName: $PV
+MANIFEST
+# 5. Give the volume its reclaim policy back, then sync the app (it scales up again).
+kubectl patch pv "$PV" -p '{restore_policy}'
 ```
 
-For step 4, add `volumeName: <the PV>` to the new claim's `spec` for the first sync (or create it
-by hand with that field), then sync. Check the app's data, then set the PV's reclaim policy back
-to the environment's (Delete in development). If the claim was never bound anywhere, delete this
-file.
+If the claim was never bound anywhere, delete this file.
 """

@@ -11,6 +11,7 @@ The StorageClass belongs to the environment, so it is set where the environment 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -60,6 +61,17 @@ def _not_found_reason(ctx: FixContext, name: str, env: str) -> str:
     return f"PVC {name} was not found in the source files of the {env} overlay"
 
 
+def _overlay_patches(ctx: FixContext, overlay: Overlay) -> tuple[Path, Any]:
+    """The overlay's kustomization file and its `patches` list (created if missing), editable."""
+    kustomization = ctx.index.kustomizations[overlay.dir].file
+    data = ctx.edit_first(kustomization)
+    patches = data.get("patches")
+    if patches is None:
+        patches = to_ruamel([])
+        data["patches"] = patches
+    return kustomization, patches
+
+
 def _set_class(
     ctx: FixContext,
     group: FindingGroup,
@@ -78,12 +90,7 @@ def _set_class(
         ctx.done(group, f"storageClassName: {storage_class} in {ctx.show(doc.file)}")
         return
     assert overlay is not None
-    kustomization = ctx.index.kustomizations[overlay.dir].file
-    data = ctx.edit_first(kustomization)
-    patches = data.get("patches")
-    if patches is None:
-        patches = to_ruamel([])
-        data["patches"] = patches
+    kustomization, patches = _overlay_patches(ctx, overlay)
     for entry in patches:
         if _update_existing(entry, name, placement.namespace, storage_class):
             ctx.done(group, f"updated the StorageClass patch in {ctx.show(kustomization)}")
@@ -164,12 +171,7 @@ def _fix_templates(ctx: FixContext, group: FindingGroup) -> None:
                     )
                 where = ctx.show(doc.file)
             else:
-                kustomization = ctx.index.kustomizations[overlay.dir].file
-                data = ctx.edit_first(kustomization)
-                patches = data.get("patches")
-                if patches is None:
-                    patches = to_ruamel([])
-                    data["patches"] = patches
+                kustomization, patches = _overlay_patches(ctx, overlay)
                 ops = "\n".join(
                     f"- op: add\n  path: /spec/volumeClaimTemplates/{i}/spec/storageClassName\n"
                     f"  value: {env.storage_class}"

@@ -11,14 +11,13 @@ from __future__ import annotations
 import copy
 import difflib
 import os
-import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from statekeeper.errors import InputError
 from statekeeper.fix.yamlfile import YamlFile, sha256
+from statekeeper.generate.yamlout import replace_all
 
 
 class ChangedOnDisk(InputError):
@@ -131,17 +130,7 @@ class Workspace:
                         f"{self.display(path)} changed while fix was running; nothing was "
                         "written (run fix again)"
                     )
-        staged: list[tuple[Path, Path]] = []
-        try:
-            for path, (_old, new) in changes.items():
-                staged.append((_stage(path, new), path))
-        except OSError as exc:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise InputError(f"cannot write next to {exc.filename}: {exc.strerror}") from exc
-        for tmp, path in staged:
-            tmp.replace(path)
-        return [path for _tmp, path in staged]
+        return replace_all({path: new for path, (_old, new) in changes.items()}, self.display)
 
     def _check_writable(self, path: Path) -> None:
         name = self.display(path)
@@ -165,24 +154,6 @@ def _existing_parent(path: Path) -> Path:
     while not parent.exists():
         parent = parent.parent
     return parent
-
-
-def _stage(path: Path, text: str) -> Path:
-    """Write `text` to a temporary file next to `path`, with `path`'s permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".statekeeper-tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-        tmp.chmod(mode)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
 
 def fingerprint(root: Path) -> dict[Path, str]:

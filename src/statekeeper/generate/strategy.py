@@ -9,35 +9,22 @@ in the policy and never in this package.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from statekeeper.errors import InputError, PolicyError
-
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?\s*$")
-_FACTOR = {
-    None: 1,
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": 1024**3,
-    "Ti": 1024**4,
-    "Pi": 1024**5,
-    "k": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-    "P": 1000**5,
-}
+from statekeeper.policy.model import parse_quantity as policy_quantity
+from statekeeper.rules.storage import sizing_category_for
 
 
 def parse_quantity(text: str) -> int:
-    """`"2Gi"` → 2147483648 bytes. Raises InputError for anything that is not a storage size."""
-    match = _QUANTITY.match(str(text))
-    if not match:
+    """`"2Gi"` → 2147483648 bytes, read as the audit reads it. Raises InputError for anything
+    that is not a storage size."""
+    size = policy_quantity(str(text))
+    if size is None:
         raise InputError(f"not a storage size: {text!r} (use e.g. 2Gi, 500Mi)")
-    return int(float(match.group(1)) * _FACTOR[match.group(2)])
+    return int(size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,29 +45,6 @@ class SizeRange:
     category: str
     minimum: str
     maximum: str
-    purposes: tuple[str, ...] = ()
-    apps: tuple[str, ...] = ()
-    images: tuple[str, ...] = ()
-
-    sqlite: bool = False  # a claim holding a SQLite database falls in this category
-
-    def _app_ok(self, app: str) -> bool:
-        return not self.apps or app in self.apps or app.replace("-", "") in self.apps
-
-    def matches_purpose(self, app: str, purpose: str) -> bool:
-        """Strong match: the app is allowed and a word of the purpose is one of `purposes`."""
-        words = {purpose, *(w for w in re.split(r"[-_.]", purpose) if w)}
-        return self._app_ok(app) and bool(words & set(self.purposes))
-
-    def matches_weakly(self, app: str, images: tuple[str, ...], sqlite: bool) -> bool:
-        """Fallback match: a mounting container's image, or a SQLite database on the claim."""
-        if not self._app_ok(app):
-            return False
-        if not self.purposes and not self.images and not self.sqlite:
-            return bool(self.apps)
-        if self.images and any(_image_matches(image, self.images) for image in images):
-            return True
-        return self.sqlite and sqlite
 
     def contains(self, size: str) -> bool:
         return parse_quantity(self.minimum) <= parse_quantity(size) <= parse_quantity(self.maximum)
@@ -128,15 +92,12 @@ class Strategy:
     def category_for(
         self, app: str, purpose: str, images: tuple[str, ...] = (), sqlite: bool = False
     ) -> SizeRange | None:
-        """The sizing category of a claim, decided as the audit (SK104) decides it: the first
+        """The sizing category of a claim, decided by the audit's own code (SK104): the first
         category whose purposes name the claim's purpose, else the first that matches weakly."""
-        fallback: SizeRange | None = None
-        for rng in self.sizes.values():
-            if rng.matches_purpose(app, purpose):
-                return rng
-            if fallback is None and rng.matches_weakly(app, images, sqlite):
-                fallback = rng
-        return fallback
+        if self.policy is None:
+            return None
+        category = sizing_category_for(self.policy, app or None, purpose, images, sqlite)
+        return self.sizes.get(category.name) if category is not None else None
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -185,15 +146,7 @@ def strategy_from_policy(policy: Any) -> Strategy:
         cat = str(_get(rng, "name", "category", default=key))
         low, high = _get(rng, "min", "minimum"), _get(rng, "max", "maximum")
         if low is not None and high is not None:
-            sizes[cat] = SizeRange(
-                cat,
-                str(low),
-                str(high),
-                purposes=_strings(_get(rng, "purposes", default=())),
-                apps=_strings(_get(rng, "apps", default=())),
-                images=_strings(_get(rng, "images", default=())),
-                sqlite=bool(_get(rng, "sqlite", default=False)),
-            )
+            sizes[cat] = SizeRange(cat, str(low), str(high))
     tiers = _get(policy, "tiers", default=None)
     agent = _get(policy, "agent", default=None)
     interval = _get(agent, "default_interval", default=None) if agent is not None else None

@@ -1,11 +1,13 @@
-"""Writing generated manifests: one YAML style for every file, and no overwrite without consent."""
+"""Writing manifests: one YAML style for every new file, no overwrite without consent, and
+all-or-nothing writes (shared by `generate` and `fix`)."""
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +76,7 @@ def dump_documents(documents: Sequence[Mapping[str, Any]], header: str | None = 
 
 
 def write_new_files(files: Mapping[Path, str], *, force: bool = False) -> list[Path]:
-    """Write every file, or none: existing files are refused unless `force`.
-
-    Each file goes to a temporary file in its own directory first and is then renamed, so a
-    reader never sees half a file.
-    """
+    """Write every file, or none: existing files are refused unless `force`."""
     existing = sorted(str(p) for p in files if p.exists())
     if existing and not force:
         raise InputError(
@@ -87,15 +85,40 @@ def write_new_files(files: Mapping[Path, str], *, force: bool = False) -> list[P
     for path in files:
         if path.exists() and path.is_dir():
             raise InputError(f"{path} is a directory, expected a file")
-    written: list[Path] = []
+    return replace_all(files)
+
+
+def replace_all(files: Mapping[Path, str], display: Callable[[Path], str] = str) -> list[Path]:
+    """Write every file, or none: each text goes to a temporary file in its target's directory
+    first, and only when all are staged are they renamed over their targets, so a reader never
+    sees half a file. `display` names a path in the error."""
+    staged: list[tuple[Path, Path]] = []
     for path, text in files.items():
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            Path(tmp).replace(path)
+            staged.append((_stage(path, text), path))
         except OSError as exc:
-            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-        written.append(path)
-    return written
+            for tmp, _path in staged:
+                tmp.unlink(missing_ok=True)
+            raise InputError(f"cannot write {display(path)}: {exc.strerror or exc}") from exc
+    for tmp, path in staged:
+        tmp.replace(path)
+    return [path for _tmp, path in staged]
+
+
+def _stage(path: Path, text: str) -> Path:
+    """Write `text` to a temporary file next to `path`, with `path`'s permissions (0644 for a
+    new file: mkstemp's 0600 would hide manifests from the other users of a checkout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".statekeeper-tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+        tmp.chmod(mode)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp

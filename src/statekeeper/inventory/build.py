@@ -3,14 +3,20 @@
 Environment of a resource, in order: `--env`, the overlay it was rendered from
 (`Origin.environment`), the `environment` label of its Namespace, the policy's namespace
 mapping. An unknown environment is never guessed: it stays None and one Note per app says so.
-App of a resource: label `app.kubernetes.io/name`, label `app`, the app of a workload mounting it
-(for claims), the kustomize app directory (`Resource.extras["source_dir"]`).
+App of a resource: label `app.kubernetes.io/name`, label `app`, the kustomize app directory
+(`Resource.extras["source_dir"]`: a rendered object's source directory other than the overlay, or a
+plain file's directory holding a kustomization). App of a claim: its labels, else the labels of
+the workloads mounting it, else the name of a mounting workload when the claim is named
+`<workload>-…` (that workload's app too, when it has none), else a directory as above. Otherwise
+the app is unknown (None), never a guess such as `.` for the working directory.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from statekeeper.findings import Note
@@ -31,7 +37,8 @@ from statekeeper.inventory.model import (
     Volume,
     Workload,
 )
-from statekeeper.manifests.resource import Resource
+from statekeeper.manifests.load import KUSTOMIZATION_NAMES
+from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import Policy
 
 _CLUSTER_SCOPED = frozenset(
@@ -54,6 +61,7 @@ def build_inventory(
     """Index the resources and run detection. `env` (from `--env`) overrides every resource's
     environment; `other` holds non-Kubernetes documents (e.g. velero Helm values)."""
     inv = Inventory(resources=list(resources), other=list(other))
+    _has_kustomization.cache_clear()  # a directory is looked at once per build, then cached
     forced = _canonical(policy, env) if env else None
     if env and forced is None:
         forced = env  # a name the policy does not know: kept, and said once
@@ -148,8 +156,7 @@ def build_inventory(
 
     for claim in inv.claims:
         if claim.app is None:
-            mounting = {w.app for w, _, _ in claim.mounted_by if w.app}
-            claim.app = sorted(mounting)[0] if mounting else _source_app(claim.resource)
+            claim.app = _claim_app(claim)
 
     for workload in inv.workloads:
         for claim in workload.claim_templates:
@@ -236,12 +243,43 @@ def _template_app(resource: Resource) -> str | None:
 
 
 def _source_app(resource: Resource) -> str | None:
-    """The kustomize app directory's name; cluster-scoped objects (StorageClasses, PVs,
-    Namespaces) belong to no app through their directory."""
+    """The kustomize app directory's name: the directory of a rendered object's source file
+    (not the overlay itself), or of a plain file when a kustomization lives there. Any other
+    directory (`.`, `manifests`, `/tmp/x`) says nothing about the app. Cluster-scoped objects
+    (StorageClasses, PVs, Namespaces) belong to no app through their directory."""
     source_dir = resource.extras.get("source_dir")
     if not source_dir or resource.kind in _CLUSTER_SCOPED:
         return None
-    return posixpath.basename(str(source_dir).replace("\\", "/").rstrip("/")) or None
+    directory = posixpath.normpath(str(source_dir).replace("\\", "/"))
+    overlay = resource.origin.overlay
+    if overlay is not None:
+        if directory == posixpath.normpath(overlay.replace("\\", "/")):
+            return None
+    elif not _has_kustomization(directory):
+        return None
+    name = posixpath.basename(directory)
+    return name if name not in ("", ".", "..") else None
+
+
+@lru_cache(maxsize=1024)
+def _has_kustomization(directory: str) -> bool:
+    return any((Path(directory) / name).is_file() for name in KUSTOMIZATION_NAMES)
+
+
+def _claim_app(claim: Claim) -> str | None:
+    """The app of a claim without an app label (see the module docstring for the order)."""
+    mounting = [w for w, _, _ in claim.mounted_by]
+    labelled = sorted(
+        {a for w in mounting if (a := _label_app(w.resource) or _template_app(w.resource))}
+    )
+    if labelled:
+        return labelled[0]
+    for workload in sorted(mounting, key=lambda w: -len(w.name)):  # the longest name wins
+        if claim.name.startswith(f"{workload.name}-"):
+            workload.app = workload.app or workload.name
+            return workload.name
+    by_directory = sorted({w.app for w in mounting if w.app})
+    return by_directory[0] if by_directory else _source_app(claim.resource)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +297,20 @@ def _pod_template(resource: Resource) -> tuple[dict[str, Any], FieldPath] | None
     )
     template = _dig(body, *path)
     return (template, path) if isinstance(template, dict) else None
+
+
+def read_workload(body: dict[str, Any], policy: Policy, file: str = "<source>") -> Workload | None:
+    """One workload manifest read on its own, its containers' roles recognised as the audit
+    recognises them (what ConfigMaps add, scripts and `envFrom` values, stays unknown). For
+    `fix`, which edits source documents rather than the rendered objects; each `Container.raw`
+    is that container's own mapping inside `body`."""
+    workload = _workload(Resource(body=body, origin=Origin(file=file)), None)
+    if workload is None:
+        return None
+    for container in workload.all_containers:
+        container.script = " ".join(container.argv)
+        container.role = classify_container(container, policy)
+    return workload
 
 
 def _workload(resource: Resource, environment: str | None) -> Workload | None:

@@ -163,7 +163,10 @@ class MediaLibrary(_Strict):
     """Media libraries are direct NFS mounts, never PVCs."""
 
     purposes: list[str] = Field(default_factory=list, description="Purpose words of libraries")
-    mount_paths: list[str] = Field(default_factory=list, description="Library mount paths")
+    mount_paths: list[str] = Field(
+        default_factory=list,
+        description="Library mount paths (a mount at or below one is a library)",
+    )
 
 
 class KnownSqliteImage(_Strict):

@@ -45,7 +45,8 @@ env:
         "`credentials.config_keys` written in a litestream config the pod mounts. One finding "
         "per workload; the values themselves are never shown."
     )
-    fixable = True
+    # Not fixable: moving a key into a Secret would write the key to git (see
+    # statekeeper.fix.engine.NOT_FIXABLE).
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         creds = policy.credentials

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.detect import image_matches
-from statekeeper.inventory.model import Claim, Inventory
+from statekeeper.inventory.model import Claim, Inventory, is_under
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register
 
@@ -48,29 +48,47 @@ def _app_in(app: str | None, apps: list[str]) -> bool:
 
 def sizing_category(claim: Claim, policy: Policy) -> SizingCategory | None:
     """The sizing category of a claim (see the `sizing` section of the policy)."""
-    words = purpose_words(claim_purpose(claim, policy))
+    images = tuple(container.image for _w, container, _m in claim.mounted_by)
+    holds_sqlite = any(
+        container.mount_for(db.path) is mount
+        for workload, container, mount in claim.mounted_by
+        for db in workload.sqlite_dbs
+    )
+    return sizing_category_for(
+        policy, claim.app, claim_purpose(claim, policy), images, holds_sqlite
+    )
+
+
+def sizing_category_for(
+    policy: Policy,
+    app: str | None,
+    purpose: str,
+    images: Iterable[str] = (),
+    holds_sqlite: bool = False,
+) -> SizingCategory | None:
+    """The first category of the policy whose purposes name `purpose`, else the first that
+    matches weakly: by an image mounting the claim, a SQLite database on it, or (a category
+    with only `apps`) by the app. Categories limited to other apps are skipped. Also what
+    `generate` and `fix` size new claims by."""
+    words = purpose_words(purpose)
+    images = tuple(images)
     fallback: SizingCategory | None = None
     for category in policy.sizing:
-        if category.apps and not _app_in(claim.app, category.apps):
+        if category.apps and not _app_in(app, category.apps):
             continue
         if words & set(category.purposes):
             return category
-        if fallback is None and _matches_weakly(claim, category):
+        if fallback is None and _matches_weakly(category, images, holds_sqlite):
             fallback = category
     return fallback
 
 
-def _matches_weakly(claim: Claim, category: SizingCategory) -> bool:
+def _matches_weakly(category: SizingCategory, images: tuple[str, ...], holds_sqlite: bool) -> bool:
     if not category.purposes and not category.images and not category.sqlite:
         return bool(category.apps)
-    for workload, container, mount in claim.mounted_by:
-        if category.images and image_matches(container.image, category.images):
-            return True
-        if category.sqlite and any(
-            container.mount_for(db.path) is mount for db in workload.sqlite_dbs
-        ):
-            return True
-    return False
+    if category.images and any(image_matches(image, category.images) for image in images):
+        return True
+    return category.sqlite and holds_sqlite
 
 
 def is_media_library(claim: Claim, policy: Policy) -> bool:
@@ -254,9 +272,11 @@ metadata:
   name: mealie-data-pvc
 """
     details = (
-        "The app of a claim is its `app.kubernetes.io/name` (or `app`) label, else the app of "
-        "the workload mounting it, else its kustomize app directory; without an app, any "
-        "`<name>-<purpose>-pvc` passes.\n\n"
+        "The app of a claim is its `app.kubernetes.io/name` (or `app`) label, else the label "
+        "of the workload mounting it, else the name of a mounting workload when the claim is "
+        "named `<workload>-...`, else its kustomize app directory (a plain file's directory "
+        "counts only when a kustomization lives there). Without an app, any "
+        "`<name>-<purpose>-pvc` passes: the rule never judges against a guessed app.\n\n"
         "**StatefulSet volumeClaimTemplates.** Kubernetes names those claims "
         "`<template>-<statefulset>-<ordinal>`, so `<app>-<purpose>-pvc` cannot hold literally. "
         "statekeeper judges the template instead: it complies when the template name is a bare "
@@ -264,6 +284,7 @@ metadata:
         "`<app>-` (claims then read `data-postgresql-0`: purpose and app, in Kubernetes' "
         "order). A template literally named `<app>-<purpose>-pvc` is accepted too."
     )
+    fixable = True
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         naming = policy.pvc_naming
@@ -396,8 +417,9 @@ volumes:
     details = (
         "Flags a claim whose purpose is a media-library word of the policy "
         "(`media_library.purposes`, unless a sizing category claims the purpose, e.g. "
-        "`media-cache`), and a container mount at a library path "
-        "(`media_library.mount_paths`) backed by anything but an `nfs:` volume."
+        "`media-cache`), and a container mount at or below a library path "
+        "(`media_library.mount_paths`: `/media` covers `/media/movies`, not `/mediastore`) "
+        "backed by anything but an `nfs:` volume."
     )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
@@ -415,12 +437,14 @@ volumes:
     def _mounts(
         self, inventory: Inventory, policy: Policy, reported: set[int]
     ) -> Iterator[Finding]:
-        library_paths = set(policy.media_library.mount_paths)
+        library_paths = [path.rstrip("/") or "/" for path in policy.media_library.mount_paths]
         claims = {(c.scope, c.namespace or "", c.name): c for c in inventory.claims}
         for workload in inventory.workloads:
             for container in workload.all_containers:
                 for mount in container.mounts:
-                    if mount.path not in library_paths:
+                    # A library path or below it (`/media/movies` when `/media` is listed).
+                    mount_path = mount.path.rstrip("/") or "/"
+                    if not any(is_under(mount_path, lib) for lib in library_paths):
                         continue
                     volume = workload.volumes.get(mount.volume)
                     if volume is None or volume.source == "nfs":

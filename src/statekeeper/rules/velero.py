@@ -61,6 +61,7 @@ spec:
         "`metadata.namespace`, per environment; a schedule covers its own environment (or "
         "all, when its environment is unknown). Each uncovered namespace is one finding."
     )
+    fixable = True
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         max_seconds = policy.tiers.velero.max_interval
