@@ -21,7 +21,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from statekeeper.errors import InputError
-from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
+from statekeeper.fix.context import FindingGroup, FixContext, policy_list, to_ruamel
 from statekeeper.fix.sources import SourceDoc
 from statekeeper.generate.wiring import (
     BackupSpec,
@@ -32,6 +32,7 @@ from statekeeper.generate.wiring import (
     scrape_annotations,
 )
 from statekeeper.inventory.build import read_workload
+from statekeeper.inventory.model import Container
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
 RULES_CONFIG_MOUNT = ("SK204",)
@@ -50,22 +51,12 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
         for group in groups:
             ctx.refuse(group, reason)
 
-    placements = {(p.doc.file, p.doc.index): p.doc for _o, p in
-                  ctx.index.locate(first.kind, first.name, first.namespace, None)}  # fmt: skip
-    if not placements:
-        refuse(f"{first.kind} {first.name} was not found in the local source files")
+    found = _the_pod(ctx, first)
+    if isinstance(found, str):
+        refuse(found)
         return
-    if len(placements) > 1:
-        files = ", ".join(sorted({ctx.show(d.file) for d in placements.values()}))
-        refuse(f"{first.kind} {first.name} is defined in several files ({files}); edit by hand")
-        return
-    (doc,) = placements.values()
-    _yfile, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
-    pod = _pod_spec(data)
-    if pod is None:
-        refuse(f"{first.kind} {first.name} has no pod template in {ctx.show(doc.file)}")
-        return
-    roles = _roles(ctx, data)
+    doc, data, pod = found
+    roles = {"agent" if c.role.startswith("agent-") else c.role for c in _containers(ctx, data)}
     if "agent" in roles:
         refuse("the pod already runs statekeeper's agent; add the missing paths to its "
                "STATEKEEPER_SQLITE_PATHS / STATEKEEPER_CONFIG_PATHS by hand")  # fmt: skip
@@ -154,25 +145,39 @@ def _script(container: Any) -> str:
     return " ".join(parts)
 
 
-def _policy_list(ctx: FixContext, *path: str, default: list[str]) -> list[str]:
-    node: Any = ctx.strategy.policy
-    for name in path:
-        node = getattr(node, name, None) if not isinstance(node, dict) else node.get(name)
-    return [str(v) for v in node] if isinstance(node, list) else default
+def _the_pod(
+    ctx: FixContext, group: FindingGroup
+) -> tuple[SourceDoc, CommentedMap, CommentedMap] | str:
+    """The one source document defining the group's workload (editable) and its pod spec, or
+    why it cannot be edited."""
+    what = f"{group.kind} {group.name}"
+    placements = {(p.doc.file, p.doc.index): p.doc for _o, p in
+                  ctx.index.locate(group.kind, group.name, group.namespace, None)}  # fmt: skip
+    if not placements:
+        return f"{what} was not found in the local source files"
+    if len(placements) > 1:
+        files = ", ".join(sorted({ctx.show(d.file) for d in placements.values()}))
+        return f"{what} is defined in several files ({files}); edit by hand"
+    (doc,) = placements.values()
+    _yfile, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
+    pod = _pod_spec(data)
+    if pod is None:
+        return f"{what} has no pod template in {ctx.show(doc.file)}"
+    return doc, data, pod
 
 
-def _roles(ctx: FixContext, data: CommentedMap) -> set[str]:
-    """The backup tooling the pod runs ("agent", "litestream", "rclone", ...), recognised by
-    the audit's own classification so that fix sees exactly what the audit saw."""
+def _containers(ctx: FixContext, data: CommentedMap) -> list[Container]:
+    """The pod's containers (init containers first), each with the role the audit's own
+    classification gives it ("litestream", "rclone", "agent-run", ...): fix sees what the audit
+    saw. `Container.raw` is the editable mapping."""
     workload = read_workload(data, ctx.strategy.policy)
-    containers = workload.all_containers if workload is not None else []
-    return {"agent" if c.role.startswith("agent-") else c.role for c in containers}
+    return workload.all_containers if workload is not None else []
 
 
 def _swap_integrity_first(ctx: FixContext, pod: CommentedMap) -> bool:
     """Move an integrity-check init container that runs after the restore to just before it."""
-    markers = _policy_list(ctx, "tiers", "sqlite", "integrity_markers",
-                           default=["integrity_check", "quick_check"])  # fmt: skip
+    markers = policy_list(ctx.strategy.policy, "tiers", "sqlite", "integrity_markers",
+                          default=["integrity_check", "quick_check"])  # fmt: skip
     init = pod.get("initContainers")
     if not isinstance(init, CommentedSeq):
         return False
@@ -397,23 +402,12 @@ def fix_config_mount(ctx: FixContext, group: FindingGroup) -> None:
     """SK204: a litestream container that reads its config without mounting it gets the mount
     the pod's other litestream container uses for that config. Other SK204 cases (the config's
     paths differ from the databases) need a person's decision."""
-    placements = {
-        (p.doc.file, p.doc.index): p.doc
-        for _o, p in ctx.index.locate(group.kind, group.name, group.namespace, None)
-    }
-    if len(placements) != 1:
-        ctx.refuse(group, f"{group.kind} {group.name} is not defined in exactly one source file")
+    found = _the_pod(ctx, group)
+    if isinstance(found, str):
+        ctx.refuse(group, found)
         return
-    (doc,) = placements.values()
-    _yfile, data = ctx.edit_doc(doc.file, doc.kind, doc.name)
-    pod = _pod_spec(data)
-    litestream = _policy_list(ctx, "tiers", "sqlite", "litestream_images", default=["litestream"])
-    containers = [
-        c
-        for key in ("initContainers", "containers")
-        for c in (pod.get(key) or [] if pod is not None else [])
-        if any(n in str(c.get("image", "")) for n in litestream)
-    ]
+    doc, data, _pod = found
+    containers = [c.raw for c in _containers(ctx, data) if c.role == "litestream"]
     config_mounts = [
         m
         for c in containers

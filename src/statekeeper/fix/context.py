@@ -116,6 +116,14 @@ class FixContext:
         raise InputError(f"{self.show(file)}: no YAML mapping to edit")
 
 
+def policy_list(policy: Any, *path: str, default: list[str]) -> list[str]:
+    """A list of strings at `path` in the policy (attributes or keys), else `default`."""
+    node = policy
+    for name in path:
+        node = getattr(node, name, None) if not isinstance(node, dict) else node.get(name)
+    return [str(v) for v in node] if isinstance(node, list) else default
+
+
 def _subject(group: FindingGroup) -> str:
     ns = f"{group.namespace}/" if group.namespace else ""
     envs = ", ".join(sorted(e for e in group.environments if e))

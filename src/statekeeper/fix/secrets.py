@@ -13,25 +13,20 @@ from typing import Any
 
 import yaml
 
+from statekeeper.fix.context import policy_list
+
 MASK = "***"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MIN_LENGTH = 4  # shorter values are not worth masking (and would mangle the diff)
 
 
-def _policy_list(policy: Any, *path: str, default: list[str]) -> list[str]:
-    node = policy
-    for name in path:
-        node = getattr(node, name, None) if not isinstance(node, dict) else node.get(name)
-    return [str(v) for v in node] if isinstance(node, list) else default
-
-
 def secret_values(texts: Iterable[str], policy: Any) -> set[str]:
     """Inline credential values in these YAML texts."""
-    env_globs = _policy_list(
+    env_globs = policy_list(
         policy, "credentials", "env", default=["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
     )
     config_keys = set(
-        _policy_list(
+        policy_list(
             policy, "credentials", "config_keys", default=["access-key-id", "secret-access-key"]
         )
     )

@@ -26,6 +26,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from statekeeper.errors import InputError
+from statekeeper.generate.yamlout import round_trip_yaml
 
 _SEPARATOR = re.compile(r"^(---|\.\.\.)(\s.*)?$")
 # (mapping, sequence, offset) styles tried when guessing a file's indentation.
@@ -34,14 +35,6 @@ _INDENT_STYLES = ((2, 2, 0), (2, 4, 2), (4, 4, 0), (4, 6, 4), (4, 4, 2), (3, 3, 
 
 class CannotEdit(InputError):
     """A file statekeeper will not edit (anchors, reformatting it cannot avoid, bad YAML)."""
-
-
-def _yaml(style: tuple[int, int, int]) -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=style[0], sequence=style[1], offset=style[2])
-    return yaml
 
 
 def sha256(data: bytes) -> str:
@@ -86,7 +79,7 @@ class YamlFile:
         text = text.replace("\r\n", "\n")
         documents = _split_documents(text)
         style = _guess_style(text)
-        yaml = _yaml(style)
+        yaml = round_trip_yaml(style)
         for index, doc in enumerate(documents):
             try:
                 doc.anchored = _has_anchors(yaml, doc.text)
@@ -123,7 +116,7 @@ class YamlFile:
 
     def _dump(self, data: Any) -> str:
         buf = io.StringIO()
-        _yaml(self.style).dump(data, buf)
+        round_trip_yaml(self.style).dump(data, buf)
         return buf.getvalue()
 
     def render(self) -> str:
@@ -181,7 +174,7 @@ def _has_anchors(yaml: YAML, text: str) -> bool:
 
 def _guess_style(text: str) -> tuple[int, int, int]:
     """The indentation style that re-emits the file with the fewest changed lines."""
-    yaml_probe = _yaml((2, 2, 0))
+    yaml_probe = round_trip_yaml((2, 2, 0))
     try:
         docs = [d for d in _split_documents(text) if d.text.strip()]
         sample = docs[0].text if docs else ""
@@ -194,7 +187,7 @@ def _guess_style(text: str) -> tuple[int, int, int]:
     original = sample.splitlines()
     for style in _INDENT_STYLES:
         buf = io.StringIO()
-        _yaml(style).dump(data, buf)
+        round_trip_yaml(style).dump(data, buf)
         dumped = buf.getvalue().splitlines()
         score = sum(
             size for *_, size in SequenceMatcher(None, original, dumped).get_matching_blocks()

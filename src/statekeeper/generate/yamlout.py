@@ -17,11 +17,16 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 
 from statekeeper.errors import InputError
 
+# kubectl's own style: 2-space maps, list dashes indented under their key.
+KUBECTL_STYLE = (2, 4, 2)
 
-def _yaml() -> YAML:
+
+def round_trip_yaml(style: tuple[int, int, int] = KUBECTL_STYLE) -> YAML:
+    """ruamel.yaml in round-trip mode with an indentation `style` (mapping, sequence, offset):
+    what every file statekeeper writes or edits goes through."""
     yaml = YAML(typ="rt")
-    # kubectl's own style: 2-space maps, list dashes indented under their key.
-    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.preserve_quotes = True  # an edited file keeps its quoting
+    yaml.indent(mapping=style[0], sequence=style[1], offset=style[2])
     yaml.width = 4096  # never fold long strings
     return yaml
 
@@ -63,7 +68,7 @@ def to_block(value: Any) -> Any:
 
 def dump_documents(documents: Sequence[Mapping[str, Any]], header: str | None = None) -> str:
     """Dump documents as one multi-document YAML text, `---` between them."""
-    yaml = _yaml()
+    yaml = round_trip_yaml()
     parts: list[str] = []
     for doc in documents:
         buf = io.StringIO()
