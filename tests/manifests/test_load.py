@@ -217,3 +217,39 @@ def test_go_templates_inside_strings_are_not_helm(
     )
     result = load_sources(["am.yaml"])
     assert [r.kind for r in result.resources] == ["ConfigMap", "PrometheusRule"]
+
+
+def test_rendered_objects_equal_a_plain_kustomize_build(repo: Path, kubectl: str) -> None:
+    """The wrapper that asks for origin annotations changes nothing else in the objects."""
+    import json
+    import subprocess
+
+    from statekeeper.manifests.load import parse_documents
+
+    plain = subprocess.run(
+        [kubectl, "kustomize", "repo/overlays/prod"], capture_output=True, check=True, timeout=120
+    ).stdout
+    expected = sorted(json.dumps(d.data, sort_keys=True) for d in parse_documents(plain, "plain"))
+    result = load_sources(["repo/overlays/prod"])
+    assert sorted(json.dumps(r.body, sort_keys=True) for r in result.resources) == expected
+
+
+def test_named_pipe_given_by_name_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`statekeeper audit <(helm template …)` passes a pipe; inside a directory one is refused."""
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+    pipe = tmp_path / "rendered"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        with pipe.open("wb") as handle:
+            handle.write(b"apiVersion: v1\nkind: Namespace\nmetadata: {name: piped}\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        result = load_sources(["rendered"])
+    finally:
+        writer.join(timeout=10)
+    assert [(r.name, r.origin.file) for r in result.resources] == [("piped", "rendered")]

@@ -27,6 +27,7 @@ import yaml
 from statekeeper.errors import InputError
 from statekeeper.manifests.load import (
     KUSTOMIZATION_NAMES,
+    K8sLoader,
     LoadResult,
     ParsedDocument,
     parse_documents,
@@ -77,7 +78,7 @@ def _under_any(path: str, roots: Collection[str]) -> bool:
 def _referenced_paths(directory: Path) -> set[str]:
     """Every string in the directory's kustomization file, read as a path relative to it."""
     try:
-        data = yaml.load(_kustomization_file(directory).read_bytes(), Loader=yaml.CSafeLoader)
+        data = yaml.load(_kustomization_file(directory).read_bytes(), Loader=K8sLoader)
     except (OSError, yaml.YAMLError, RecursionError):
         return set()  # kustomize itself reports a broken kustomization when it builds it
     found: set[str] = set()
@@ -112,11 +113,11 @@ def kustomize_command() -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """The output of one overlay's build; `origin_base` is the directory that the paths in
-    origin annotations are relative to (None when the build ran without them)."""
+    origin annotations are relative to."""
 
     overlay: Path
     output: bytes
-    origin_base: Path | None
+    origin_base: Path
 
 
 def render_overlay(overlay: Path, command: Sequence[str]) -> Rendered:
@@ -138,7 +139,8 @@ def render_overlay(overlay: Path, command: Sequence[str]) -> Rendered:
         raise InputError(
             f"{relative_to_cwd(overlay)}: kustomize build failed: {_first_error(done.stderr)}"
         )
-    return Rendered(overlay, done.stdout, None)
+    # Origin annotations, if the overlay asks for them itself, are relative to the overlay.
+    return Rendered(overlay, done.stdout, overlay)
 
 
 def _quote(text: str) -> str:
@@ -229,7 +231,7 @@ def _add_rendered(
         where = _pop_origin(body)
         origin = Origin(fallback_file, doc.index, 1, overlay_name, environment)
         extras: dict[str, Any] = {"source_mapped": False}
-        if where is not None and item.origin_base is not None:
+        if where is not None:
             origin, extras = mapper.locate(body, where, item.origin_base, origin)
         target = result.resources
         if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
@@ -249,7 +251,7 @@ def _pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
     if not annotations:
         del metadata["annotations"]
     try:
-        parsed = yaml.load(str(text), Loader=yaml.CSafeLoader)
+        parsed = yaml.load(str(text), Loader=K8sLoader)
     except yaml.YAMLError:
         return None
     return parsed if isinstance(parsed, dict) else None

@@ -440,7 +440,9 @@ def _os_reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def read_file(path: Path, max_bytes: int) -> bytes:
+def read_file(path: Path, max_bytes: int, *, named: bool = False) -> bytes:
+    """The bytes of `path`, at most `max_bytes`. Only a regular file is read, except that a
+    pipe named on the command line (`statekeeper audit <(helm template …)`) is too."""
     where = relative_to_cwd(path)
     try:
         info = path.stat()
@@ -449,7 +451,8 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         if path.is_symlink() and reason != "symlink loop":
             reason = f"broken symlink ({reason})"
         raise InputError(f"{where}: cannot read: {reason}") from None
-    if not stat.S_ISREG(info.st_mode):
+    piped = named and stat.S_ISFIFO(info.st_mode)
+    if not (stat.S_ISREG(info.st_mode) or piped):
         raise InputError(f"{where}: cannot read: not a regular file")
     if info.st_size > max_bytes:
         raise InputError(f"{where}: file too large ({info.st_size} bytes; limit {max_bytes})")
@@ -516,9 +519,9 @@ def _add_list_items(
             )
 
 
-def _load_file(result: LoadResult, path: Path, max_bytes: int) -> None:
+def _load_file(result: LoadResult, path: Path, max_bytes: int, *, named: bool = False) -> None:
     where = relative_to_cwd(path)
-    docs = parse_documents(read_file(path, max_bytes), where)
+    docs = parse_documents(read_file(path, max_bytes, named=named), where)
     result.sources.append(where)
     if not docs:
         result.notes.append(Note("no YAML documents; skipped", where, None))
@@ -606,7 +609,7 @@ def _load_sources(
         assert path is not None
         if kind == "file":
             if not _is_kustomization(path.name) and _first_visit(seen_files, path):
-                _load_file(result, path, max_file_bytes)
+                _load_file(result, path, max_file_bytes, named=True)
             continue
         assert tree is not None
         files = tree.yaml_files
