@@ -20,6 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 HOMELAB = REPO / "examples" / "homelab"
 DOC = REPO / "docs" / "audit.md"
+README = REPO / "README.md"
+FIX_DIFF = REPO / "tests" / "fix" / "expected" / "homelab.diff"
 SARIF_SCHEMA = json.loads(
     (Path(__file__).parent / "report" / "sarif-schema-2.1.0.json").read_text()
 )
@@ -161,6 +163,35 @@ def test_docs_show_the_real_output(outputs: dict[str, subprocess.CompletedProces
     assert output in doc, (
         "docs/audit.md is out of date: run `.venv/bin/python tests/test_homelab.py`"
     )
+
+
+def _fenced_blocks(text: str, marker: str, fence: str) -> list[str]:
+    """Bodies of the ```<fence> blocks between <!-- <marker>:start --> and <!-- <marker>:end -->."""
+    start = text.index(f"<!-- {marker}:start")
+    end = text.index(f"<!-- {marker}:end", start)
+    region = text[start:end]
+    blocks = []
+    for chunk in region.split(f"```{fence}\n")[1:]:
+        blocks.append(chunk.split("```", 1)[0])
+    return blocks
+
+
+def test_readme_shows_the_real_output(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    output = outputs["text"].stdout
+    blocks = _fenced_blocks(README.read_text(encoding="utf-8"), "homelab-excerpt", "text")
+    assert len(blocks) == 2
+    for block in blocks:
+        assert block in output, "README.md's audit excerpt is not the audit's real output"
+
+
+def test_readme_fix_excerpt_is_the_real_diff() -> None:
+    (block,) = _fenced_blocks(README.read_text(encoding="utf-8"), "fix-excerpt", "diff")
+    diff = FIX_DIFF.read_text(encoding="utf-8")
+    # each file section of the excerpt stands, whole, in the golden diff that tests/fix pins
+    for section in block.split("--- a/")[1:]:
+        assert "--- a/" + section in diff, section.splitlines()[0]
 
 
 def update_docs() -> None:

@@ -68,6 +68,9 @@ def test_generate_app_renders_per_environment(tmp_path: Path, kubectl: str) -> N
         (deployment,) = by_kind(docs, "Deployment")
         template = deployment["spec"]["template"]
         assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+        # The agent's lease and final flush: no surge (a rollout would deadlock), time to flush.
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert template["spec"]["terminationGracePeriodSeconds"] >= 40
         init = template["spec"]["initContainers"]
         assert [c["name"] for c in init] == ["statekeeper-restore", "statekeeper-agent"]
         restore, sidecar = init

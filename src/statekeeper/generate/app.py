@@ -24,9 +24,11 @@ from statekeeper.errors import InputError
 from statekeeper.generate.strategy import Strategy, parse_quantity
 from statekeeper.generate.wiring import (
     AGENT_IMAGE,
+    AGENT_TERMINATION_GRACE_SECONDS,
     BackupSpec,
     Mount,
     agent_init_containers,
+    agent_rollout_strategy,
     scrape_annotations,
 )
 from statekeeper.generate.yamlout import dump_documents, literal
@@ -173,6 +175,8 @@ def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
     }
     pod_spec: dict[str, Any] = {}
     if has_state:
+        # Time for the agent's final flush on shutdown (Kubernetes' default 30 s is too short).
+        pod_spec["terminationGracePeriodSeconds"] = AGENT_TERMINATION_GRACE_SECONDS
         pod_spec["initContainers"] = agent_init_containers(backup)
     pod_spec["containers"] = [
         {
@@ -193,8 +197,9 @@ def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
         "metadata": {"name": spec.name, "labels": dict(labels)},
         "spec": {
             "replicas": 1,
-            # One writer per volume: the old pod stops (and flushes) before the new one starts.
-            "strategy": {"type": "Recreate"},
+            # One writer per volume: the old pod stops (and flushes) before the new one starts;
+            # a surging RollingUpdate would deadlock on the agent's lease (see wiring).
+            "strategy": agent_rollout_strategy(),
             "selector": {"matchLabels": dict(labels)},
             "template": {"metadata": template_meta, "spec": pod_spec},
         },

@@ -22,6 +22,9 @@ SQLITE_CHECK_IMAGE = "keinos/sqlite3:3.47.2"
 METRICS_PORT = 9090
 RESTORE_NAME = "statekeeper-restore"
 SIDECAR_NAME = "statekeeper-agent"
+# The sidecar's final flush on SIGTERM takes up to `shutdown_timeout` (20 s default) plus the kill
+# grace of its children (10 s); 40 leaves headroom. Kubernetes' default (30 s) cuts it short.
+AGENT_TERMINATION_GRACE_SECONDS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,52 @@ def agent_sidecar_container(spec: BackupSpec) -> dict[str, Any]:
 def agent_init_containers(spec: BackupSpec) -> list[dict[str, Any]]:
     """Restore first, then the native sidecar: the order the contract requires."""
     return [agent_restore_container(spec), agent_sidecar_container(spec)]
+
+
+def agent_rollout_strategy() -> dict[str, Any]:
+    """The Deployment strategy a pod with the agent needs: Recreate.
+
+    The agent holds a lease in S3 and its `/ready` stays 503 until it has it, so under a
+    RollingUpdate with surge the new pod waits for a lease the old pod (kept until the new one is
+    Ready) never gives up: the rollout deadlocks. Recreate stops the old pod (and lets it flush)
+    first; it is also the only strategy that works with a ReadWriteOnce volume."""
+    return {"type": "Recreate"}
+
+
+def needs_longer_grace(current: Any) -> bool:
+    """True when a pod's `terminationGracePeriodSeconds` is missing or below the agent's need.
+    A value that is not a number (a template placeholder) is left to the user."""
+    if current is None:
+        return True
+    if isinstance(current, bool) or not isinstance(current, int):
+        return False
+    return current < AGENT_TERMINATION_GRACE_SECONDS
+
+
+def _surges(max_surge: Any) -> bool:
+    """Whether a RollingUpdate `maxSurge` lets a second pod start (Kubernetes' default is 25%,
+    which rounds up to 1 pod)."""
+    if max_surge is None:
+        return True
+    text = str(max_surge).strip()
+    number = text[:-1] if text.endswith("%") else text
+    try:
+        return float(number) > 0
+    except ValueError:
+        return True  # unreadable: assume the default behaviour (surge)
+
+
+def needs_recreate(strategy: Any) -> bool:
+    """True when a Deployment's `strategy` would deadlock the agent's lease: none set (the default
+    is RollingUpdate with 25% surge) or RollingUpdate whose maxSurge is above 0. An explicit
+    Recreate, or RollingUpdate with maxSurge 0 (old pod stopped first), is kept."""
+    if not isinstance(strategy, dict) or not strategy:
+        return True
+    kind = strategy.get("type", "RollingUpdate")
+    if kind != "RollingUpdate":
+        return False
+    rolling = strategy.get("rollingUpdate")
+    return _surges(rolling.get("maxSurge") if isinstance(rolling, dict) else None)
 
 
 def scrape_annotations() -> dict[str, str]:
