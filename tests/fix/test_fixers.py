@@ -279,6 +279,80 @@ def test_agent_added_with_detected_paths(tmp_path: Path, strategy: Strategy, kub
     assert {"secretRef": {"name": "statekeeper-s3"}} in restore["envFrom"]
 
 
+def test_agent_gets_grace_period_and_recreate(
+    tmp_path: Path, strategy: Strategy, kubectl: str
+) -> None:
+    """The lease and the final flush: Kubernetes' defaults (30 s, RollingUpdate with 25% surge)
+    are replaced, and the report says so."""
+    small_tree(tmp_path)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected)
+    assert not result.cannot
+    assert all("terminationGracePeriodSeconds 40 and strategy Recreate" in d.what
+               for d in result.fixed)  # fmt: skip
+    result.workspace.commit()
+    (deploy,) = [d for d in render(kubectl, tmp_path / "overlays" / "prod")
+                 if d["kind"] == "Deployment"]  # fmt: skip
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 40
+
+
+@pytest.mark.parametrize(
+    ("strategy_yaml", "grace", "expected_strategy", "expected_grace"),
+    [
+        # A surging RollingUpdate deadlocks: replaced, without a leftover rollingUpdate block.
+        ("{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}", 10,
+         {"type": "Recreate"}, 40),
+        ("{type: RollingUpdate, rollingUpdate: {maxSurge: 25%}}", 30, {"type": "Recreate"}, 40),
+        # The user's own choices that already work are kept.
+        ("{type: Recreate}", 120, {"type": "Recreate"}, 120),
+        ("{type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}", 40,
+         {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, 40),
+    ],
+)  # fmt: skip
+def test_agent_keeps_workable_strategy_and_grace(
+    tmp_path: Path,
+    strategy: Strategy,
+    kubectl: str,
+    strategy_yaml: str,
+    grace: int,
+    expected_strategy: dict[str, Any],
+    expected_grace: int,
+) -> None:
+    small_tree(tmp_path)
+    deployment = tmp_path / "base" / "deployment.yaml"
+    text = deployment.read_text()
+    text = text.replace("  selector:\n", f"  strategy: {strategy_yaml}\n  selector:\n")
+    grace_line = f"      terminationGracePeriodSeconds: {grace}\n"
+    text = text.replace("    spec:\n      containers:", f"    spec:\n{grace_line}      containers:")
+    deployment.write_text(text)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected)
+    assert not result.cannot
+    result.workspace.commit()
+    (deploy,) = [d for d in render(kubectl, tmp_path / "overlays" / "prod")
+                 if d["kind"] == "Deployment"]  # fmt: skip
+    assert deploy["spec"]["strategy"] == expected_strategy
+    assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == expected_grace
+    changed = expected_strategy != yaml.safe_load(strategy_yaml) or expected_grace != grace
+    assert all(("set " in d.what) == changed for d in result.fixed)
+
+
+def test_litestream_style_leaves_strategy_and_grace_alone(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """Only the agent holds a lease; the plain pattern changes nothing outside its containers."""
+    small_tree(tmp_path)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(
+        tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected,
+        style="litestream",
+    )  # fmt: skip
+    result.workspace.commit()
+    text = (tmp_path / "base" / "deployment.yaml").read_text()
+    assert "strategy" not in text and "terminationGracePeriodSeconds" not in text
+
+
 def test_containers_recognised_as_the_audit_recognises_them(
     tmp_path: Path, strategy: Strategy, kubectl: str
 ) -> None:

@@ -24,11 +24,15 @@ from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, policy_list, to_ruamel
 from statekeeper.fix.sources import SourceDoc
 from statekeeper.generate.wiring import (
+    AGENT_TERMINATION_GRACE_SECONDS,
     BackupSpec,
     Mount,
     agent_init_containers,
+    agent_rollout_strategy,
     litestream_config,
     litestream_pattern,
+    needs_longer_grace,
+    needs_recreate,
     scrape_annotations,
 )
 from statekeeper.inventory.build import read_workload
@@ -111,6 +115,9 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     if ctx.style == "agent":
         _add_agent(pod, spec, data)
         what = "added statekeeper's restore init container and sidecar"
+        lifecycle = _fit_agent_lifecycle(pod, data)
+        if lifecycle:
+            what += ", set " + " and ".join(lifecycle)
     else:
         _add_litestream(ctx, doc, pod, spec, app)
         what = "added integrity check, litestream restore, litestream and rclone sidecars"
@@ -311,6 +318,34 @@ def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
         meta["annotations"] = annotations
     for key, value in scrape_annotations().items():
         annotations.setdefault(key, to_ruamel(value))
+
+
+def _fit_agent_lifecycle(pod: CommentedMap, data: CommentedMap) -> list[str]:
+    """What the agent's lease and final flush need from the workload (docs/agent-wiring.md),
+    changed only where the workload falls short: a grace period of at least 40 s, and for a
+    Deployment a strategy without surge (Recreate; an explicit Recreate or a RollingUpdate with
+    maxSurge 0 is kept). Returns what was changed, for the report."""
+    changed: list[str] = []
+    grace = pod.get("terminationGracePeriodSeconds")
+    if needs_longer_grace(grace):
+        if "terminationGracePeriodSeconds" in pod:
+            pod["terminationGracePeriodSeconds"] = AGENT_TERMINATION_GRACE_SECONDS
+        else:
+            _insert_before(pod, "initContainers", "terminationGracePeriodSeconds",
+                           AGENT_TERMINATION_GRACE_SECONDS)  # fmt: skip
+        changed.append(f"terminationGracePeriodSeconds {AGENT_TERMINATION_GRACE_SECONDS}")
+    spec = data.get("spec")
+    is_deployment = data.get("kind") == "Deployment" and isinstance(spec, CommentedMap)
+    if is_deployment and needs_recreate(spec.get("strategy")):
+        # A fresh mapping: a Recreate strategy must not keep a `rollingUpdate` block.
+        strategy = to_ruamel(agent_rollout_strategy())
+        if "strategy" in spec:
+            spec["strategy"] = strategy
+        else:
+            anchor = "selector" if "selector" in spec else "template"
+            _insert_before(spec, anchor, "strategy", strategy)
+        changed.append("strategy Recreate")
+    return changed
 
 
 def _add_litestream(
