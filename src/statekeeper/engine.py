@@ -8,6 +8,7 @@ honoured and is itself a finding (SK001).
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Collection, Sequence
 from typing import BinaryIO
 
@@ -148,15 +149,23 @@ def run_audit(
     """Load the sources (files, dirs, `-`, kustomize overlays), build the inventory, evaluate."""
     from statekeeper.manifests.load import load_sources
 
-    loaded = load_sources(
-        paths,
-        render=render,
-        env=env,
-        overlay_envs=policy.overlay_environments(),
-        stdin=stdin,
-    )
-    inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
-    report = evaluate(inventory, policy, only=only)
+    # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
+    # collector would only re-scan them (measured: ~20 % of a 10 000-document run).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loaded = load_sources(
+            paths,
+            render=render,
+            env=env,
+            overlay_envs=policy.overlay_environments(),
+            stdin=stdin,
+        )
+        inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
+        report = evaluate(inventory, policy, only=only)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     report.notes = [*loaded.notes, *report.notes]
     report.sources = list(loaded.sources)
     report.resources = len(loaded.resources)

@@ -86,6 +86,50 @@ def test_parameters_reach_env_and_mounts_of_both_containers(
     assert volumes["statekeeper-tmp"] == {"name": "statekeeper-tmp", "emptyDir": {}}
 
 
+def deployment_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    return deployment
+
+
+def test_rollout_and_shutdown_fit_the_agent_lease(rendered: list[dict[str, Any]]) -> None:
+    """The example base sets neither: the Component gives the Deployment Recreate (a surging
+    RollingUpdate would wait forever for the old pod's lease) and time for the final flush."""
+    deployment = deployment_of(rendered)
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 40
+
+
+def test_surging_base_strategy_is_replaced_and_overlay_can_raise_grace(
+    kubectl: str, tmp_path: Path
+) -> None:
+    """A base with a surging RollingUpdate renders as a valid Recreate (no rollingUpdate block
+    left); an overlay's own patch raises the grace period above the Component's."""
+    overlay = tmp_path / "overlay"
+    shutil.copytree(EXAMPLE, overlay, ignore=shutil.ignore_patterns("kustomization.yaml"))
+    shutil.copy(EXAMPLE / "base" / "kustomization.yaml", overlay / "base")
+    base_doc = overlay / "base" / "deployment.yaml"
+    base = yaml.safe_load(base_doc.read_text())
+    base["spec"]["strategy"] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    base["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
+    base_doc.write_text(yaml.safe_dump(base))
+    kustomization = yaml.safe_load((EXAMPLE / "kustomization.yaml").read_text())
+    kustomization["components"] = [os.path.relpath(REPO / "deploy" / "agent", overlay)]
+    kustomization["patches"] = [
+        {
+            "target": {"kind": "Deployment", "name": "vaultwarden"},
+            "patch": "- {op: replace, path: /spec/template/spec/terminationGracePeriodSeconds, "
+            "value: 90}\n",
+        }
+    ]
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    deployment = deployment_of(render(kubectl, overlay))
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 90
+
+
 def test_settings_configmap_is_emitted_and_params_are_not(rendered: list[dict[str, Any]]) -> None:
     config_maps = [d for d in rendered if d["kind"] == "ConfigMap"]
     assert len(config_maps) == 1  # the params ConfigMap is local-config: never applied

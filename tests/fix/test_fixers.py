@@ -279,13 +279,21 @@ def test_agent_added_with_detected_paths(tmp_path: Path, strategy: Strategy, kub
     assert {"secretRef": {"name": "statekeeper-s3"}} in restore["envFrom"]
 
 
+Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
+
+
+def app_db_detected() -> Detected:
+    """What the audit detects in small_tree's Deployment: one database, no config directory."""
+    return {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+
+
 def test_agent_gets_grace_period_and_recreate(
     tmp_path: Path, strategy: Strategy, kubectl: str
 ) -> None:
     """The lease and the final flush: Kubernetes' defaults (30 s, RollingUpdate with 25% surge)
     are replaced, and the report says so."""
     small_tree(tmp_path)
-    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    detected = app_db_detected()
     result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected)
     assert not result.cannot
     assert all("terminationGracePeriodSeconds 40 and strategy Recreate" in d.what
@@ -326,7 +334,7 @@ def test_agent_keeps_workable_strategy_and_grace(
     grace_line = f"      terminationGracePeriodSeconds: {grace}\n"
     text = text.replace("    spec:\n      containers:", f"    spec:\n{grace_line}      containers:")
     deployment.write_text(text)
-    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    detected = app_db_detected()
     result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected)
     assert not result.cannot
     result.workspace.commit()
@@ -343,7 +351,7 @@ def test_litestream_style_leaves_strategy_and_grace_alone(
 ) -> None:
     """Only the agent holds a lease; the plain pattern changes nothing outside its containers."""
     small_tree(tmp_path)
-    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    detected = app_db_detected()
     result = plan_fixes(
         tmp_path, both("SK201", "Deployment", "app"), strategy, detected=detected,
         style="litestream",

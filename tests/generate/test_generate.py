@@ -14,6 +14,7 @@ import yaml
 from statekeeper.errors import InputError
 from statekeeper.generate import AppSpec, load_strategy, render_app, write_new_files
 from statekeeper.generate.cluster import storage_classes, velero_schedule
+from statekeeper.generate.wiring import needs_longer_grace, needs_recreate
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -247,3 +248,30 @@ def test_class_names_come_from_a_user_policy(tmp_path: Path, kubectl: str) -> No
     assert app.returncode == 0, app.stderr
     (pvc,) = by_kind(kustomize(kubectl, tmp_path / "notes/overlays/prod"), "PersistentVolumeClaim")
     assert pvc["spec"]["storageClassName"] == "fast-retain"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        (None, True),  # Kubernetes' default: RollingUpdate, maxSurge 25% → 1 pod
+        ({}, True),
+        ({"type": "RollingUpdate"}, True),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}, True),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}}, True),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}}, True),
+        ({"type": "Recreate"}, False),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}, False),
+        ({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "0%"}}, False),
+    ],
+)
+def test_needs_recreate(strategy: Any, expected: bool) -> None:
+    """Only a strategy that lets a second pod start while the old one holds the lease."""
+    assert needs_recreate(strategy) is expected
+
+
+@pytest.mark.parametrize(
+    ("grace", "expected"),
+    [(None, True), (0, True), (30, True), (39, True), (40, False), (120, False), ("${G}", False)],
+)
+def test_needs_longer_grace(grace: Any, expected: bool) -> None:
+    assert needs_longer_grace(grace) is expected
