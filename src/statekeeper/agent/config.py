@@ -14,7 +14,6 @@ Bucket layout (stable, documented in README.md):
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,20 +22,16 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from statekeeper import units
 from statekeeper.errors import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: str | float | int) -> float:
-    """`"10m"` → 600.0; a bare number is seconds. Raises ValueError on anything else."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
+    """`"10m"` → 600.0, `"1h30m"` → 5400.0; a bare number is seconds. ValueError otherwise."""
+    seconds = units.parse_duration(value)
+    if seconds is None:
         raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 10m, 1h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 def _split_list(value: Any) -> Any:

@@ -88,6 +88,20 @@ def write_config(config: AgentConfig, path: Path, **kw: Any) -> Path:
     return path
 
 
+def restore_command(
+    config_file: Path, db: Path, output: Path, *, if_replica_exists: bool = False
+) -> list[str]:
+    """`litestream restore` of `db`'s replica (as named in `config_file`) into `output`.
+
+    `-no-expand-env` keeps litestream from expanding `$VARS` in a config we wrote ourselves;
+    `-if-replica-exists` makes "no replica" exit 0 (a first start) instead of an error.
+    """
+    command = [litestream_binary(), "restore", "-config", str(config_file), "-no-expand-env"]
+    if if_replica_exists:
+        command += ["-if-replica-exists", "-json"]
+    return [*command, "-o", str(output), str(db.absolute())]
+
+
 def ltx_json(config: AgentConfig, db: Path, config_file: Path) -> list[dict[str, Any]]:
     """LTX files of `db`'s replica across all levels (`litestream ltx -level all -json`).
 

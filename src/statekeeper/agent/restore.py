@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
-from statekeeper.agent.litestream import litestream_binary, write_config
+from statekeeper.agent.litestream import restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, probe_endpoint
@@ -206,18 +206,7 @@ def fetch_replica(
     litestream run. InfraError when S3 fails or `restore_timeout` passes."""
     temp = workdir / db.name
     result = run_bounded(
-        [
-            litestream_binary(),
-            "restore",
-            "-config",
-            str(config_file),
-            "-no-expand-env",
-            "-if-replica-exists",
-            "-json",
-            "-o",
-            str(temp),
-            str(db.absolute()),
-        ],
+        restore_command(config_file, db, temp, if_replica_exists=True),
         env=config.child_env(),
         timeout=config.restore_timeout,
         grace=config.kill_grace,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig, parse_duration
-from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
+from statekeeper.agent.litestream import ltx_json, restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, list_prefix
@@ -71,16 +71,7 @@ def check_database(
     target = scratch / db.name
     started = time.monotonic()
     result = run_bounded(
-        [
-            litestream_binary(),
-            "restore",
-            "-config",
-            str(config_file),
-            "-no-expand-env",
-            "-o",
-            str(target),
-            str(db.absolute()),
-        ],
+        restore_command(config_file, db, target),
         env=config.child_env(),
         timeout=config.restore_timeout,
         grace=config.kill_grace,
