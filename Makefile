@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k agent -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit install install-test docs bench clean
+.PHONY: demo test lint typecheck unit install install-test docs bench bench-agent clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,14 @@ test: lint typecheck unit
 docs: install
 	$(PY) -m statekeeper.rules.docs docs/rules
 
+# The audit against a bare parse and Checkov (creates its own venvs for Checkov and parsers).
 bench: install-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py
+
+# The agent: restore vs bare `litestream restore`, idle sidecar cost, data lost after kill -9.
+bench-agent: install-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/agent_restore.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/agent_sidecar.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ colour, and one-line errors (exit 2, no traceback) for bad paths, flags and poli
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -393,3 +394,37 @@ def test_help_explains_formats_and_exit_codes() -> None:
         "--rule",
     ):
         assert needle in result.stdout, needle
+
+
+@pytest.mark.parametrize("command", ["audit", "fix"])
+def test_help_paragraphs_reflow_at_80_columns(command: str) -> None:
+    """Help written with hard line breaks longer than the terminal wraps into ragged fragments
+    (a short line, then the rest of the sentence on the next): every paragraph line that is
+    followed by another line of the same paragraph must fill most of the width."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    result = subprocess.run(
+        [sys.executable, "-m", "statekeeper", command, "--help"],
+        capture_output=True,
+        text=True,
+        env={**env, "COLUMNS": "80"},
+        timeout=60,
+    )
+    assert result.returncode == 0
+    description = result.stdout.split("╭")[0].splitlines()
+    prose = [line.rstrip() for line in description]
+    for line, following in itertools.pairwise(prose):
+        if not line.strip() or not following.strip() or line.startswith("   "):
+            continue
+        if following.startswith("   ") or line.endswith(":"):
+            continue  # a table (formats, exit codes) follows its heading
+        assert len(line) >= 60, f"ragged help line: {line!r} then {following!r}"
+
+
+def test_unknown_env_is_a_usage_error(clean: Path) -> None:
+    """`--env prodution` must not silently switch the storage-class rules off."""
+    result = cli(str(clean), "--env", "prodution")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("statekeeper: error: --env 'prodution': unknown environment")
+    assert "production" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert cli(str(clean), "--env", "PROD", "--fail-on", "never").returncode == 0

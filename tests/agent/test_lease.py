@@ -3,6 +3,7 @@ take-over, contention, expiry on the server's clock, release, and the `lease rel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -81,6 +82,26 @@ def test_expired_lease_is_taken_over_and_old_holder_learns_it(s3: S3Server) -> N
     a._renewed_mono = time.monotonic()  # even if a still believed it held the lease...
     assert a.renew() is False  # ...its conditional renewal fails: it learns it lost
     assert not a.held
+
+
+def test_without_conditional_writes_a_renewal_never_overwrites_a_new_holder(
+    s3: S3Server,
+) -> None:
+    """The TTL fallback (a store answering 501 to If-Match/If-None-Match) writes plainly: a
+    holder that lost the lease must not overwrite the new holder's lease when it renews."""
+    bucket = s3.make_bucket(unique_name())
+    a = Lease(lease_config(s3, bucket, "pod-a", lease_ttl=1.0, lease_heartbeat=0.5))
+    b = Lease(lease_config(s3, bucket, "pod-b", lease_ttl=1.0, lease_heartbeat=0.5))
+    a.conditional = b.conditional = False  # as after the store rejected conditional headers
+    assert a.try_acquire()
+    assert b.try_acquire() is False
+    wait_for(lambda: (rec := b.read()) is not None and rec.expired, timeout=10, interval=0.3)
+    assert b.try_acquire() is True
+    a._renewed_mono = time.monotonic()  # a still believes it holds the lease
+    assert a.renew() is False
+    assert not a.held
+    assert stored(s3, b.config)["holder"] == "pod-b"
+    assert b.renew() is True
 
 
 def test_same_holder_takes_its_lease_back_after_restart(s3: S3Server) -> None:
@@ -198,3 +219,37 @@ def test_refused_credentials_are_a_clear_infra_error_without_the_secret() -> Non
     message = str(err.value)
     assert "credentials refused" in message and "any-bucket" in message
     assert TEST_SECRET not in message and "\n" not in message
+
+
+def test_cli_lease_release_against_a_non_s3_server_is_infra_error(
+    child_env: dict[str, str],
+) -> None:
+    """An endpoint that answers something other than HTTP (a wrong port): one line, exit 4."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(30)
+
+    def answer_garbage() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"this is not http\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+        env = agent_env(child_env, endpoint, "bkt", "app", s3_timeout="2s")
+        result = run_agent(["lease", "release"], env, timeout=60)
+    finally:
+        server.close()
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("statekeeper:")]
+    assert len(lines) == 1 and "S3 unreachable" in lines[0]
+    assert TEST_SECRET not in result.stdout + result.stderr

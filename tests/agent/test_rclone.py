@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.config import AgentConfig, load_config
 from statekeeper.agent.rclone import (
     HISTORY_FORMAT,
     copy_from_remote,
@@ -19,7 +19,7 @@ from statekeeper.agent.rclone import (
     remote,
     sync_to_remote,
 )
-from statekeeper.errors import InfraError
+from statekeeper.errors import ConfigError, InfraError
 from tests.agent.helpers import agent_config, replica_objects, unique_name
 from tests.conftest import TEST_SECRET, S3Server, free_port
 
@@ -267,3 +267,26 @@ def test_remote_listing_uses_env_credentials_only(s3: S3Server, tmp_path: Path) 
     assert not (Path.home() / ".config" / "rclone" / "rclone.conf").exists() or (
         TEST_SECRET not in (Path.home() / ".config" / "rclone" / "rclone.conf").read_text()
     )
+
+
+def test_two_config_dirs_with_one_name_are_a_config_error(tmp_path: Path) -> None:
+    """`/a/conf` and `/b/conf` would share `<prefix>/files/conf/`: each sync would delete the
+    other's files from the backup. The config refuses them, naming the setting."""
+    env = {
+        "STATEKEEPER_BUCKET": "b",
+        "STATEKEEPER_PREFIX": "app",
+        "STATEKEEPER_CONFIG_PATHS": f"{tmp_path / 'a' / 'conf'},{tmp_path / 'b' / 'conf'}",
+    }
+    with pytest.raises(ConfigError, match=r"'conf'.*app/files/conf/.*STATEKEEPER_CONFIG_PATHS"):
+        load_config(env=env)
+    env["STATEKEEPER_CONFIG_PATHS"] = f"{tmp_path / 'a' / 'conf'},{tmp_path / 'b' / 'etc'}"
+    assert [p.name for p in load_config(env=env).config_paths] == ["conf", "etc"]
+
+
+def test_a_prefix_of_only_slashes_is_a_config_error() -> None:
+    """`STATEKEEPER_PREFIX=/` would strip to "" and put replicas, files and the lease at the
+    bucket's root, shared with any other app doing the same."""
+    env = {"STATEKEEPER_BUCKET": "b", "STATEKEEPER_PREFIX": "//"}
+    with pytest.raises(ConfigError, match=r"prefix \(STATEKEEPER_PREFIX or --prefix\)"):
+        load_config(env=env)
+    assert load_config(env={**env, "STATEKEEPER_PREFIX": "/app/"}).lease_key == "app/lease"

@@ -536,3 +536,20 @@ def test_litestream_config_has_only_known_keys_no_secret_and_is_accepted(
     )
     assert listed.returncode == 0, listed.stderr
     assert str(dbs[0]) in listed.stdout and str(dbs[1]) in listed.stdout
+
+
+def test_file_system_error_is_one_line_exit_4_not_a_traceback(
+    tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    """A DB path under a regular file (a wrong mount): one `statekeeper: error:` line naming the
+    path, exit 4 (infrastructure), and the file in the way is left as it was."""
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory\n")
+    env = agent_env(
+        child_env, "http://127.0.0.1:1", "some-bucket", sqlite_paths=[blocker / "app.db"]
+    )
+    result = run_agent(["restore"], env, timeout=60)
+    assert result.returncode == 4, result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(blocker) in error_line(result)
+    assert blocker.read_text() == "not a directory\n"

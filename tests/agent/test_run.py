@@ -271,10 +271,17 @@ def setup_app(
 def remote_config_files(s3: S3Server, config: AgentConfig, conf: Path) -> dict[str, bytes]:
     client = s3.client()
     prefix = config.files_key(conf) + "/"
-    return {
-        key[len(prefix) :]: client.get_object(Bucket=config.bucket, Key=key)["Body"].read()
-        for key in replica_objects(client, config.bucket, config.files_key(conf))
-    }
+    files: dict[str, bytes] = {}
+    for key in replica_objects(client, config.bucket, config.files_key(conf)):
+        # A sync running meanwhile may move a listed key into the history folder: skip it, the
+        # caller polls again.
+        try:
+            files[key[len(prefix) :]] = client.get_object(Bucket=config.bucket, Key=key)[
+                "Body"
+            ].read()
+        except client.exceptions.NoSuchKey:
+            continue
+    return files
 
 
 def no_secret_in_logs(sidecar: Sidecar) -> None:
@@ -541,6 +548,10 @@ def test_case_14_losing_the_lease_stops_litestream(
     assert sidecar.get("/ready")[0] == 503
     assert sidecar.proc.poll() is None
     assert intruder.renew() is True  # the sidecar did not write over the new holder's lease
+    # Nor did it push an explicit final sync into a replica that now has another writer.
+    messages = [str(r.get("msg", "")) for r in sidecar.records()]
+    assert "stopping litestream" in messages
+    assert not [m for m in messages if m.startswith("final litestream sync")]
     assert sidecar.terminate() == 0
     assert intruder.renew() is True  # nor delete it on its way out
 

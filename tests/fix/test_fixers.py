@@ -196,6 +196,34 @@ def test_rename_refused_when_helm_values_name_the_claim(tmp_path: Path, strategy
     assert snapshot(tmp_path) == before
 
 
+def test_rename_refused_when_fixing_a_single_file(tmp_path: Path, strategy: Strategy) -> None:
+    """`fix base/pvc.yaml` cannot see the Deployment's claimName: renaming would break it."""
+    small_tree(tmp_path, claim="data")
+    before = snapshot(tmp_path)
+    findings = both("SK103", "PersistentVolumeClaim", "data")
+    result = plan_fixes(tmp_path / "base" / "pvc.yaml", findings, strategy)
+    assert [c.reason for c in result.cannot] == [
+        "renaming a claim must update every reference to it, in other files too: "
+        "run fix on the repository's directory"
+    ]
+    assert result.workspace.diff() == ""
+    result.workspace.commit()
+    assert snapshot(tmp_path) == before
+
+
+def test_rename_in_a_lone_base_without_overlays(tmp_path: Path, strategy: Strategy) -> None:
+    """`fix base/` (a kustomization no overlay uses) is audited as plain files: the fixer
+    finds the claim there too, instead of saying it is not in the local source files."""
+    small_tree(tmp_path, claim="data")
+    base = tmp_path / "base"
+    findings = [finding("SK103", "PersistentVolumeClaim", None, "data", "production", "app")]
+    result = plan_fixes(base, findings, strategy)
+    assert not result.cannot, result.cannot
+    result.workspace.commit()
+    assert "name: app-data-pvc" in (base / "pvc.yaml").read_text()
+    assert "claimName: app-data-pvc" in (base / "deployment.yaml").read_text()
+
+
 def test_claim_from_remote_base_is_not_fixable(tmp_path: Path, strategy: Strategy) -> None:
     write(
         tmp_path,
@@ -277,6 +305,7 @@ def test_agent_added_with_detected_paths(tmp_path: Path, strategy: Strategy, kub
     assert env == {"STATEKEEPER_SQLITE_PATHS": "/data/app.db"}
     assert restore["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     assert {"secretRef": {"name": "statekeeper-s3"}} in restore["envFrom"]
+    assert any("Secret statekeeper-s3" in n and "namespace apps" in n for n in result.notes)
 
 
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]

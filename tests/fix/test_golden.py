@@ -82,11 +82,18 @@ def test_fix_homelab_golden(homelab: Path, kubectl: str, style: str, expected: s
     )
     assert "devminio-Kq7u2" not in first.stdout + first.stderr  # never print a secret
     assert "note: mealie-data → mealie-data-pvc" in first.stderr
+    # The added backup needs a Secret that fix must not write: the user is told to create it.
+    for namespace in ("mealie", "syncthing"):
+        assert (
+            "note: the backup reads its S3 keys from Secret statekeeper-s3 (AWS_ACCESS_KEY_ID, "
+            f"AWS_SECRET_ACCESS_KEY) in namespace {namespace}: create it outside git"
+        ) in first.stderr
 
     # Idempotent: a second run has nothing left to change.
     second = cli("fix", homelab, "--diff", "--style", style)
     assert second.stdout == ""
     assert second.returncode == 1  # SK501 still there, still listed
+    assert second.stderr.splitlines()[-1] == "no file changed"
 
     after = audit_findings(homelab)
     assert not [f for f in after if f["rule"] in FIXED_RULES]

@@ -96,6 +96,24 @@ def test_generate_app_renders_per_environment(tmp_path: Path, kubectl: str) -> N
         ]
 
 
+def test_generate_app_says_what_is_left_to_do(tmp_path: Path) -> None:
+    """The generated pod needs a Secret that must not be in git, and a Velero schedule: say so."""
+    result = run_cli("generate", "app", "myapp", "--env", "dev", "-n", "apps", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("next: ")]
+    assert lines == [
+        "next: create Secret statekeeper-s3 (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in "
+        "namespace apps outside git (SOPS, External Secrets)",
+        "next: set the app's image in base/deployment.yaml (written: myapp:latest)",
+        "next: back the namespace up daily with Velero (`statekeeper generate velero-schedule`)",
+    ]
+    pinned = run_cli(
+        "generate", "app", "pinned", "--env", "dev", "--image", "x/y:1", "-o", str(tmp_path)
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    assert "set the app's image" not in pinned.stdout
+
+
 def test_generate_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     args = ("generate", "app", "kuma", "--env", "prod", "--sqlite", "/app/data/kuma.db")
     first = run_cli(*args, "--output", str(tmp_path))

@@ -124,7 +124,7 @@ CASES: dict[str, Case] = {
         _file("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n"), ["invalid YAML", "line"], "bad.yaml"
     ),
     "unparsable-2nd-doc": Case(
-        _file("two.yaml", "a: 1\n---\nb: : :\n"), ["document 1", "line 3"], "two.yaml"
+        _file("two.yaml", "a: 1\n---\nb: : :\n"), ["document 2", "line 3"], "two.yaml"
     ),
     "billion-laughs": Case(
         _file("lol.yaml", _billion_laughs()), ["excessive aliasing"], "lol.yaml"
@@ -290,6 +290,6 @@ def test_non_kubernetes_yaml_is_not_an_error(
     notes = [(n.file, n.line, n.message) for n in result.notes]
     assert notes == [
         ("empty.yaml", None, "no YAML documents; skipped"),
-        ("list.yaml", 1, "document 0 is not a mapping (list); skipped"),
-        ("list.yaml", 5, "document 2 is not a mapping (str); skipped"),
+        ("list.yaml", 1, "document 1 is not a mapping (list); skipped"),
+        ("list.yaml", 5, "document 3 is not a mapping (str); skipped"),
     ]

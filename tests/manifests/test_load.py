@@ -153,10 +153,33 @@ def test_no_render_reads_files_as_they_are(repo: Path) -> None:
         "repo/base/apps/vault/deployment.yaml",
         "repo/base/apps/vault/storage.yaml",
         "repo/base/namespaces.yaml",
-        "repo/overlays/dev/pvc-class.yaml",
-        "repo/overlays/prod/sidecar.yaml",
     ]
     assert all(r.origin.overlay is None and r.origin.environment is None for r in result.resources)
+    # The overlays' patch files are fragments, not objects: skipped with a note, not audited
+    # as made-up workloads of an app called "prod".
+    notes = {(n.file, n.message) for n in result.notes}
+    assert notes >= {
+        (
+            "repo/overlays/dev/pvc-class.yaml",
+            "a kustomize patch listed in repo/overlays/dev/kustomization.yaml; skipped",
+        ),
+        (
+            "repo/overlays/prod/sidecar.yaml",
+            "a kustomize patch listed in repo/overlays/prod/kustomization.yaml; skipped",
+        ),
+    }
+
+
+def test_no_render_keeps_files_a_kustomization_lists_as_resources(repo: Path) -> None:
+    """Only patches are skipped; an inline patch and a broken kustomization skip nothing."""
+    (repo / "overlays/dev/kustomization.yaml").write_text(
+        "resources: [../../base, pvc-class.yaml]\npatches:\n  - patch: |-\n      a: b.yaml\n"
+    )
+    (repo / "overlays/prod/kustomization.yaml").write_text("patches: [\n")
+    result = load_sources(["repo"], render=False)
+    files = {r.origin.file for r in result.resources}
+    assert {"repo/overlays/dev/pvc-class.yaml", "repo/overlays/prod/sidecar.yaml"} <= files
+    assert not [n for n in result.notes if "kustomize patch" in n.message]
 
 
 def test_tree_without_overlays_is_read_as_files(repo: Path, kubectl: str) -> None:
@@ -253,3 +276,29 @@ def test_named_pipe_given_by_name_is_read(tmp_path: Path, monkeypatch: pytest.Mo
     finally:
         writer.join(timeout=10)
     assert [(r.name, r.origin.file) for r in result.resources] == [("piped", "rendered")]
+
+
+def test_directory_without_yaml_gets_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path with no manifests (a typo, the wrong checkout) is said, not silently 'clean'."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.md").write_text("hello\n")
+    monkeypatch.chdir(tmp_path)
+    result = load_sources(["docs"], render=False)
+    assert result.resources == []
+    assert [(n.file, n.message) for n in result.notes] == [
+        ("docs", "no YAML files in this directory or below")
+    ]
+
+
+def test_kustomization_file_given_by_name_points_at_its_directory(repo: Path) -> None:
+    """`audit overlays/prod/kustomization.yaml` reads nothing; it says what to pass instead."""
+    result = load_sources(["repo/overlays/prod/kustomization.yaml"], render=False)
+    assert result.resources == []
+    assert [(n.file, n.message) for n in result.notes] == [
+        (
+            "repo/overlays/prod/kustomization.yaml",
+            "a kustomization file, not manifests; to audit it pass repo/overlays/prod",
+        )
+    ]

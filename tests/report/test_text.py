@@ -96,6 +96,17 @@ def test_empty_report_says_so() -> None:
     assert "notes (" not in text and "suppressed (" not in text
 
 
+def test_nothing_audited_is_not_called_compliant() -> None:
+    """An empty directory (or a typo'd path with no YAML) must not read as "all compliant"."""
+    text = render(Report(resources=0), "text")
+    assert "No findings" not in text
+    assert "Nothing audited: no Kubernetes objects found in the given paths." in text
+    text = render(Report(resources=0, sources=["empty/x.yaml"]), "text")
+    assert "Nothing audited: no Kubernetes objects found in empty/x.yaml." in text
+    text = render(Report(resources=0, sources=[f"f{i}.yaml" for i in range(5)]), "text")
+    assert "Nothing audited: no Kubernetes objects found in 5 files." in text
+
+
 def test_long_messages_wrap_under_their_column() -> None:
     long = "word " * 60
     report = Report(findings=[finding("SK201", "s", Severity.ERROR, message=long.strip())])

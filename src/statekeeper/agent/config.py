@@ -96,7 +96,10 @@ class AgentConfig(BaseModel):
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        return value.strip("/")
+        stripped = value.strip("/")
+        if not stripped:  # "/" would put every app's replicas at the bucket's root
+            raise ValueError(f"prefix must name the app, got {value!r}")
+        return stripped
 
     @field_validator("endpoint")
     @classmethod
@@ -219,5 +222,15 @@ def load_config(
         raise ConfigError(
             f"two SQLite paths share the file name {dupes[0]!r}: their replicas would collide "
             f"at {config.prefix}/sqlite/{dupes[0]}; rename one database"
+        )
+    # Two config directories with one name share `<prefix>/files/<name>/`: each sync would
+    # delete the other's files from the backup, and a restore would mix them.
+    keys = [config.files_key(p) for p in config.config_paths]
+    clash = next((k for k in keys if keys.count(k) > 1), None)
+    if clash is not None:
+        raise ConfigError(
+            f"two config paths share the directory name {clash.rsplit('/', 1)[-1]!r}: their "
+            f"copies would collide at {clash}/ (STATEKEEPER_CONFIG_PATHS); list each directory "
+            "once, or mount them under different names"
         )
     return config

@@ -18,6 +18,7 @@ boto3 S3 client costs ~40 MB of RSS (its service model), the sidecar's budget is
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import ssl
@@ -126,7 +127,8 @@ class LeaseStore:
         except urllib.error.HTTPError as err:
             payload = err.read()
             raise S3Error(_xml_code(payload) or str(err.code), err.code) from None
-        except (urllib.error.URLError, OSError) as err:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            # HTTPException: something that is not S3 answered (a wrong port, a proxy page)
             raise InfraError(
                 f"S3 unreachable: {self._where} did not answer within "
                 f"{self.config.s3_timeout:g}s ({type(err).__name__})"
@@ -266,7 +268,14 @@ class Lease:
         cannot answer (the lease stays ours until its local validity runs out)."""
         if self.etag is None:
             return False
-        if self._write(if_match=self.etag, create=False):
+        if not self.conditional:
+            # A plain write cannot fail when someone else took the lease meanwhile: it would
+            # overwrite theirs and both would replicate. Check it is still ours first.
+            current = self.read()
+            still_ours = current is not None and current.token == self.token
+        else:
+            still_ours = True
+        if still_ours and self._write(if_match=self.etag, create=False):
             return True
         self.etag = None
         with contextlib.suppress(InfraError):

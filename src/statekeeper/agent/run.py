@@ -349,9 +349,14 @@ class Sidecar:
         if self.stop.is_set():
             budget = max(1.0, self._stop_started + budget - time.monotonic())
         log.info("stopping litestream", extra={"pid": proc.pid, "budget_s": round(budget, 1)})
-        flush_until = time.monotonic() + budget / 2
-        for db in self.config.sqlite_paths:
-            self._flush(db, flush_until)
+        if self.stop.is_set():
+            flush_until = time.monotonic() + budget / 2
+            for db in self.config.sqlite_paths:
+                self._flush(db, flush_until)
+        else:
+            # The lease was lost: another replica may hold it and replicate into the same
+            # replica already. Pushing more (an explicit sync) would interleave two writers.
+            log.warning("lease lost: stopping litestream without a final sync")
         budget = max(1.0, budget - budget / 2)
         proc.send_signal(signal.SIGTERM)
         if not self._litestream_exited.wait(budget):

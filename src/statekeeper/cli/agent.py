@@ -6,6 +6,7 @@ Every setting is a flag or a `STATEKEEPER_*` variable (flags win); see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,20 @@ def _config(**overrides: Any) -> Any:
     ]
     setup_logging(config.log_format, secrets)
     return config
+
+
+def _exit(command: Callable[[], int]) -> typer.Exit:
+    """Run an agent entry point; a file-system error (a read-only volume, a path under a regular
+    file, a full disk) becomes one line and exit 4 instead of a traceback."""
+    from statekeeper.errors import InfraError
+
+    try:
+        return typer.Exit(command())
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise InfraError(
+            f"file system error{where}: {exc.strerror or exc}; check the volume and its paths"
+        ) from None
 
 
 agent_app = typer.Typer(
@@ -99,7 +114,7 @@ def restore(
     )
     from statekeeper.agent.restore import main
 
-    raise typer.Exit(main(config))
+    raise _exit(lambda: main(config))
 
 
 @agent_app.command()
@@ -137,7 +152,7 @@ def run(
     )
     from statekeeper.agent.run import main
 
-    raise typer.Exit(main(config))
+    raise _exit(lambda: main(config))
 
 
 @agent_app.command()
@@ -168,7 +183,7 @@ def verify(
     )
     from statekeeper.agent.verify import main
 
-    raise typer.Exit(main(config, max_age=max_age, output=output))
+    raise _exit(lambda: main(config, max_age=max_age, output=output))
 
 
 @lease_app.command("release")
@@ -188,7 +203,7 @@ def lease_release(
     )
     from statekeeper.agent.lease import release_main
 
-    raise typer.Exit(release_main(config, force=force))
+    raise _exit(lambda: release_main(config, force=force))
 
 
 def register(app: typer.Typer) -> None:

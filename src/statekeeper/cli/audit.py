@@ -37,28 +37,29 @@ class FailOn(StrEnum):
     never = "never"
 
 
-HELP = """Audit Kubernetes manifests against the storage & backup strategy.
-
-PATHS are files, directories (read recursively) or `-` for YAML on stdin (default: `.`).
-Below a directory, every `overlays/<env>/kustomization.yaml` is rendered with `kustomize build`
-or `kubectl kustomize` (whichever is on PATH) and audited as environment <env>; `--no-render`
-reads the YAML files as they are instead.
-
-Formats (--format):
-  text   a report for people, grouped by app and environment, with a summary, counts per
-         severity and a compliance score per app and environment (colour only on a terminal;
-         NO_COLOR turns it off)
-  json   versioned JSON: {"version": 1, "tool", "findings", "suppressed", "notes", "summary"}
-  sarif  SARIF 2.1.0 for code scanning (GitHub, GitLab), with file/line locations
-
-Exit codes:
-  0  no finding at or above --fail-on (or --fail-on never)
-  1  findings at or above --fail-on
-  2  usage or input error (bad flag, unreadable path, bad YAML, kustomize failure, bad policy)
-
-Silence one finding with the annotation `statekeeper.io/ignore: "SK103: <reason>"` on the object.
-The user guide is docs/audit.md; each rule has a page in docs/rules/.
-"""
+# Typer keeps the help's line breaks and wraps each line at the terminal's width: a paragraph
+# is one logical line (so it reflows cleanly), the tables' lines stay under 78 columns.
+HELP = (
+    "Audit Kubernetes manifests against the storage & backup strategy.\n\n"
+    "PATHS are files, directories (read recursively) or `-` for YAML on stdin (default: `.`). "
+    "Below a directory, every `overlays/<env>/kustomization.yaml` is rendered with "
+    "`kustomize build` or `kubectl kustomize` (whichever is on PATH) and audited as environment "
+    "<env>; `--no-render` reads the YAML files as they are instead.\n\n"
+    "Formats (--format):\n"
+    "  text   a report for people: findings grouped by app and environment,\n"
+    "         a summary with counts per severity and a compliance score per\n"
+    "         app and environment (colour only on a terminal; NO_COLOR: none)\n"
+    '  json   versioned JSON: {"version": 1, "tool", "findings",\n'
+    '         "suppressed", "notes", "summary"}\n'
+    "  sarif  SARIF 2.1.0 for code scanning (GitHub, GitLab), file/line locations\n\n"
+    "Exit codes:\n"
+    "  0  no finding at or above --fail-on (or --fail-on never)\n"
+    "  1  findings at or above --fail-on\n"
+    "  2  usage or input error (bad flag, unreadable path, bad YAML,\n"
+    "     kustomize failure, bad policy)\n\n"
+    'Silence one finding with the annotation `statekeeper.io/ignore: "SK103: <reason>"` on the '
+    "object. The user guide is docs/audit.md; each rule has a page in docs/rules/.\n"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -132,6 +133,10 @@ def audit(
     wanted = _wanted_rules(rule or [])
     sources = list(paths or ["."])
     effective_policy = load_policy(policy)
+    if env is not None and effective_policy.canonical_environment(env) is None:
+        # A typo here would silently switch off every storage-class check: refuse it.
+        known = ", ".join(sorted(effective_policy.overlay_environments()))
+        raise StatekeeperError(f"--env {env!r}: unknown environment (the policy knows: {known})")
     report = run_audit(
         sources,
         policy=effective_policy,

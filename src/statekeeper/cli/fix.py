@@ -24,19 +24,21 @@ class FixStyle(StrEnum):
     litestream = "litestream"
 
 
-HELP = """Fix the audit's findings in the source files, keeping comments, key order and quoting.
-
-Only the lines that change differ. Fixable rules: SK101/SK106 (the environment's StorageClass, set
-in that environment's overlay), SK102 (reclaim policy), SK103 (rename a PVC and every reference,
-with a migration note), SK104 (grow a claim to its category's minimum), SK201-SK204 and SK301 (add
-the backup: statekeeper's agent, or with --style litestream the strategy's Litestream + rclone
-pattern; fix the Fail-Safe Integrity order and config mounts), SK401 (a daily Velero schedule of
-every namespace). Anything else, or anything unsafe to edit, is listed with the reason.
-
-Files are written all at once or not at all (temporary file + rename; a file changed since the
-audit read it stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings could not be
-fixed, 2 usage or input error. See docs/fix.md.
-"""
+# Typer keeps the help's line breaks and wraps each line at the terminal's width: one logical
+# line per paragraph, so it reflows cleanly at any width.
+HELP = (
+    "Fix the audit's findings in the source files, keeping comments, key order and quoting.\n\n"
+    "Only the lines that change differ. Fixable rules: SK101/SK106 (the environment's "
+    "StorageClass, set in that environment's overlay), SK102 (reclaim policy), SK103 (rename a "
+    "PVC and every reference, with a migration note), SK104 (grow a claim to its category's "
+    "minimum), SK201-SK204 and SK301 (add the backup: statekeeper's agent, or with --style "
+    "litestream the strategy's Litestream + rclone pattern; fix the Fail-Safe Integrity order "
+    "and config mounts), SK401 (a daily Velero schedule of every namespace). Anything else, or "
+    "anything unsafe to edit, is listed with the reason.\n\n"
+    "Files are written all at once or not at all (temporary file + rename; a file changed since "
+    "the audit read it stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings "
+    "could not be fixed, 2 usage or input error. See docs/fix.md.\n"
+)
 
 
 def fix_command(
@@ -103,6 +105,8 @@ def _summary(result: FixResult, written: list[Path], dry_run: bool, out: TextIO)
         out.write(f"wrote {len(written)} file(s): {', '.join(ws.display(p) for p in written)}\n")
     elif not result.fixed and not result.cannot:
         out.write("nothing to fix\n")
+    else:  # only findings that cannot be fixed (e.g. a second run): say that nothing moved
+        out.write("no file changed\n")
 
 
 def register(app: typer.Typer) -> None:

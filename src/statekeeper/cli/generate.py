@@ -97,6 +97,17 @@ def app_command(
         s3_secret=s3_secret,
     )
     _write(render_app(spec, load_strategy(policy)), output, force)
+    # What the generated files cannot do for the user: the pods need these to start and be
+    # covered, and the secret must never be written to git.
+    typer.echo(
+        f"next: create Secret {s3_secret} (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in "
+        f"namespace {namespace or name} outside git (SOPS, External Secrets)"
+    )
+    if image is None:
+        typer.echo(f"next: set the app's image in base/deployment.yaml (written: {name}:latest)")
+    typer.echo(
+        "next: back the namespace up daily with Velero (`statekeeper generate velero-schedule`)"
+    )
 
 
 def _emit(text: str, output: Path, filename: str, force: bool) -> None:

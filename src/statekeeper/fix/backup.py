@@ -124,6 +124,13 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     paths = ", ".join([*dbs, *configs])
     for group in groups:
         ctx.done(group, f"{what} ({paths}) in {ctx.show(doc.file)}")
+    # The pod cannot start without the Secret, and fix must not write keys into git: say so.
+    namespace = f"namespace {first.namespace}" if first.namespace else "the app's namespace"
+    ctx.notes.append(
+        f"the backup reads its S3 keys from Secret {spec.secret} (AWS_ACCESS_KEY_ID, "
+        f"AWS_SECRET_ACCESS_KEY) in {namespace}: create it outside git (SOPS, "
+        "External Secrets) before syncing, or the pod will not start"
+    )
 
 
 # --- reading the pod ---------------------------------------------------------------------------

@@ -47,6 +47,15 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
         )
         return
     old = group.name
+    if not ctx.root.is_dir():
+        # The workloads, patches and replacements that name the claim live in other files: a
+        # rename seen through one file would leave them pointing at a claim that is gone.
+        ctx.refuse(
+            group,
+            "renaming a claim must update every reference to it, in other files too: "
+            "run fix on the repository's directory",
+        )
+        return
     app = next((f.app for f in group.findings if f.app), None)
     if not app or not _DNS_LABEL.match(app):
         ctx.refuse(

@@ -230,7 +230,9 @@ class SourceIndex:
                 if _same(placement, kind, name, namespace):
                     found.append((overlay, placement))
         if not found:
-            included = {f for k in self.kustomizations.values() for f in k.resource_files}
+            # Files an overlay renders are found above; a kustomization no overlay uses (a lone
+            # base/) is read as plain files by the audit, so it is searched like them.
+            included = {p.doc.file for o in self.overlays for p in self.placements(o.dir)}
             for file, docs in self.docs.items():
                 if file in included:
                     continue

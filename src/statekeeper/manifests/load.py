@@ -293,10 +293,10 @@ def parse_documents(data: bytes, where: str) -> list[ParsedDocument]:
     except yaml.MarkedYAMLError as err:
         raise InputError(_yaml_error_message(err, where, index, templated)) from None
     except RecursionError:
-        raise InputError(f"{where}: document {index}: nested too deeply") from None
+        raise InputError(f"{where}: document {index + 1}: nested too deeply") from None
     except (ValueError, OverflowError) as err:  # e.g. an integer literal of 100 000 digits
         reason = "an integer literal too long" if "digits" in str(err) else str(err)
-        raise InputError(f"{where}: document {index}: cannot read a value: {reason}") from None
+        raise InputError(f"{where}: document {index + 1}: cannot read a value: {reason}") from None
     finally:
         loader.dispose()
     return docs
@@ -307,9 +307,9 @@ def _yaml_error_message(err: yaml.MarkedYAMLError, where: str, index: int, templ
     at = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"
     problem = " ".join(str(err.problem or err.context or "invalid YAML").split())
     if "maximum nesting depth" in problem:
-        return f"{where}: document {index}, {at}: nested too deeply (more than 1000 levels)"
+        return f"{where}: document {index + 1}, {at}: nested too deeply (more than 1000 levels)"
     hint = f"; if it is a Helm template, {HELM_HINT}" if templated else ""
-    return f"{where}: document {index}, {at}: invalid YAML: {problem}{hint}"
+    return f"{where}: document {index + 1}, {at}: invalid YAML: {problem}{hint}"
 
 
 def _check_alias_expansion(root: Node, where: str, index: int) -> None:
@@ -337,7 +337,7 @@ def _check_alias_expansion(root: Node, where: str, index: int) -> None:
             sizes[id(node)] = total
             if total > ALIAS_EXPANSION_LIMIT and total > ALIAS_RATIO * len(sizes):
                 raise InputError(
-                    f"{where}: document {index}, line {node.start_mark.line + 1}: excessive "
+                    f"{where}: document {index + 1}, line {node.start_mark.line + 1}: excessive "
                     f"aliasing (aliases expand to more than {ALIAS_EXPANSION_LIMIT} nodes)"
                 )
             continue
@@ -345,7 +345,7 @@ def _check_alias_expansion(root: Node, where: str, index: int) -> None:
             continue
         if id(node) in open_nodes:
             raise InputError(
-                f"{where}: document {index}, line {node.start_mark.line + 1}: "
+                f"{where}: document {index + 1}, line {node.start_mark.line + 1}: "
                 "recursive alias (a node contains itself)"
             )
         open_nodes.add(id(node))
@@ -490,7 +490,7 @@ def add_documents(
         if not isinstance(body, dict):
             what = type(body).__name__
             result.notes.append(
-                Note(f"document {doc.index} is not a mapping ({what}); skipped", file, doc.line)
+                Note(f"document {doc.index + 1} is not a mapping ({what}); skipped", file, doc.line)
             )
             continue
         if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
@@ -512,7 +512,7 @@ def _add_list_items(
         else:
             result.notes.append(
                 Note(
-                    f"document {origin.document}: a List item is not an object; skipped",
+                    f"document {origin.document + 1}: a List item is not an object; skipped",
                     origin.file,
                     origin.line,
                 )
@@ -608,17 +608,32 @@ def _load_sources(
             continue
         assert path is not None
         if kind == "file":
-            if not _is_kustomization(path.name) and _first_visit(seen_files, path):
+            if _is_kustomization(path.name):
+                hint = relative_to_cwd(path.parent)
+                result.notes.append(
+                    Note(f"a kustomization file, not manifests; to audit it pass {hint}", str(path))
+                )
+            elif _first_visit(seen_files, path):
                 _load_file(result, path, max_file_bytes, named=True)
             continue
         assert tree is not None
+        if not tree.yaml_files and not tree.kustomize_dirs:
+            result.notes.append(Note("no YAML files in this directory or below", str(path)))
         files = tree.yaml_files
         if render:
             found = kustomize.overlay_dirs(tree.kustomize_dirs)
             overlays.extend(o for o in found if o not in overlays)
             files = kustomize.files_outside_rendered_trees(files, tree.kustomize_dirs, found)
+        patches = _kustomize_patch_files(tree.kustomize_dirs)
         for file in files:
-            if _first_visit(seen_files, file):
+            if Path(os.path.normpath(file)) in patches:
+                # A patch is a fragment of an object, not an object: judged on its own it
+                # would be a Deployment without containers' context, in a made-up app.
+                where = relative_to_cwd(patches[Path(os.path.normpath(file))])
+                result.notes.append(
+                    Note(f"a kustomize patch listed in {where}; skipped", relative_to_cwd(file))
+                )
+            elif _first_visit(seen_files, file):
                 _load_file(result, file, max_file_bytes)
     if overlays:
         kustomize.render_overlays(
@@ -630,6 +645,34 @@ def _load_sources(
             max_file_bytes=max_file_bytes,
         )
     return result
+
+
+def _kustomize_patch_files(kustomize_dirs: set[Path]) -> dict[Path, Path]:
+    """The patch files (`patches[].path`, `patchesStrategicMerge`, `patchesJson6902[].path`)
+    that the kustomization files of `kustomize_dirs` list, each → its kustomization file.
+    A kustomization that cannot be read lists nothing here (rendering reports its errors)."""
+    found: dict[Path, Path] = {}
+    for directory in sorted(kustomize_dirs):
+        for name in KUSTOMIZATION_NAMES:
+            kfile = directory / name
+            try:
+                data = yaml.load(kfile.read_bytes(), Loader=_BaseLoader)
+            except (OSError, yaml.YAMLError, RecursionError):
+                continue
+            if not isinstance(data, dict):
+                continue
+            entries: list[Any] = []
+            for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
+                value = data.get(key)
+                if isinstance(value, list):
+                    entries.extend(value)
+            for entry in entries:
+                ref = entry.get("path") if isinstance(entry, dict) else entry
+                # An inline patch (a YAML string with a newline) names no file.
+                if isinstance(ref, str) and "\n" not in ref and ref.endswith(YAML_SUFFIXES):
+                    found.setdefault(Path(os.path.normpath(directory / ref)), kfile)
+            break
+    return found
 
 
 def _first_visit(seen: set[Path], path: Path) -> bool:

@@ -206,7 +206,14 @@ def build(report: Report) -> Group:
     grouped: dict[str, list[Finding]] = {}
     for finding in sorted_findings(report.findings):
         grouped.setdefault(app_of(finding), []).append(finding)
-    if not grouped:
+    if not grouped and summary.resources == 0:
+        # Likely a wrong path or unrendered templates: "all compliant" would be a false comfort.
+        where = ", ".join(report.sources) if report.sources else "the given paths"
+        if len(report.sources) > 3:
+            where = f"{len(report.sources)} files"
+        parts += [Text(f"Nothing audited: no Kubernetes objects found in {where}.", "yellow")]
+        parts += [Text()]
+    elif not grouped:
         parts += [Text("No findings: every audited object follows the strategy.", "green"), Text()]
     for app, findings in grouped.items():
         parts += _app_section(app, findings, summary)
