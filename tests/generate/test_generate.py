@@ -134,7 +134,11 @@ def test_generate_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--env", "prod,nowhere"], "unknown environment 'nowhere'"),
-        (["--env", "prod", "--size", "50Gi"], "size 50Gi is outside the policy's config range"),
+        (
+            ["--env", "prod", "--size", "50Gi"],
+            "size 50Gi is outside the policy's config range 1Gi-2Gi for purpose 'config': "
+            "choose a --size in that range",
+        ),
         (["--env", "prod", "--size", "lots"], "not a storage size: 'lots'"),
         (["--env", "prod", "--sqlite", "data/db.sqlite3"], "must be an absolute path"),
         (["--env", "prod,production"], "environment 'production' given twice"),

@@ -138,3 +138,13 @@ def test_same_fix_is_spelled_out_once_per_app() -> None:
     text = render(report, "text")
     assert text.count("fix: Add a litestream sidecar.") == 2  # once in mealie, once in other
     assert text.count("fix: as above (SK201)") == 1
+
+
+def test_claim_without_app_is_not_called_cluster_wide() -> None:
+    """A stray PVC (piped in without labels) belongs to no app, but it is not a cluster object."""
+    stray = finding("SK103", "pvc-name", Severity.WARNING, kind="PersistentVolumeClaim", app=None)
+    klass = finding("SK102", "reclaim-policy", Severity.ERROR, kind="StorageClass", app=None)
+    text = render(Report(findings=[stray, klass], resources=2), "text")
+    headings = [line.split(" ─")[0] for line in text.splitlines() if " ──" in line]
+    assert headings[:2] == ["(cluster)", "(no app)"]
+    assert summarize(Report(findings=[stray, klass])).apps == ["(cluster)", "(no app)"]

@@ -107,7 +107,8 @@ def validate(spec: AppSpec, strategy: Strategy) -> str:
     if allowed and not allowed.contains(size):
         raise InputError(
             f"size {size} is outside the policy's {allowed.category} range "
-            f"{allowed.minimum}-{allowed.maximum} for purpose {spec.purpose!r} (use --size)"
+            f"{allowed.minimum}-{allowed.maximum} for purpose {spec.purpose!r}: "
+            "choose a --size in that range, or another --purpose"
         )
     return size
 

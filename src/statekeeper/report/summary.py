@@ -24,6 +24,12 @@ from statekeeper.findings import Finding, Note, Report, Severity
 SEVERITY_WEIGHTS: dict[Severity, int] = {Severity.ERROR: 10, Severity.WARNING: 3, Severity.INFO: 1}
 # Group of findings about objects that belong to no app (StorageClasses, Velero, namespaces).
 CLUSTER_GROUP = "(cluster)"
+# Group of findings about an app's kind of object (a claim, a workload) whose app is unknown:
+# "(cluster)" would wrongly call a stray PVC cluster-wide.
+NO_APP_GROUP = "(no app)"
+APP_SCOPED_KINDS = frozenset(
+    {"PersistentVolumeClaim", "Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod"}
+)
 # Environment label of findings whose environment is unknown (a note says why).
 UNKNOWN_ENV = "(unknown)"
 # Severities from most to least severe: the order of every listing.
@@ -32,7 +38,9 @@ SEVERITIES_DESC: tuple[Severity, ...] = (Severity.ERROR, Severity.WARNING, Sever
 
 def app_of(finding: Finding) -> str:
     """The group a finding is shown under."""
-    return finding.app or CLUSTER_GROUP
+    if finding.app:
+        return finding.app
+    return NO_APP_GROUP if finding.kind in APP_SCOPED_KINDS else CLUSTER_GROUP
 
 
 def env_of(finding: Finding) -> str:
