@@ -124,6 +124,14 @@ def test_rule_filter_fixes_only_that_rule(homelab: Path) -> None:
     assert "SK401" not in rules and "SK103" in rules
 
 
+def test_rule_filter_takes_slugs_like_audit(homelab: Path) -> None:
+    """`--rule velero-daily-all-namespaces` means SK401, as it does for `audit --rule`."""
+    result = cli("fix", homelab, "--rule", "velero-daily-all-namespaces", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("fixed SK401 Namespace media")
+    assert "SK103" not in result.stdout
+
+
 def test_read_only_file_leaves_tree_untouched(homelab: Path) -> None:
     schedule = homelab / "cluster" / "velero" / "schedule.yaml"
     schedule.chmod(0o444)

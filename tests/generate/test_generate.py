@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -297,3 +298,18 @@ def test_needs_recreate(strategy: Any, expected: bool) -> None:
 )
 def test_needs_longer_grace(grace: Any, expected: bool) -> None:
     assert needs_longer_grace(grace) is expected
+
+
+@pytest.mark.parametrize("command", ["app", "velero-schedule", "storage-classes"])
+def test_help_cuts_nothing_at_80_columns(command: str) -> None:
+    """rich ends a word wider than its column with "…": a user could not read the default."""
+    env = {**os.environ, "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "statekeeper", "generate", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout

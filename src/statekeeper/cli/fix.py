@@ -45,7 +45,9 @@ def fix_command(
     path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path(),
     rule: Annotated[
         list[str] | None,
-        typer.Option("--rule", "-r", help="Only these rules, comma-separated or repeated."),
+        typer.Option(
+            "--rule", "-r", help="Only these rules (ids or slugs), comma-separated or repeated."
+        ),
     ] = None,
     diff: Annotated[
         bool, typer.Option("--diff", help="Print a unified diff of the changes.")
@@ -67,7 +69,12 @@ def fix_command(
 
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
-    rules = [r.strip() for value in rule or [] for r in value.split(",") if r.strip()]
+    from statekeeper.rules.base import all_rules
+
+    # Ids or slugs, as `audit --rule` takes them.
+    slugs = {r.slug: r.id for r in all_rules()}
+    keys = [r.strip() for value in rule or [] for r in value.split(",") if r.strip()]
+    rules = [slugs.get(key.lower(), key) for key in keys]
     strategy = load_strategy(policy)
     audited = fingerprint(path)
     outcome = audit_tree(path, strategy.policy)

@@ -25,6 +25,7 @@ PolicyOption = Annotated[
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 CURRENT_DIR = Path()
+DEFAULT_S3_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -67,9 +68,16 @@ def app_command(
     bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket for replicas.")] = (
         "statekeeper"
     ),
-    s3_endpoint: Annotated[str, typer.Option("--s3-endpoint", help="S3 endpoint URL.")] = (
-        "http://minio.minio.svc.cluster.local:9000"
-    ),
+    s3_endpoint: Annotated[
+        str,
+        typer.Option(
+            "--s3-endpoint",
+            # rich cuts a word wider than the help column (the URL) with an ellipsis.
+            help="S3 endpoint URL (default: the in-cluster MinIO, http on port 9000 of "
+            "minio.minio.svc.cluster.local).",
+            show_default=False,
+        ),
+    ] = DEFAULT_S3_ENDPOINT,
     s3_secret: Annotated[
         str,
         typer.Option("--s3-secret", help="Secret with AWS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY."),

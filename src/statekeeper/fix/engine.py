@@ -139,7 +139,8 @@ def plan_fixes(
         unknown = sorted(wanted - set(FIXABLE))
         if unknown:
             raise InputError(
-                f"--rule {','.join(unknown)}: not a fixable rule (fixable: {', '.join(FIXABLE)})"
+                f"--rule {','.join(unknown)}: not a fixable rule "
+                f"(fixable: {', '.join(sorted(FIXABLE))})"
             )
     ctx = FixContext(
         root=root,
