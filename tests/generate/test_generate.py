@@ -213,6 +213,26 @@ def test_storage_classes_follow_policy(tmp_path: Path) -> None:
     assert storage_classes(strategy)[0]["apiVersion"] == "storage.k8s.io/v1"
 
 
+def test_nfs_class_carries_server_and_share_placeholders() -> None:
+    """nfs.csi.k8s.io needs `server` and `share`: the generated class has commented placeholders
+    and stays valid YAML; another driver named for the class gets no NFS parameters."""
+    result = run_cli("generate", "storage-classes", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    classes = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout)}
+    assert classes["nfs-storage"]["provisioner"] == "nfs.csi.k8s.io"
+    assert classes["nfs-storage"]["parameters"] == {
+        "server": "nfs.example.lan",
+        "share": "/export/kubernetes",
+    }
+    assert "server: nfs.example.lan    # set your NFS server\n" in result.stdout
+    assert "share: /export/kubernetes  # set the exported directory" in result.stdout
+    assert "parameters" not in classes["synelia-iscsi-retain"]
+    other = run_cli(
+        "generate", "storage-classes", "--provisioner", "nfs-storage=example.com/nfs", "-o", "-"
+    )
+    assert "parameters" not in other.stdout
+
+
 def test_write_new_files_is_all_or_nothing(tmp_path: Path) -> None:
     existing = tmp_path / "b.yaml"
     existing.write_text("keep: me\n")

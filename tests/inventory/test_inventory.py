@@ -191,6 +191,24 @@ def test_unknown_environment_is_one_note_per_app_never_guessed() -> None:
     notes = [n for n in inv.notes if "environment unknown" in n.message]
     assert len(notes) == 1
     assert "app myapp" in notes[0].message
+    assert "environment unknown for app myapp (Deployment app and 1 more resource(s)):" in (
+        notes[0].message
+    )
+
+
+def test_unknown_environment_note_without_app_names_the_resource_once() -> None:
+    pvc = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: mealie-data, namespace: apps}
+spec: {storageClassName: x}
+"""
+    notes = [n for n in inventory_of(pvc).notes if "environment unknown" in n.message]
+    assert len(notes) == 1
+    assert notes[0].message.startswith(
+        "environment unknown for PersistentVolumeClaim mealie-data: storage class"
+    )
+    assert notes[0].message.count("mealie-data") == 1
 
 
 def test_app_grouping() -> None:
@@ -255,7 +273,8 @@ def test_unmounted_claim_in_a_plain_file_has_no_app() -> None:
     assert [c.app for c in inv.claims] == [None]
     (finding,) = audit(claim_only, env="prod", only=["SK103"], source_dir=".").findings
     assert finding.app is None
-    assert "app '.'" not in finding.message and "'<app>'" in finding.message
+    assert "app '.'" not in finding.message
+    assert finding.message.endswith("e.g. <app>-config-pvc where <app> is the app's name")
 
 
 def test_mounting_workload_labels_win_over_its_name() -> None:

@@ -122,6 +122,15 @@ def test_bad_policy_is_one_line_error(tmp_path: Path, content: str, message: str
     assert "\n" not in text
 
 
+def test_invalid_yaml_error_has_the_same_shape_as_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "p2.yaml"
+    path.write_text("a: [unclosed\n")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    # "<file>: line N: invalid YAML: <problem>", colons between the parts.
+    assert str(err.value) == f"{path}: line 2: invalid YAML: did not find expected ',' or ']'"
+
+
 def test_missing_and_unreadable_policy(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="policy file not found"):
         load_policy(tmp_path / "nope.yaml")

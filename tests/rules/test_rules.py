@@ -348,3 +348,56 @@ def test_messages_say_what_is_wrong() -> None:
         "namespace 'media' is not covered: Schedule velero/daily does not include it"
         in " ".join(messages)
     )
+
+
+SQLITE_APP_WITHOUT_BACKUP = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vaultwarden, namespace: vaultwarden, labels: {app: vaultwarden}}
+spec:
+  template:
+    metadata: {labels: {app: vaultwarden}}
+    spec:
+      containers:
+        - name: vaultwarden
+          image: vaultwarden/server:1.30.5
+          volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, persistentVolumeClaim: {claimName: vaultwarden-data-pvc}}]
+"""
+
+
+def test_sqlite_messages_name_the_app_without_nested_parentheses() -> None:
+    report = audit(SQLITE_APP_WITHOUT_BACKUP, env="production", only=["SK201", "SK202", "SK203"])
+    messages = {f.rule: f.message for f in report.findings}
+    app = "SQLite app vaultwarden (known image vaultwarden/server:1.30.5)"
+    assert messages == {
+        "SK201": f"{app} has no litestream sidecar streaming it to S3",
+        "SK202": f"{app} has no integrity-check init container for Fail-Safe Integrity",
+        "SK203": f"{app} has no init container restoring it with "
+        "`litestream restore -if-db-not-exists -if-replica-exists`",
+    }
+
+
+def test_pvc_name_message_without_an_app_invents_none() -> None:
+    pvc = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: mealie-data, namespace: apps}
+spec: {storageClassName: synelia-iscsi-retain}
+"""
+    (finding,) = audit(pvc, env="production", only=["SK103"]).findings
+    assert finding.app is None
+    assert finding.message == (
+        "PVC name 'mealie-data' does not match <app>-<purpose>-pvc; "
+        "e.g. <app>-data-pvc where <app> is the app's name"
+    )
+
+
+def test_pvc_name_message_with_an_app_gives_a_full_example() -> None:
+    docs = compliant_docs()
+    _sk103_rename(docs)
+    (finding,) = audit(yaml.safe_dump_all(docs)).findings
+    assert finding.message == (
+        "PVC name 'esphome-conf' does not match <app>-<purpose>-pvc "
+        "(app 'esphome', e.g. esphome-conf-pvc)"
+    )

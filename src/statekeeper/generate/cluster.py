@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ruamel.yaml.comments import CommentedMap
+
 from statekeeper.errors import InputError
 from statekeeper.generate.strategy import Strategy
 from statekeeper.generate.yamlout import dump_documents
@@ -14,6 +16,25 @@ DEFAULT_PROVISIONERS = {
     "synelia-iscsi-delete": "csi.san.synology.com",
     "nfs-storage": "nfs.csi.k8s.io",
 }
+
+# csi-driver-nfs cannot provision without `server` and `share`; there is no sensible default,
+# so the generated class carries placeholders with a comment telling the user to set them.
+NFS_CSI_DRIVER = "nfs.csi.k8s.io"
+NFS_PLACEHOLDERS = {
+    "server": ("nfs.example.lan", "set your NFS server"),
+    "share": ("/export/kubernetes", "set the exported directory volumes are created in"),
+}
+
+
+def nfs_parameters() -> CommentedMap:
+    """Placeholder `parameters` for nfs.csi.k8s.io, each with an end-of-line comment."""
+    params = CommentedMap()
+    # Comments aligned two spaces after the longest line (indented 2 under `parameters:`).
+    column = 2 + max(len(f"{key}: {value}") for key, (value, _) in NFS_PLACEHOLDERS.items()) + 2
+    for key, (value, comment) in NFS_PLACEHOLDERS.items():
+        params[key] = value
+        params.yaml_add_eol_comment(comment, key, column=column)
+    return params
 
 
 def velero_schedule(
@@ -72,20 +93,25 @@ def storage_classes(
                 f"no provisioner known for StorageClass {env.storage_class!r} "
                 f"(use --provisioner {env.storage_class}=<driver>)"
             )
-        docs.append(
+        doc: dict[str, Any] = {
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {
+                "name": env.storage_class,
+                "annotations": {"statekeeper.io/environment": env.name},
+            },
+            "provisioner": provisioner,
+        }
+        if provisioner == NFS_CSI_DRIVER:
+            doc["parameters"] = nfs_parameters()
+        doc.update(
             {
-                "apiVersion": "storage.k8s.io/v1",
-                "kind": "StorageClass",
-                "metadata": {
-                    "name": env.storage_class,
-                    "annotations": {"statekeeper.io/environment": env.name},
-                },
-                "provisioner": provisioner,
                 "reclaimPolicy": env.reclaim_policy,
                 "allowVolumeExpansion": True,
                 "volumeBindingMode": "WaitForFirstConsumer",
             }
         )
+        docs.append(doc)
     return docs
 
 

@@ -574,10 +574,16 @@ def _unknown_environment_notes(inv: Inventory) -> None:
         seen.setdefault(key, []).append(resource)
     for key, group in seen.items():
         first = group[0]
-        more = f" and {len(group) - 1} more resource(s)" if len(group) > 1 else ""
+        more = f"{len(group) - 1} more resource(s)" if len(group) > 1 else ""
+        # Name the first resource only when the key does not already (an app key): a key
+        # without an app is that resource's own "Kind name", and saying it twice reads badly.
+        if key.startswith("app "):
+            detail = f" ({first.kind} {first.name}{' and ' + more if more else ''})"
+        else:
+            detail = f" (and {more})" if more else ""
         inv.notes.append(
             Note(
-                f"environment unknown for {key} ({first.kind} {first.name}{more}): "
+                f"environment unknown for {key}{detail}: "
                 "storage class and reclaim policy not judged; pass --env, render an overlay, "
                 "label the namespace `environment`, or map the namespace in the policy",
                 first.origin.file,

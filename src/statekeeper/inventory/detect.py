@@ -414,7 +414,7 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
     for container in workload.app_containers:
         for known in policy.tiers.sqlite.known_images:
             if image_matches(container.image, known.images):
-                reasons.append(f"image {container.image} ({known.name})")
+                reasons.append(f"known image {container.image}")
                 for path in known.paths:
                     if container.mount_for(path) is not None:
                         app_side.setdefault(path, SqliteDb(path, f"{known.name} image",

@@ -96,9 +96,11 @@ def _read_policy_file(path: Path) -> dict[str, Any]:
         data = yaml.load(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PolicyError(f"{path}:{where} invalid YAML: {problem}") from None
+        # Same shape as the other policy errors: "<file>: [line N: ]<what>".
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise PolicyError(f"{path}:{where} invalid YAML{detail}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

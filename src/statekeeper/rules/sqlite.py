@@ -130,7 +130,9 @@ def _finding(rule: Rule, inventory: Inventory, workload: Workload, problems: lis
 
 
 def _reason(workload: Workload) -> str:
-    return f"SQLite app ({workload.sqlite_reason})"
+    """`SQLite app <name> (<why it is one>)`; the why never holds parentheses of its own."""
+    name = workload.app or workload.resource.name
+    return f"SQLite app {name} ({workload.sqlite_reason})"
 
 
 @register
@@ -269,7 +271,7 @@ initContainers:
                 yield _finding(
                     self, inventory, workload,
                     [f"{_reason(workload)} has no integrity-check init container "
-                     "(Fail-Safe Integrity)"],
+                     "for Fail-Safe Integrity"],
                 )  # fmt: skip
                 continue
             check = min(analysis.integrity_inits, key=lambda c: c.index)
@@ -338,7 +340,7 @@ initContainers:
                 yield _finding(
                     self, inventory, workload,
                     [f"{_reason(workload)} has no init container restoring it "
-                     "(`litestream restore -if-db-not-exists -if-replica-exists`)"],
+                     "with `litestream restore -if-db-not-exists -if-replica-exists`"],
                 )  # fmt: skip
                 continue
             problems: list[str] = []

@@ -321,16 +321,34 @@ metadata:
                 continue
             if naming.name_regex(claim.app).match(claim.name):
                 continue
-            app = claim.app or "<app>"
             yield self.finding(
                 inventory,
                 claim.resource,
-                f"PVC name {claim.name!r} does not match {naming.pattern} "
-                f"(app {app!r}, e.g. {app}-{claim_purpose(claim, policy) or 'data'}-pvc)",
+                _pvc_name_message(claim, policy),
                 app=claim.app,
                 environment=claim.environment,
                 path=("metadata", "name"),
             )
+
+
+def _pvc_name_message(claim: Claim, policy: Policy) -> str:
+    """Why a PVC name fails the pattern, with an example name built from the policy's pattern.
+
+    Without an app the example keeps the `<app>` placeholder: a name made up from the claim's
+    own name (`<app>-mealie-data-pvc`) would invent an app that may not exist."""
+    naming = policy.pvc_naming
+    if claim.app:
+        purpose = claim_purpose(claim, policy) or "data"
+        example = naming.pattern.replace("<app>", claim.app).replace("<purpose>", purpose)
+        return (
+            f"PVC name {claim.name!r} does not match {naming.pattern} "
+            f"(app {claim.app!r}, e.g. {example})"
+        )
+    # The last word of the name is the likeliest purpose (`mealie-data` -> `data`).
+    purpose = claim.name.removesuffix("-pvc").rsplit("-", 1)[-1] or "data"
+    example = naming.pattern.replace("<purpose>", purpose)
+    where = " where <app> is the app's name" if "<app>" in example else ""
+    return f"PVC name {claim.name!r} does not match {naming.pattern}; e.g. {example}{where}"
 
 
 @register
