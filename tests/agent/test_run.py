@@ -540,6 +540,17 @@ def test_case_14_losing_the_lease_stops_litestream(
     assert run_agent(["lease", "release", "--force"], ops).returncode == 0
     intruder = Lease(agent_config(s3.endpoint, config.bucket, "app", holder="pod-intruder"))
     wait_for(intruder.try_acquire, timeout=10, interval=0.2)
+    # The intruder heartbeats like a live pod, so its lease cannot expire (TTL 6 s) while a
+    # loaded machine runs the checks below; every renewal must still find the lease its own.
+    renewals: list[bool] = []
+    stop_renewing = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop_renewing.wait(1.0):
+            renewals.append(intruder.renew())
+
+    renewer = threading.Thread(target=heartbeat, daemon=True)
+    renewer.start()
 
     wait_for(lambda: sidecar.metric("statekeeper_lease_held") == 0.0, timeout=30)
     wait_for(lambda: sidecar.litestream_children() == [], timeout=30)
@@ -547,7 +558,10 @@ def test_case_14_losing_the_lease_stops_litestream(
     wait_for(lambda: "pod-intruder" in sidecar.get("/ready")[1], timeout=10)
     assert sidecar.get("/ready")[0] == 503
     assert sidecar.proc.poll() is None
-    assert intruder.renew() is True  # the sidecar did not write over the new holder's lease
+    stop_renewing.set()
+    renewer.join(timeout=10)
+    assert all(renewals)  # the sidecar never wrote over the new holder's lease
+    assert intruder.renew() is True
     # Nor did it push an explicit final sync into a replica that now has another writer.
     messages = [str(r.get("msg", "")) for r in sidecar.records()]
     assert "stopping litestream" in messages

@@ -24,6 +24,7 @@ import json
 import logging
 import random
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -156,7 +157,21 @@ class Sidecar:
             return False, f"waiting for the lease (held by {holder})"
         if self.config.sqlite_paths and self._litestream is None:
             return False, "litestream is not running"
+        if self.config.sqlite_paths and not self._litestream_answers():
+            # Until its control socket answers, litestream has not picked up the databases: a
+            # stop now would lose what the app writes meanwhile, so the pod is not ready yet.
+            return False, "litestream is starting"
         return True, "ok"
+
+    def _litestream_answers(self) -> bool:
+        """True when litestream's control socket accepts a connection."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.5)
+            try:
+                probe.connect(str(self.control_socket))
+            except OSError:
+                return False
+        return True
 
     def healthy(self) -> tuple[bool, str]:
         dead = [t.name for t in self._threads if not t.is_alive()]
@@ -371,34 +386,44 @@ class Sidecar:
         """`litestream sync -wait` through the control socket: push every committed transaction
         of `db` to the replica before SIGTERM. Needed because a litestream stopped before its
         first sync interval exits without replicating anything; its own shutdown sync only
-        covers what it has already picked up."""
-        remaining = until - time.monotonic()
-        if remaining < 0.5 or self._litestream_exited.is_set():
-            return
-        cmd = [
-            litestream_binary(),
-            "sync",
-            "-wait",
-            "-timeout",
-            str(max(1, int(remaining))),
-            "-socket",
-            str(self.control_socket),
-            str(db.absolute()),
-        ]
-        try:
-            result = run_bounded(
-                cmd, env=self.config.child_env(), timeout=remaining + 1.0, grace=1.0
-            )
-        except InfraError as exc:
-            log.warning("final litestream sync timed out", extra={"db": str(db), "error": str(exc)})
-            return
-        if result.returncode == 0:
-            log.info("final litestream sync done", extra={"db": str(db)})
-        else:
-            log.warning(
-                "final litestream sync failed; relying on litestream's shutdown sync",
-                extra={"db": str(db), "exit_code": result.returncode},
-            )
+        covers what it has already picked up. A litestream that started moments ago may not
+        answer yet: wait for it (and retry a failed sync) while the budget lasts."""
+        exit_code: int | None = None
+        while not self._litestream_exited.is_set():
+            remaining = until - time.monotonic()
+            if remaining < 0.5:
+                break
+            if not self._litestream_answers():
+                time.sleep(0.1)
+                continue
+            cmd = [
+                litestream_binary(),
+                "sync",
+                "-wait",
+                "-timeout",
+                str(max(1, int(remaining))),
+                "-socket",
+                str(self.control_socket),
+                str(db.absolute()),
+            ]
+            try:
+                result = run_bounded(
+                    cmd, env=self.config.child_env(), timeout=remaining + 1.0, grace=1.0
+                )
+            except InfraError as exc:
+                log.warning(
+                    "final litestream sync timed out", extra={"db": str(db), "error": str(exc)}
+                )
+                return
+            if result.returncode == 0:
+                log.info("final litestream sync done", extra={"db": str(db)})
+                return
+            exit_code = result.returncode
+            time.sleep(0.2)  # e.g. the database is not registered yet
+        log.warning(
+            "final litestream sync failed; relying on litestream's shutdown sync",
+            extra={"db": str(db), "exit_code": exit_code if exit_code is not None else "-"},
+        )
 
     # --- rclone sync ----------------------------------------------------------------------
 
