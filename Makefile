@@ -29,8 +29,9 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed $(VENV)/.installed-test $(BIN)/kubectl
 
-demo: install
-	$(BIN)/statekeeper audit examples/homelab --fail-on never
+# The example's overlays are rendered with kustomize: kubectl comes from .venv/bin when needed.
+demo: install $(BIN)/kubectl
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/statekeeper audit examples/homelab --fail-on never
 
 lint: install-test
 	$(BIN)/ruff check src tests bench scripts
