@@ -61,6 +61,9 @@ class AgentConfig(BaseModel):
     port: int = Field(9090, ge=0, le=65535)
     integrity: Literal["full", "quick"] = "full"
     allow_empty: bool = False
+    # A healthy local DB older than its replica (an old volume snapshot): refuse, or quarantine
+    # it and restore the replica. Litestream would otherwise make the old state the newest.
+    on_stale: Literal["refuse", "restore"] = "refuse"
     max_delete: float = Field(
         50.0, ge=0, le=100, description="Max % of remote files one sync deletes"
     )
@@ -166,6 +169,7 @@ ENV_VARS: dict[str, str] = {
     "STATEKEEPER_PORT": "port",
     "STATEKEEPER_INTEGRITY": "integrity",
     "STATEKEEPER_ALLOW_EMPTY": "allow_empty",
+    "STATEKEEPER_ON_STALE": "on_stale",
     "STATEKEEPER_MAX_DELETE": "max_delete",
     "STATEKEEPER_HISTORY_DAYS": "history_days",
     "STATEKEEPER_LEASE_TTL": "lease_ttl",

@@ -2,7 +2,10 @@
 
 For each SQLite database, in order, on its own:
 
-  present, healthy            → kept (never overwritten; its `-wal` is never touched)
+  present, healthy            → kept (never overwritten; its `-wal` is never touched), unless
+                                it is older than its replica (below)
+  present, healthy, older     → REFUSE (exit 3), nothing moved (on_stale=restore: quarantine
+    than its replica            db/-wal/-shm and `.<db name>-litestream/`, restore the replica)
   present, corrupt or empty   → replica exists: restored, the old db/-wal/-shm quarantined
                                 no replica: REFUSE (exit 3), nothing moved (--allow-empty:
                                 quarantine and start empty); a 0-byte DB on a volume that never
@@ -18,6 +21,14 @@ then are the old db/-wal/-shm moved to quarantine and the copy renamed over the 
 one filesystem). A restored copy that fails its check is quarantined, the local files stay as they
 were, and the agent refuses to start. Nothing is ever deleted: whatever is moved aside goes to
 `<db dir>/.statekeeper-quarantine/<db name>-<UTC time>/`.
+
+"Older than its replica": litestream 0.5 keeps its local position beside the DB, in
+`.<db name>-litestream/ltx/0/<min txid>-<max txid>.ltx` (hex). When that folder comes back with
+an old volume snapshot, the highest local TXID is below the replica's (`litestream ltx`), and
+litestream, on start, would take the old DB for a fresh restore and write it as the replica's
+newest state: the newer transactions vanish from the latest restore point. Without local LTX
+files (only the DB files were copied back) the position is unknown: the DB is kept, with a
+warning.
 
 No decision depends on S3 before the bucket has answered a listing with these credentials (see
 `BucketCheck`): an unreachable S3 or refused credentials end the run with exit 4, because
@@ -46,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
-from statekeeper.agent.litestream import restore_command, write_config
+from statekeeper.agent.litestream import ltx_json, restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, probe_endpoint
@@ -135,6 +146,68 @@ def quarantine(db: Path, files: list[Path]) -> list[str]:
     _fsync_dir(db.parent)
     log.warning("quarantined", extra={"db": str(db), "folder": str(folder), "files": len(moved)})
     return moved
+
+
+def litestream_dir(db: Path) -> Path:
+    """`.<db name>-litestream/` beside `db`: litestream 0.5's local state (its position)."""
+    return db.with_name(f".{db.name}-litestream")
+
+
+def local_txid(db: Path) -> int | None:
+    """Highest TXID among litestream's local L0 files of `db` (`<min>-<max>.ltx`, hex); None
+    when there are none (never replicated here, or only the DB files were copied back)."""
+    try:
+        names = [p.name for p in (litestream_dir(db) / "ltx" / "0").iterdir()]
+    except OSError:
+        return None
+    txids = []
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        _, dash, max_hex = stem.partition("-")
+        if dot and dash and ext == "ltx":
+            try:
+                txids.append(int(max_hex, 16))
+            except ValueError:
+                continue  # not litestream's: ignore rather than guess
+    return max(txids, default=None)
+
+
+def replica_txid(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck) -> int:
+    """Highest TXID in `db`'s replica across all levels (0: no replica). InfraError on S3."""
+    bucket.wait()  # an unreachable S3 fails within `s3_timeout`, not litestream's own timeout
+    try:
+        entries = ltx_json(config, db, config_file)
+    except InfraError:
+        bucket.confirm()  # names the cause when it is S3 (credentials, bucket)
+        raise
+    bucket.listed = True  # litestream exited 0: it listed the prefix with these credentials
+    txids = []
+    for entry in entries:
+        try:
+            txids.append(int(str(entry["max_txid"]), 16))
+        except (KeyError, ValueError):
+            raise InfraError(
+                f"litestream ltx printed an entry without a max_txid for {db}"
+            ) from None
+    return max(txids, default=0)
+
+
+def stale_positions(
+    config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck
+) -> tuple[int, int] | None:
+    """(local, replica) TXIDs when the healthy `db` is older than its replica, else None."""
+    local = local_txid(db)
+    if local is None:
+        log.warning(
+            "local replication position unknown (no litestream LTX files beside the DB): "
+            "cannot tell whether it is older than its replica; kept",
+            extra={"db": str(db), "litestream_dir": str(litestream_dir(db))},
+        )
+        return None
+    remote = replica_txid(config, db, config_file, bucket)
+    if local >= remote:  # includes "no replica" (0) and a local DB ahead of its replica
+        return None
+    return local, remote
 
 
 def _write_marker(db: Path) -> None:
@@ -261,9 +334,24 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     size = db.stat().st_size if present else 0
     extras = [p for p in db_files(db) if p != db]
 
+    stale = False
     if present and size > 0:
         check = integrity_check(db, config.integrity)
-        if check.ok:
+        positions = stale_positions(config, db, config_file, bucket) if check.ok else None
+        if positions is not None:
+            local, remote = positions
+            stale = True
+            problem = (
+                f"older than its replica (local txid {local:016x}, replica txid {remote:016x})"
+            )
+            if config.on_stale != "restore":
+                raise RefusedError(
+                    f"{db} is {problem}: it was probably restored from an old volume snapshot, "
+                    "and starting would make this old state the replica's newest; "
+                    "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
+                    "local copy and restore the replica, or investigate"
+                )
+        elif check.ok:
             log.info(
                 "healthy, kept",
                 extra={
@@ -274,7 +362,8 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
             )
             _write_marker(db)
             return DbOutcome(str(db), "kept", "integrity check ok", duration_s=_since(started))
-        problem = f"corrupt ({check.detail})"
+        else:
+            problem = f"corrupt ({check.detail})"
     elif present:
         problem = "empty (0 bytes)"
     else:
@@ -287,7 +376,10 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
         if fetched is not None:
             restored = check_fetched(config, db, fetched)
-            moved = quarantine(db, db_files(db))  # stale -wal/-shm must never meet a restored DB
+            old = db_files(db)  # stale -wal/-shm must never meet a restored DB
+            if stale and litestream_dir(db).exists():
+                old.append(litestream_dir(db))  # its old position must not meet the new DB
+            moved = quarantine(db, old)
             fetched.path.replace(db)  # same directory: an atomic rename
             _fsync_dir(db.parent)
             _write_marker(db)
@@ -308,6 +400,11 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 txid=fetched.txid,
                 quarantined=moved,
                 duration_s=_since(started),
+            )
+        if stale:  # the replica vanished since `litestream ltx` saw it: keep everything
+            raise RefusedError(
+                f"{db} is {problem}, but the replica could not be restored (it disappeared); "
+                "nothing was moved; investigate the bucket"
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder

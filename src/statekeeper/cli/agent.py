@@ -98,6 +98,13 @@ def restore(
         str | None,
         typer.Option(help="Deadline of one DB restore, e.g. 1h [STATEKEEPER_RESTORE_TIMEOUT]"),
     ] = None,
+    on_stale: Annotated[
+        str | None,
+        typer.Option(
+            help="A healthy DB older than its replica: refuse, or restore (quarantine it and "
+            "restore the replica) [STATEKEEPER_ON_STALE]"
+        ),
+    ] = None,
 ) -> None:
     """Init container: check each DB, quarantine a corrupt one, restore from S3, restore config."""
     config = _config(
@@ -111,6 +118,7 @@ def restore(
         integrity=integrity,
         allow_empty=allow_empty,
         restore_timeout=restore_timeout,
+        on_stale=on_stale,
     )
     from statekeeper.agent.restore import main
 
