@@ -282,8 +282,12 @@ def test_no_render_reads_files_instead_of_running_kustomize(tmp_path: Path) -> N
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         "resources: [../../base]\n"
     )
-    rendered = cli(str(tmp_path))
-    assert_one_line_error(rendered, "missing.yaml")
+    rendered = cli(str(tmp_path), "--format", "json")
+    assert rendered.returncode == 1, rendered.stderr
+    broken = [f for f in findings_of(rendered) if f["rule"] == "SK002"]
+    assert len(broken) == 1 and "missing.yaml" in broken[0]["message"]
+    assert broken[0]["file"].endswith("overlays/prod/kustomization.yaml")
+    assert_one_line_error(cli(str(tmp_path), "--strict-inputs"), "missing.yaml")
     raw = cli(str(tmp_path), "--no-render", "--format", "json", "--fail-on", "never")
     assert raw.returncode == 0, raw.stderr
     assert json.loads(raw.stdout)["summary"]["resources"] >= 4
@@ -389,7 +393,8 @@ def test_help_explains_formats_and_exit_codes() -> None:
         "--format",
         "sarif",
         "Exit codes",
-        "2  usage or input error",
+        "2  usage error",
+        "--strict-inputs",
         "--no-render",
         "--rule",
     ):

@@ -145,8 +145,13 @@ def run_audit(
     render: bool = True,
     stdin: BinaryIO | None = None,
     only: Collection[str] | None = None,
+    strict_inputs: bool = False,
+    quiet: bool = False,
 ) -> Report:
-    """Load the sources (files, dirs, `-`, kustomize overlays), build the inventory, evaluate."""
+    """Load the sources (files, dirs, `-`, kustomization roots), build the inventory, evaluate.
+
+    Inputs that cannot be read or rendered become findings (SK002/SK003); `strict_inputs`
+    makes the first of them an InputError instead. `quiet` hides the rendering progress bar."""
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
@@ -159,9 +164,13 @@ def run_audit(
             render=render,
             env=env,
             overlay_envs=policy.overlay_environments(),
+            env_paths=policy.environment_paths(),
             stdin=stdin,
+            strict=strict_inputs,
+            quiet=quiet,
         )
         inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
+        inventory.input_problems = list(loaded.problems)
         report = evaluate(inventory, policy, only=only)
     finally:
         if gc_was_enabled:

@@ -1,6 +1,8 @@
-"""The issue's bad-input list: each is an InputError with a one-line message naming the file
-(and document/line when known); run as a process, each exits 2 without a traceback and stays
-under 300 MB RSS."""
+"""The bad-input list. Below a directory, each is a finding (SK003 unreadable-manifest, SK002
+overlay-does-not-build) or, for what is not a Kubernetes manifest, a note, and the audit goes on
+with the other files; with `--strict-inputs`, or named on the command line, each is an InputError
+with a one-line message naming the file (and document/line when known). Run as a process, each
+exits 2 (strict) or 1 (walk) without a traceback and stays under 300 MB RSS."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Case:
     make: Callable[[Path], tuple[list[str], Path | None]]
     expect: list[str]  # substrings of the message, besides the file name
     names: str  # the file named in the message
+    walk: str = "SK003"  # below a directory: the finding's rule, "note", or "" (not a walk)
 
 
 def _write(path: Path, data: bytes | str) -> Path:
@@ -110,6 +113,7 @@ def _kustomize_error(tmp: Path) -> tuple[list[str], Path | None]:
     return ["repo"], None
 
 
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
 HELM = """\
 apiVersion: v1
 kind: ConfigMap
@@ -121,10 +125,15 @@ data:
 
 CASES: dict[str, Case] = {
     "unparsable": Case(
-        _file("bad.yaml", "a: 1\nb: [1, 2\nc: 3\n"), ["invalid YAML", "line"], "bad.yaml"
+        _file("bad.yaml", f"{CM}data: [1, 2\nc: 3\n"),
+        ["invalid YAML", "line 5, column"],
+        "bad.yaml",
     ),
     "unparsable-2nd-doc": Case(
-        _file("two.yaml", "a: 1\n---\nb: : :\n"), ["document 2", "line 3"], "two.yaml"
+        _file("two.yaml", f"a: 1\n---\n{CM}b: : :\n"), ["document 2", "line 6"], "two.yaml"
+    ),
+    "unparsable-not-kubernetes": Case(
+        _file("tool.yaml", "a: 1\nb: [1, 2\nc: 3\n"), ["invalid YAML", "line"], "tool.yaml", "note"
     ),
     "billion-laughs": Case(
         _file("lol.yaml", _billion_laughs()), ["excessive aliasing"], "lol.yaml"
@@ -139,7 +148,7 @@ CASES: dict[str, Case] = {
         _file("deep2.yaml", "- " * 20_000 + "x\n"), ["nested too deeply"], "deep2.yaml"
     ),
     "100MB-scalar-file": Case(_big_scalar_file, ["too large"], "huge.yaml"),
-    "100MB-scalar-stdin": Case(_big_scalar_stdin, ["too large"], "<stdin>"),
+    "100MB-scalar-stdin": Case(_big_scalar_stdin, ["too large"], "<stdin>", ""),
     "huge-int": Case(
         _file("int.yaml", "a: " + "9" * 100_000 + "\n"), ["cannot read a value"], "int.yaml"
     ),
@@ -152,12 +161,14 @@ CASES: dict[str, Case] = {
     "utf-8-bad-later": Case(
         _file("l2.yaml", b"a: 1\nb: 2\nc: \xff\xfe\n"), ["not valid UTF-8", "line 3"], "l2.yaml"
     ),
-    "helm-template": Case(_file("tpl.yaml", HELM), ["Helm template", "helm template"], "tpl.yaml"),
+    "helm-template": Case(
+        _file("tpl.yaml", HELM), ["invalid YAML", "helm template"], "tpl.yaml", "note"
+    ),
     "helm-unparsable": Case(
-        _file("tpl2.yaml", "a: {{ $x }}\n"), ["invalid YAML", "helm template"], "tpl2.yaml"
+        _file("tpl2.yaml", "a: {{ $x }}\n"), ["invalid YAML", "helm template"], "tpl2.yaml", "note"
     ),
     "not-a-regular-file": Case(_fifo, ["not a regular file"], "pipe.yaml"),
-    "missing-path": Case(lambda tmp: (["nope.yaml"], None), ["no such file"], "nope.yaml"),
+    "missing-path": Case(lambda tmp: (["nope.yaml"], None), ["no such file"], "nope.yaml", ""),
     "broken-symlink": Case(_broken_link, ["broken symlink"], "gone.yaml"),
     "symlink-loop-dir": Case(_dir_loop, ["symlink loop"], "back"),
     "symlink-loop-file": Case(_file_loop, ["symlink loop"], "a.yaml"),
@@ -165,6 +176,7 @@ CASES: dict[str, Case] = {
         _kustomize_error,
         ["kustomize build failed: accumulating resources", "missing.yaml"],
         "overlays/prod",
+        "SK002",
     ),
 }
 
@@ -176,7 +188,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_is_one_line_input_error(
+def test_bad_input_is_one_line_input_error_when_strict(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case = CASES[name]
@@ -184,7 +196,7 @@ def test_bad_input_is_one_line_input_error(
     monkeypatch.chdir(tmp_path)
     stdin = io.BytesIO(stdin_file.read_bytes()) if stdin_file else None
     with pytest.raises(InputError) as caught:
-        load_sources(args, stdin=stdin)
+        load_sources(args, stdin=stdin, strict=True)
     message = str(caught.value)
     assert "\n" not in message
     assert case.names in message
@@ -193,9 +205,15 @@ def test_bad_input_is_one_line_input_error(
 
 
 def _run_measured(
-    args: list[str], cwd: Path, stdin_file: Path | None, env: dict[str, str], prefix: list[str]
+    args: list[str],
+    cwd: Path,
+    stdin_file: Path | None,
+    env: dict[str, str],
+    prefix: list[str],
+    module: str = "statekeeper.manifests",
 ) -> tuple[int, str, int]:
-    """Run the loader's debug entry in a fresh parent; return (exit code, stderr, max RSS KiB).
+    """Run the loader's debug entry (or `module`) in a fresh parent; return (exit code,
+    stderr, max RSS KiB); stdout goes to `cwd/stdout`.
 
     The parent is a fresh interpreter, so RUSAGE_CHILDREN covers the loader process only.
     """
@@ -206,12 +224,13 @@ def _run_measured(
         stdin = open(spec["stdin"], "rb") if spec["stdin"] else subprocess.DEVNULL
         done = subprocess.run(spec["argv"], stdin=stdin, capture_output=True, text=True)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        open("stdout", "w").write(done.stdout)
         print(json.dumps({"rc": done.returncode, "err": done.stderr, "rss": rss}))
         """
     )
     import json
 
-    argv = [*prefix, sys.executable, "-m", "statekeeper.manifests.load", *args]
+    argv = [*prefix, sys.executable, "-m", module, *args]
     spec = json.dumps({"argv": argv, "stdin": str(stdin_file) if stdin_file else None})
     out = subprocess.run(
         [sys.executable, "-c", probe, spec],
@@ -230,11 +249,59 @@ def _run_measured(
 def test_bad_input_process_exits_2_small_and_without_traceback(name: str, tmp_path: Path) -> None:
     case = CASES[name]
     args, stdin_file = case.make(tmp_path)
-    rc, err, rss_kb = _run_measured(args, tmp_path, stdin_file, _env(), [])
+    rc, err, rss_kb = _run_measured(["--strict-inputs", *args], tmp_path, stdin_file, _env(), [])
     assert rc == EXIT_USAGE, err
     assert "Traceback" not in err
     assert err.startswith("statekeeper: error: ") and err.count("\n") == 1, err
     assert case.names in err
+    assert rss_kb < MAX_RSS_KB, f"{name}: {rss_kb} KiB"
+
+
+WALK_CASES = sorted(name for name, case in CASES.items() if case.walk)
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: still-read\n"
+
+
+@pytest.mark.parametrize("name", WALK_CASES)
+def test_bad_input_below_a_directory_is_reported_and_the_rest_is_read(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = CASES[name]
+    case.make(tmp_path)
+    _write(tmp_path / "ok.yaml", NAMESPACE)
+    monkeypatch.chdir(tmp_path)
+    result = load_sources(["."])
+    assert "still-read" in [r.name for r in result.resources]
+    if case.walk == "note":
+        assert result.problems == []
+        notes = [n.message for n in result.notes if n.file == case.names]
+        assert len(notes) == 1 and "skipped" in notes[0], result.notes
+        return
+    kind = "build" if case.walk == "SK002" else "read"
+    mine = [p for p in result.problems if case.names in p.file]
+    assert mine and {p.kind for p in mine} == {kind}, result.problems
+    for part in case.expect:
+        assert part in mine[0].reason, mine[0].reason
+
+
+@pytest.mark.parametrize("name", WALK_CASES)
+def test_bad_input_audit_walk_exits_1_with_the_finding_small_and_without_traceback(
+    name: str, tmp_path: Path
+) -> None:
+    import json
+
+    case = CASES[name]
+    case.make(tmp_path)
+    _write(tmp_path / "ok.yaml", NAMESPACE)
+    args = ["audit", ".", "--format", "json", "--rule", "SK002,SK003"]
+    rc, err, rss_kb = _run_measured(args, tmp_path, None, _env(), [], module="statekeeper")
+    assert "Traceback" not in err and err == "", err
+    report = json.loads((tmp_path / "stdout").read_text())
+    rules = {f["rule"] for f in report["findings"] if case.names in f["file"]}
+    if case.walk == "note":
+        assert rc == 0 and rules == set()
+        assert any(n["file"] == case.names for n in report["notes"])
+    else:
+        assert rc == 1 and rules == {case.walk}, report["findings"]
     assert rss_kb < MAX_RSS_KB, f"{name}: {rss_kb} KiB"
 
 
@@ -248,10 +315,19 @@ def test_unreadable_file_permission_denied(tmp_path: Path) -> None:
     prefix = (
         [setpriv, "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
     )
-    rc, err, rss_kb = _run_measured(["repo"], tmp_path, None, _env(), prefix)
+    rc, err, rss_kb = _run_measured(["--strict-inputs", "repo"], tmp_path, None, _env(), prefix)
     assert rc == EXIT_USAGE
     assert err.strip() == "statekeeper: error: repo/locked.yaml: cannot read: Permission denied"
     assert rss_kb < MAX_RSS_KB
+    # Below a directory, without --strict-inputs: an SK003 input problem, and exit 0.
+    rc, err, _ = _run_measured(["repo"], tmp_path, None, _env(), prefix)
+    import json
+
+    summary = json.loads((tmp_path / "stdout").read_text())
+    assert rc == 0 and err == ""
+    assert summary["problems"] == [
+        ["read", "repo/locked.yaml", None, None, "cannot read: Permission denied"]
+    ]
 
 
 def test_missing_kustomize_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

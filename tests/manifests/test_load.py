@@ -113,7 +113,11 @@ def test_kustomize_overlays_rendered_with_environments(repo: Path, kubectl: str)
     assert (config_pvc.origin.document, config_pvc.origin.line) == (1, 13)
     deploy = prod["Deployment", "prod-vault"]
     assert deploy.origin.line == 2  # after the leading comment
-    assert deploy.extras == {"source_dir": "repo/base/apps/vault", "source_mapped": True}
+    assert deploy.extras == {
+        "source_dir": "repo/base/apps/vault",
+        "source_mapped": True,
+        "tree_root": "repo",
+    }
     assert [c["name"] for c in deploy.body["spec"]["template"]["spec"]["containers"]] == [
         "rclone",
         "vault",
@@ -182,11 +186,15 @@ def test_no_render_keeps_files_a_kustomization_lists_as_resources(repo: Path) ->
     assert not [n for n in result.notes if "kustomize patch" in n.message]
 
 
-def test_tree_without_overlays_is_read_as_files(repo: Path, kubectl: str) -> None:
+def test_tree_without_overlays_renders_its_root(repo: Path, kubectl: str) -> None:
+    """Without overlays, `base` is the root no kustomization references: it is rendered (its
+    folder names no environment), and the files it reads are not read a second time."""
     shutil.rmtree(repo / "overlays")
     result = load_sources(["repo"], overlay_envs=ENVS)
-    assert {r.origin.overlay for r in result.resources} == {None}
-    assert ("Deployment", "vault") in {(r.kind, r.name) for r in result.resources}
+    rendered = [r for r in result.resources if r.origin.overlay == "repo/base"]
+    assert ("Deployment", "vault") in {(r.kind, r.name) for r in rendered}
+    assert {r.origin.environment for r in rendered} == {None}
+    assert not [r for r in result.resources if r.origin.overlay is None]
 
 
 def test_kustomize_preferred_over_kubectl(

@@ -312,7 +312,8 @@ def test_non_compliant_case(change: Callable[[Docs], None], expected: list[Any])
 
 def test_every_rule_has_a_non_compliant_case() -> None:
     covered = {rule for _, _, expected in CASES for rule, _, _ in expected}
-    assert covered == {rule.id for rule in all_rules()}
+    # SK002/SK003 judge inputs, not manifests: tests/rules/test_inputs.py has their cases.
+    assert covered == {rule.id for rule in all_rules()} - {"SK002", "SK003"}
 
 
 def test_secret_value_never_in_findings() -> None:

@@ -42,9 +42,12 @@ class FailOn(StrEnum):
 HELP = (
     "Audit Kubernetes manifests against the storage & backup strategy.\n\n"
     "PATHS are files, directories (read recursively) or `-` for YAML on stdin (default: `.`). "
-    "Below a directory, every `overlays/<env>/kustomization.yaml` is rendered with "
-    "`kustomize build` or `kubectl kustomize` (whichever is on PATH) and audited as environment "
-    "<env>; `--no-render` reads the YAML files as they are instead.\n\n"
+    "Below a directory, every kustomization root (a kustomization no other one references) is "
+    "rendered with `kustomize build` or `kubectl kustomize` (whichever is on PATH), in its "
+    "environment (`overlays/<env>`, `clusters/<env>`, `<app>/<env>`, the policy's "
+    "`environments.<name>.paths`); the files it reads are judged only as rendered. "
+    "`--no-render` reads the YAML files as they are instead. A root that does not build "
+    "(SK002) or a file that cannot be read (SK003) is a finding and the audit goes on.\n\n"
     "Formats (--format):\n"
     "  text   a report for people: findings grouped by app and environment,\n"
     "         a summary with counts per severity and a compliance score per\n"
@@ -55,8 +58,9 @@ HELP = (
     "Exit codes:\n"
     "  0  no finding at or above --fail-on (or --fail-on never)\n"
     "  1  findings at or above --fail-on\n"
-    "  2  usage or input error (bad flag, unreadable path, bad YAML,\n"
-    "     kustomize failure, bad policy)\n\n"
+    "  2  usage error (bad flag, missing path, bad policy), a file named\n"
+    "     on the command line that cannot be read, or any unreadable\n"
+    "     input with --strict-inputs\n\n"
     'Silence one finding with the annotation `statekeeper.io/ignore: "SK103: <reason>"` on the '
     "object. The user guide is docs/audit.md; each rule has a page in docs/rules/.\n"
 )
@@ -124,6 +128,14 @@ def audit(
             "(e.g. --rule SK101,SK203).",
         ),
     ] = None,
+    strict_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--strict-inputs",
+            help="Stop at the first root that does not build or file that cannot be read "
+            "(exit 2) instead of reporting it as a finding (SK002/SK003) and going on.",
+        ),
+    ] = False,
 ) -> None:
     from statekeeper.engine import run_audit
     from statekeeper.policy.load import load_policy
@@ -144,6 +156,7 @@ def audit(
         render=not no_render,
         stdin=sys.stdin.buffer if "-" in sources else None,
         only=wanted,
+        strict_inputs=strict_inputs,
     )
 
     color, width = False, PIPE_WIDTH

@@ -59,6 +59,14 @@ def fix_command(
     style: Annotated[
         FixStyle, typer.Option("--style", help="How to add backups: agent or litestream.")
     ] = FixStyle.agent,
+    strict_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--strict-inputs",
+            help="Stop (exit 2, nothing written) at the first root that does not build or "
+            "file that cannot be read, instead of fixing everything else.",
+        ),
+    ] = False,
 ) -> None:
     from statekeeper.errors import InputError
     from statekeeper.fix.audit import audit_tree
@@ -77,7 +85,7 @@ def fix_command(
     rules = [slugs.get(key.lower(), key) for key in keys]
     strategy = load_strategy(policy)
     audited = fingerprint(path)
-    outcome = audit_tree(path, strategy.policy)
+    outcome = audit_tree(path, strategy.policy, strict_inputs=strict_inputs)
     result = plan_fixes(
         path,
         outcome.findings,

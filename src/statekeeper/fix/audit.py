@@ -22,14 +22,22 @@ class AuditOutcome:
     detected: Detected = field(default_factory=dict)
 
 
-def audit_tree(root: Path, policy: Any) -> AuditOutcome:
-    """Audit `root` (rendering its overlays) and collect per-workload detections."""
+def audit_tree(root: Path, policy: Any, *, strict_inputs: bool = False) -> AuditOutcome:
+    """Audit `root` (rendering its kustomization roots) and collect per-workload detections.
+    Roots that do not build and unreadable files are findings (SK002/SK003) that fix cannot
+    fix; `strict_inputs` makes the first of them an InputError instead."""
     from statekeeper.engine import evaluate
     from statekeeper.inventory.build import build_inventory
     from statekeeper.manifests.load import load_sources
 
-    loaded = load_sources([str(root)], overlay_envs=policy.overlay_environments())
+    loaded = load_sources(
+        [str(root)],
+        overlay_envs=policy.overlay_environments(),
+        env_paths=policy.environment_paths(),
+        strict=strict_inputs,
+    )
     inventory = build_inventory(loaded.resources, loaded.other, policy)
+    inventory.input_problems = list(loaded.problems)
     report = evaluate(inventory, policy)
     detected: Detected = {}
     for workload in inventory.workloads:

@@ -91,6 +91,9 @@ NOT_FIXABLE = {
     "SK105": "a media library moves from a PVC to a direct NFS mount: the server and export "
     "path are yours to choose",
     "SK001": "an ignore annotation needs a reason only a person can give",
+    "SK002": "only you know how the root should build: run `kubectl kustomize` on it and fix "
+    "the error it prints, or remove the stale overlay",
+    "SK003": "the file cannot be read: fix it at the line given, or remove it",
 }
 
 

@@ -72,6 +72,7 @@ def build_inventory(
             )
         )
     namespace_labels = _namespace_environments(resources, policy)
+    env_folders = frozenset(policy.overlay_environments())
 
     for resource in resources:
         inv.by_key.setdefault(_identity(resource), []).append(resource)
@@ -136,7 +137,7 @@ def build_inventory(
             container.script = container_script(container, workload, inv.config_map)
             container.role = classify_container(container, policy)
         detect_state(workload, policy, inv.config_map)
-        source_app = _source_app(workload.resource)
+        source_app = _source_app(workload.resource, env_folders)
         for container in workload.all_containers:
             for mount in container.mounts:
                 volume = workload.volumes.get(mount.volume)
@@ -156,7 +157,7 @@ def build_inventory(
 
     for claim in inv.claims:
         if claim.app is None:
-            claim.app = _claim_app(claim)
+            claim.app = _claim_app(claim, env_folders)
 
     for workload in inv.workloads:
         for claim in workload.claim_templates:
@@ -166,7 +167,7 @@ def build_inventory(
         inv.app_of.setdefault(id(claim.resource), claim.app)
     for resource in resources:
         if id(resource) not in inv.app_of:
-            inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource)
+            inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource, env_folders)
 
     _collect_apps(inv)
     _collect_namespaces(inv)
@@ -226,9 +227,80 @@ def _environment(
     return _canonical(policy, mapped) if mapped else None
 
 
+_APP_LABELS = (
+    "app.kubernetes.io/name",
+    "app",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/part-of",
+)
+# Folders that organise a repository rather than name an app (environment names too).
+_STRUCTURAL_FOLDERS = frozenset(
+    [
+        "base",
+        "bases",
+        "overlay",
+        "overlays",
+        "app",
+        "apps",
+        "application",
+        "applications",
+        "component",
+        "components",
+        "cluster",
+        "clusters",
+        "environment",
+        "environments",
+        "env",
+        "envs",
+        "k8s",
+        "kubernetes",
+        "kube",
+        "manifests",
+        "deploy",
+        "deployment",
+        "deployments",
+        "resources",
+        "resource",
+        "config",
+        "configs",
+        "pvc",
+        "pvcs",
+        "volumes",
+        "storage",
+        "templates",
+        "template",
+        "charts",
+        "chart",
+        "helm",
+        "kustomize",
+        "flux",
+        "argocd",
+        "argo",
+        "gitops",
+        "infra",
+        "infrastructure",
+        "platform",
+        "system",
+        "core",
+        "common",
+        "shared",
+        "services",
+        "workloads",
+        "src",
+        "release",
+        "releases",
+        "default",
+        "namespaces",
+    ]
+)
+
+
 def _label_app(resource: Resource) -> str | None:
     labels = resource.labels
-    return labels.get("app.kubernetes.io/name") or labels.get("app") or None
+    for label in _APP_LABELS:
+        if labels.get(label):
+            return labels[label]
+    return None
 
 
 def _template_app(resource: Resource) -> str | None:
@@ -237,28 +309,35 @@ def _template_app(resource: Resource) -> str | None:
         return None
     labels = _dig(template[0], "metadata", "labels")
     if isinstance(labels, dict):
-        value = labels.get("app.kubernetes.io/name") or labels.get("app")
-        return str(value) if value else None
+        for label in _APP_LABELS:
+            if labels.get(label):
+                return str(labels[label])
     return None
 
 
-def _source_app(resource: Resource) -> str | None:
-    """The kustomize app directory's name: the directory of a rendered object's source file
-    (not the overlay itself), or of a plain file when a kustomization lives there. Any other
-    directory (`.`, `manifests`, `/tmp/x`) says nothing about the app. Cluster-scoped objects
-    (StorageClasses, PVs, Namespaces) belong to no app through their directory."""
+def _source_app(resource: Resource, environments: frozenset[str] = frozenset()) -> str | None:
+    """The kustomize app directory's name: the directory of a rendered object's source file,
+    or of a plain file when a kustomization lives there, skipping structural folder names
+    (`base`, `app`, `overlays`, `pvc`, environment names, ...) upwards, never at or above the
+    directory the user audited. Any other directory (`.`, `manifests`, `/tmp/x`) says nothing
+    about the app. Cluster-scoped objects (StorageClasses, PVs, Namespaces) belong to no app
+    through their directory."""
     source_dir = resource.extras.get("source_dir")
     if not source_dir or resource.kind in _CLUSTER_SCOPED:
         return None
     directory = posixpath.normpath(str(source_dir).replace("\\", "/"))
-    overlay = resource.origin.overlay
-    if overlay is not None:
-        if directory == posixpath.normpath(overlay.replace("\\", "/")):
-            return None
-    elif not _has_kustomization(directory):
+    if resource.origin.overlay is None and not _has_kustomization(directory):
         return None
-    name = posixpath.basename(directory)
-    return name if name not in ("", ".", "..") else None
+    tree_root = resource.extras.get("tree_root")
+    stop = posixpath.normpath(str(tree_root).replace("\\", "/")) if tree_root else None
+    while directory not in ("", ".", "..", "/") and directory != stop:
+        name = posixpath.basename(directory)
+        if name.lower() not in _STRUCTURAL_FOLDERS and name.lower() not in environments:
+            return name if name not in ("", ".", "..") else None
+        if stop is None:
+            return None  # no audited root known: only the folder itself may name the app
+        directory = posixpath.dirname(directory)
+    return None
 
 
 @lru_cache(maxsize=1024)
@@ -266,7 +345,7 @@ def _has_kustomization(directory: str) -> bool:
     return any((Path(directory) / name).is_file() for name in KUSTOMIZATION_NAMES)
 
 
-def _claim_app(claim: Claim) -> str | None:
+def _claim_app(claim: Claim, env_folders: frozenset[str]) -> str | None:
     """The app of a claim without an app label (see the module docstring for the order)."""
     mounting = [w for w, _, _ in claim.mounted_by]
     labelled = sorted(
@@ -279,7 +358,7 @@ def _claim_app(claim: Claim) -> str | None:
             workload.app = workload.app or workload.name
             return workload.name
     by_directory = sorted({w.app for w in mounting if w.app})
-    return by_directory[0] if by_directory else _source_app(claim.resource)
+    return by_directory[0] if by_directory else _source_app(claim.resource, env_folders)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statekeeper.findings import Note
-from statekeeper.manifests.resource import Resource
+from statekeeper.manifests.resource import InputProblem, Resource
 
 FieldPath = tuple[str | int, ...]
 
@@ -342,6 +342,8 @@ class Inventory:
     namespaces: dict[tuple[str | None, str], NamespaceInfo] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
+    # Roots that did not build and files that could not be read (SK002/SK003)
+    input_problems: list[InputProblem] = field(default_factory=list)
     # id(resource) -> its environment / app, for any resource of the inventory
     environment_of: dict[int, str | None] = field(default_factory=dict)
     app_of: dict[int, str | None] = field(default_factory=dict)

@@ -1,153 +1,283 @@
-"""Render kustomize overlays and map each rendered object back to the file that defined it.
+"""Kustomization roots: find them, render them (in parallel, cached), map objects to sources.
 
-An overlay is a directory `overlays/<name>/` holding a kustomization file. Each is built with
-`kustomize build` (or `kubectl kustomize` when only kubectl is on PATH), in parallel threads,
-through a throw-away wrapper kustomization that adds `buildMetadata: [originAnnotations]`:
-kustomize then writes a `config.kubernetes.io/origin` annotation naming the source file of
-every object (or the kustomization whose generator made it). The annotation is removed again
-after it has been read, so rules never see it.
+A *root* is a directory holding a kustomization file that no other kustomization of the tree
+references (as a resource, base or component): what a GitOps tool would build and deploy.
+Components (`kind: Component`) are never roots. Each root is built with `kustomize build` (or
+`kubectl kustomize` when only kubectl is on PATH) through a throw-away wrapper kustomization that
+adds `buildMetadata: [originAnnotations]` — the user's files are never edited: kustomize then
+writes a `config.kubernetes.io/origin` annotation naming the source file of every object (or the
+kustomization whose generator made it). The annotation is removed again after it has been read,
+so rules never see it.
+
+A root that does not build is a `ReadError` for the caller to report (SK002); when the only cause
+is a remote base that cannot be fetched (offline CI) `RenderFailure.remote` says so.
+
+Renders are cached under the user cache directory, keyed by the content of every file the root
+can read (its kustomization folders, bases and components included, and every file they name)
+and by the kustomize binary; roots with remote bases are never cached.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from statekeeper.errors import InputError
-from statekeeper.manifests.load import (
+from statekeeper.manifests.files import (
     KUSTOMIZATION_NAMES,
-    K8sLoader,
-    LoadResult,
-    ParsedDocument,
-    parse_documents,
+    YAML_SUFFIXES,
+    kustomization_file,
+    norm,
     read_file,
     relative_to_cwd,
 )
-from statekeeper.manifests.resource import Origin, Resource
+from statekeeper.manifests.resource import Origin
+from statekeeper.manifests.yaml import K8sLoader, ParsedDocument, ReadError, parse_documents
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
-OVERLAYS_DIR = "overlays"
 RENDER_TIMEOUT_S = 300.0
+CACHE_VERSION = "1"
+# References kustomize fetches over the network rather than reading from the tree.
+_REMOTE = re.compile(r"^(?:https?://|git@|ssh://|git::|github\.com/|gitlab\.com/|bitbucket\.org/)")
+_PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+_CHILD_KEYS = ("resources", "bases", "components")
 
 
-def overlay_dirs(kustomize_dirs: Iterable[Path]) -> list[Path]:
-    """The kustomize directories that are overlays (`.../overlays/<name>/`), sorted."""
-    return sorted(d for d in kustomize_dirs if d.parent.name == OVERLAYS_DIR)
+# --------------------------------------------------------------------------- the graph
 
 
-def files_outside_rendered_trees(
-    files: Sequence[Path], kustomize_dirs: Collection[Path], overlays: Sequence[Path]
-) -> list[Path]:
-    """The YAML files that rendering the overlays does not stand for, to be read as they are.
+@dataclass
+class Kustomization:
+    """One kustomization file and what it names."""
 
-    A file is left to kustomize when it lies below the root of an overlay's tree (the
-    directory holding `overlays/`) and a kustomization file there names it (as a resource,
-    patch, generator input, values file, ...). Every other file is read as it is: files
-    outside kustomize trees, and files no kustomization mentions (e.g. a Helm values file
-    kept next to the manifests).
-    """
-    roots = {_norm(overlay.parent.parent) for overlay in overlays}
-    if not roots:
-        return list(files)
-    referenced: set[str] = set()
-    for directory in kustomize_dirs:
-        if _under_any(_norm(directory), roots):
-            referenced |= _referenced_paths(directory)
-    return [f for f in files if not (_under_any(_norm(f), roots) and _norm(f) in referenced)]
+    directory: Path
+    component: bool = False
+    children: list[str] = field(default_factory=list)  # normalised dirs with a kustomization
+    files: set[str] = field(default_factory=set)  # normalised local files it names
+    folders: set[str] = field(default_factory=set)  # named local folders without one
+    patches: set[str] = field(default_factory=set)  # normalised patch files
+    remote: list[str] = field(default_factory=list)  # remote resources/bases
 
 
-def _norm(path: Path) -> str:
-    return os.path.normpath(os.path.abspath(path))  # noqa: PTH100 - normalise, keep links
-
-
-def _under_any(path: str, roots: Collection[str]) -> bool:
-    return any(path == root or path.startswith(root + os.sep) for root in roots)
-
-
-def _referenced_paths(directory: Path) -> set[str]:
-    """Every string in the directory's kustomization file, read as a path relative to it."""
+def read_kustomization(directory: Path) -> Kustomization:
+    """What the kustomization file of `directory` names. A file that cannot be read names
+    nothing here: building its root reports the error."""
+    found = Kustomization(directory)
     try:
-        data = yaml.load(_kustomization_file(directory).read_bytes(), Loader=K8sLoader)
-    except (OSError, yaml.YAMLError, RecursionError):
-        return set()  # kustomize itself reports a broken kustomization when it builds it
-    found: set[str] = set()
+        data = yaml.load(kustomization_file(directory).read_bytes(), Loader=K8sLoader)
+    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+        return found
+    if not isinstance(data, dict):
+        return found
+    found.component = data.get("kind") == "Component"
+    for key in _CHILD_KEYS:
+        for entry in _as_list(data.get(key)):
+            if isinstance(entry, str) and _REMOTE.match(entry):
+                found.remote.append(entry)
+    for key in _PATCH_KEYS:
+        for entry in _as_list(data.get(key)):
+            ref = entry.get("path") if isinstance(entry, dict) else entry
+            # An inline patch (a YAML string with a newline) names no file.
+            if isinstance(ref, str) and "\n" not in ref and ref.endswith(YAML_SUFFIXES):
+                found.patches.add(norm(directory / ref))
+    for key in _CHILD_KEYS:
+        for entry in _as_list(data.get(key)):
+            if not isinstance(entry, str):
+                continue
+            path = norm(directory / entry)
+            if path != norm(directory) and _has_kustomization(path):
+                found.children.append(path)
+    # Every other string may be a path (resources, generators' files, values files, ...).
     stack: list[Any] = [data]
     while stack:
         value = stack.pop()
-        if isinstance(value, str):
-            if "\n" not in value and len(value) < 4096:
-                found.add(_norm(directory / value))
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
+        elif isinstance(value, str) and "\n" not in value and 0 < len(value) < 4096:
+            text = value.split("=", 1)[-1] if "=" in value else value  # `files: [key=path]`
+            path = norm(directory / text)
+            if os.path.isdir(path):  # noqa: PTH112 - str path
+                inside = norm(directory)
+                if not (_has_kustomization(path) or inside == path or inside.startswith(path)):
+                    found.folders.add(path)
+            elif os.path.isfile(path):  # noqa: PTH113
+                found.files.add(path)
     return found
 
 
-def kustomize_command() -> list[str]:
-    """`kustomize build` if kustomize is on PATH, else `kubectl kustomize`."""
+def _has_kustomization(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, n)) for n in KUSTOMIZATION_NAMES)  # noqa: PTH113,PTH118
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass
+class Graph:
+    """The kustomizations of a tree: roots and what each root reaches."""
+
+    nodes: dict[str, Kustomization]
+
+    @classmethod
+    def build(cls, directories: Iterable[Path]) -> Graph:
+        return cls({norm(d): read_kustomization(d) for d in sorted(directories)})
+
+    def roots(self) -> list[Path]:
+        """Directories no other kustomization references; components excluded."""
+        referenced = {child for node in self.nodes.values() for child in node.children}
+        return [
+            node.directory
+            for key, node in self.nodes.items()
+            if key not in referenced and not node.component
+        ]
+
+    def components(self) -> list[Path]:
+        return [n.directory for n in self.nodes.values() if n.component]
+
+    def closure(self, root: Path) -> Reach:
+        """Everything `root` reads: its kustomizations (bases, components), files, folders."""
+        reach = Reach()
+        stack = [norm(root)]
+        while stack:
+            key = stack.pop()
+            if key in reach.directories:
+                continue
+            reach.directories.add(key)
+            node = self.nodes.get(key) or read_kustomization(Path(key))
+            self.nodes.setdefault(key, node)
+            reach.files |= node.files
+            reach.folders |= node.folders
+            reach.patches |= node.patches
+            reach.remote.extend(node.remote)
+            stack.extend(node.children)
+        return reach
+
+    def patch_owners(self) -> dict[str, Path]:
+        """Each patch file (normalised) → the directory of a kustomization listing it."""
+        owners: dict[str, Path] = {}
+        for node in self.nodes.values():
+            for patch in sorted(node.patches):
+                owners.setdefault(patch, node.directory)
+        return owners
+
+    def listed_dirs(self) -> dict[str, Path]:
+        """Folders holding a kustomization (normalised → as found): their files are deployed
+        only when a kustomization names them."""
+        return {key: node.directory for key, node in self.nodes.items()}
+
+
+@dataclass
+class Reach:
+    """What one root reads (normalised paths)."""
+
+    directories: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    folders: set[str] = field(default_factory=set)
+    patches: set[str] = field(default_factory=set)
+    remote: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def kustomize_command() -> list[str] | None:
+    """`kustomize build` if kustomize is on PATH, else `kubectl kustomize`; None if neither."""
     kustomize = shutil.which("kustomize")
     if kustomize is not None:
         return [kustomize, "build"]
     kubectl = shutil.which("kubectl")
     if kubectl is not None:
         return [kubectl, "kustomize"]
-    raise InputError(
-        "kustomize overlays found but neither `kustomize` nor `kubectl` is on PATH: "
-        "install kustomize (https://kubectl.docs.kubernetes.io/installation/kustomize/) "
-        "or kubectl, or use --no-render to read the YAML files as they are"
-    )
+    return None
+
+
+MISSING_KUSTOMIZE = (
+    "kustomize overlays found but neither `kustomize` nor `kubectl` is on PATH: "
+    "install kustomize (https://kubectl.docs.kubernetes.io/installation/kustomize/) "
+    "or kubectl, or use --no-render to read the YAML files as they are"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """The output of one overlay's build; `origin_base` is the directory that the paths in
+    """The output of one root's build; `origin_base` is the directory that the paths in
     origin annotations are relative to."""
 
-    overlay: Path
+    root: Path
     output: bytes
     origin_base: Path
+    cached: bool = False
 
 
-def render_overlay(overlay: Path, command: Sequence[str]) -> Rendered:
-    """Build one overlay with origin annotations; fall back to a plain build."""
+@dataclass(frozen=True, slots=True)
+class RenderFailure:
+    """A root that did not build: `error` names its kustomization file; `remote` when only a
+    remote base could not be fetched."""
+
+    root: Path
+    error: ReadError
+    remote: bool = False
+
+
+def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | RenderFailure:
+    """Build one root with origin annotations; fall back to a plain build."""
     with tempfile.TemporaryDirectory(prefix="statekeeper-kustomize-") as wrapper:
-        target = os.path.relpath(Path(overlay).absolute(), wrapper)
+        target = os.path.relpath(Path(root).absolute(), wrapper)
         Path(wrapper, "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             f"resources:\n- {_quote(target)}\nbuildMetadata: [originAnnotations]\n",
             encoding="utf-8",
         )
-        done = _run(overlay, [*command, wrapper])
+        done = _run(root, [*command, wrapper])
+        if isinstance(done, RenderFailure):
+            return done
         if done.returncode == 0:
-            return Rendered(overlay, done.stdout, Path(wrapper))
-    # The wrapper failed: build the overlay itself, for its output or for an error message
+            return Rendered(root, done.stdout, Path(wrapper))
+    # The wrapper failed: build the root itself, for its output or for an error message
     # that names the user's files rather than a temporary directory.
-    done = _run(overlay, [*command, str(overlay)])
+    done = _run(root, [*command, str(root)])
+    if isinstance(done, RenderFailure):
+        return done
     if done.returncode != 0:
-        raise InputError(
-            f"{relative_to_cwd(overlay)}: kustomize build failed: {_first_error(done.stderr)}"
-        )
-    # Origin annotations, if the overlay asks for them itself, are relative to the overlay.
-    return Rendered(overlay, done.stdout, overlay)
+        message = first_error(done.stderr)
+        where = relative_to_cwd(kustomization_file(root))
+        remote = bool(reach.remote) and _is_fetch_error(message, reach.remote)
+        if remote:
+            reason = f"remote base cannot be fetched (offline?), not audited: {message}"
+        else:
+            reason = f"kustomize build failed: {message}"
+        return RenderFailure(root, ReadError(where, reason), remote)
+    # Origin annotations, if the root asks for them itself, are relative to the root.
+    return Rendered(root, done.stdout, root)
+
+
+def _is_fetch_error(message: str, remote: Sequence[str]) -> bool:
+    text = message.lower()
+    return any(ref.lower() in text for ref in remote) or any(
+        word in text for word in ("git clone", "git fetch", "no such host", "dial tcp", "git ")
+    )
 
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _run(overlay: Path, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+def _run(root: Path, argv: list[str]) -> subprocess.CompletedProcess[bytes] | RenderFailure:
+    where = relative_to_cwd(kustomization_file(root))
     try:
         return subprocess.run(
             argv,
@@ -157,12 +287,10 @@ def _run(overlay: Path, argv: list[str]) -> subprocess.CompletedProcess[bytes]:
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        raise InputError(
-            f"{relative_to_cwd(overlay)}: kustomize build did not finish "
-            f"in {RENDER_TIMEOUT_S:.0f} s"
-        ) from None
+        reason = f"kustomize build did not finish in {RENDER_TIMEOUT_S:.0f} s"
+        return RenderFailure(root, ReadError(where, reason))
     except OSError as err:
-        raise InputError(f"{relative_to_cwd(overlay)}: cannot run {argv[0]}: {err}") from None
+        return RenderFailure(root, ReadError(where, f"cannot run {argv[0]}: {err}"))
 
 
 # kubectl may log its error as `E1127 08:05:18.848314  8403 run.go:72] "command failed" err="…"`.
@@ -170,7 +298,7 @@ _KLOG_PREFIX = re.compile(r"^[EWIF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\] ")
 _KLOG_ERR = re.compile(r'^"command failed" err=("(?:[^"\\]|\\.)*")')
 
 
-def _first_error(stderr: bytes) -> str:
+def first_error(stderr: bytes) -> str:
     """The first meaningful line(s) of kustomize's stderr, without its `Error:` prefix."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
     lines = [line for line in lines if line and not line.startswith(("Usage:", "Examples:"))]
@@ -186,60 +314,134 @@ def _first_error(stderr: bytes) -> str:
         first = first.removeprefix(prefix)
     if len(lines) > 1 and len(first) < 80:
         first = f"{first} {lines[1]}"
+    first = " ".join(first.split())
     # kustomize chains causes on one line; the end holds the actual cause.
     return first if len(first) <= 400 else f"{first[:150]} … {first[-240:]}"
 
 
-def render_overlays(
-    result: LoadResult,
-    overlays: Sequence[Path],
+def render_roots(
+    roots: Sequence[tuple[Path, Reach]],
+    command: Sequence[str],
     *,
-    env: str | None,
-    overlay_envs: Mapping[str, str],
     max_workers: int | None,
-    max_file_bytes: int,
-) -> None:
-    """Render every overlay (in parallel) and add its objects to `result`, in overlay order."""
-    command = kustomize_command()
-    workers = max(1, min(max_workers or os.cpu_count() or 2, len(overlays), 8))
+    cache: RenderCache | None,
+    on_done: Callable[[], None] | None = None,
+) -> list[Rendered | RenderFailure]:
+    """Render every root (in parallel, from the cache when it can), in the order given."""
+
+    def one(item: tuple[Path, Reach]) -> Rendered | RenderFailure:
+        root, reach = item
+        key = cache.key(root, reach) if cache is not None else None
+        hit = cache.get(root, key) if cache is not None and key is not None else None
+        found: Rendered | RenderFailure = hit or render_root(root, command, reach)
+        if hit is None and cache is not None and key is not None and isinstance(found, Rendered):
+            cache.put(key, found)
+        if on_done is not None:
+            on_done()
+        return found
+
+    workers = max(1, min(max_workers or os.cpu_count() or 2, len(roots), 8))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kustomize") as pool:
-        rendered = list(pool.map(lambda overlay: render_overlay(overlay, command), overlays))
-    mapper = _SourceMapper(max_file_bytes)
-    for item in rendered:
-        environment = env if env is not None else overlay_envs.get(item.overlay.name)
-        _add_rendered(result, item, environment, mapper)
+        return list(pool.map(one, roots))
 
 
-def _kustomization_file(overlay: Path) -> Path:
-    for name in KUSTOMIZATION_NAMES:
-        if (overlay / name).is_file():
-            return overlay / name
-    return overlay / KUSTOMIZATION_NAMES[0]
+# --------------------------------------------------------------------------- render cache
 
 
-def _add_rendered(
-    result: LoadResult, item: Rendered, environment: str | None, mapper: _SourceMapper
-) -> None:
-    overlay_name = relative_to_cwd(item.overlay)
-    fallback_file = relative_to_cwd(_kustomization_file(item.overlay))
-    result.sources.append(overlay_name)
-    docs = parse_documents(item.output, f"{overlay_name} (rendered)")
-    for doc in docs:
-        body = doc.data
-        if not isinstance(body, dict):
-            continue  # kustomize only writes objects; nothing else to report
-        where = _pop_origin(body)
-        origin = Origin(fallback_file, doc.index, 1, overlay_name, environment)
-        extras: dict[str, Any] = {"source_mapped": False}
-        if where is not None:
-            origin, extras = mapper.locate(body, where, item.origin_base, origin)
-        target = result.resources
-        if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
-            target = result.other
-        target.append(Resource(body, origin, extras))
+def default_cache_dir() -> Path:
+    """`$STATEKEEPER_CACHE_DIR`, else `$XDG_CACHE_HOME/statekeeper`, else ~/.cache/statekeeper."""
+    explicit = os.environ.get("STATEKEEPER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "statekeeper"
 
 
-def _pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
+class RenderCache:
+    """Rendered output by content hash; a file per entry, written atomically."""
+
+    def __init__(self, directory: Path, command: Sequence[str], max_file_bytes: int) -> None:
+        self.directory = directory / "render"
+        self._max_bytes = max_file_bytes
+        self._digests: dict[str, str] = {}
+        binary = Path(command[0])
+        try:
+            info = binary.stat()
+            tool = f"{binary}:{info.st_size}:{info.st_mtime_ns}"
+        except OSError:
+            tool = str(binary)
+        self._salt = f"{CACHE_VERSION}\0{' '.join(command)}\0{tool}"
+
+    def key(self, root: Path, reach: Reach) -> str | None:
+        """The content hash of everything `root` reads; None for roots with remote bases."""
+        if reach.remote:
+            return None
+        files: set[str] = set(reach.files) | reach.patches
+        for folder in reach.directories:
+            files.update(_files_in(folder, recursive=False))
+        for folder in reach.folders:
+            files.update(_files_in(folder, recursive=True))
+        digest = hashlib.sha256(self._salt.encode())
+        digest.update(norm(root).encode())
+        for path in sorted(files):
+            digest.update(b"\0" + path.encode() + b"\0" + self._digest(path).encode())
+        return digest.hexdigest()
+
+    def _digest(self, path: str) -> str:
+        if path not in self._digests:
+            try:
+                data = read_file(Path(path), self._max_bytes)
+                self._digests[path] = hashlib.sha256(data).hexdigest()
+            except ReadError:
+                self._digests[path] = "unreadable"
+        return self._digests[path]
+
+    def get(self, root: Path, key: str) -> Rendered | None:
+        try:
+            data = (self.directory / key[:2] / key).read_bytes()
+        except OSError:
+            return None
+        header, _, output = data.partition(b"\n")
+        try:
+            base = json.loads(header)["origin_base"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return Rendered(root, output, Path(base), cached=True)
+
+    def put(self, key: str, item: Rendered) -> None:
+        folder = self.directory / key[:2]
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            header = json.dumps({"origin_base": str(item.origin_base)}).encode()
+            fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(header + b"\n" + item.output)
+            Path(temp).replace(folder / key)
+        except OSError:
+            return  # a cache that cannot be written only costs speed
+
+
+def _files_in(folder: str, *, recursive: bool) -> list[str]:
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if entry.is_file():
+                found.append(norm(entry.path))
+            elif recursive and entry.is_dir(follow_symlinks=False):
+                found.extend(_files_in(entry.path, recursive=True))
+        except OSError:
+            continue
+    return found
+
+
+# --------------------------------------------------------------------------- origins
+
+
+def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
     """Remove kustomize's origin annotation from `body` and return it parsed."""
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):
@@ -257,7 +459,7 @@ def _pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-class _SourceMapper:
+class SourceMapper:
     """Finds the document in a source file that a rendered object came from (files cached)."""
 
     def __init__(self, max_file_bytes: int) -> None:
@@ -310,6 +512,10 @@ class _SourceMapper:
                 self._docs[source] = parse_documents(
                     read_file(source, self._max_bytes), relative_to_cwd(source)
                 )
-            except InputError:
+            except ReadError:
                 self._docs[source] = None  # kustomize read it; we just cannot point inside it
         return self._docs[source]
+
+
+def under_any(path: str, folders: Collection[str]) -> bool:
+    return any(path == folder or path.startswith(folder + os.sep) for folder in folders)

@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from statekeeper.manifests.load import STDIN_NAME, K8sLoader
+from statekeeper.manifests.files import STDIN_NAME
 from statekeeper.manifests.resource import Resource
+from statekeeper.manifests.yaml import K8sLoader
 
 _MAX_BYTES = 16 * 1024 * 1024
 

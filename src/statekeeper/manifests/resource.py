@@ -69,3 +69,22 @@ class Resource:
     def key(self) -> tuple[str, str, str]:
         """(kind, namespace, name): identifies the object within one environment."""
         return (self.kind, self.namespace or "", self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """An input that could not be judged, kept for the rules that report it.
+
+    `kind` is "build" for a kustomization root that does not build (SK002; `remote` when the
+    only cause is a remote base that cannot be fetched) and "read" for a file that cannot be
+    read or parsed (SK003). `file` is the kustomization file or the unreadable file; `reason`
+    says what went wrong, without the file name; `line`/`column` are 1-based when known.
+    """
+
+    kind: str
+    file: str
+    reason: str
+    line: int | None = None
+    column: int | None = None
+    remote: bool = False
+    environment: str | None = None

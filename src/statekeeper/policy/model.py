@@ -34,6 +34,11 @@ class EnvironmentPolicy(_Strict):
         default_factory=list,
         description="Overlay directory names / `environment` label values meaning this env",
     )
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Path globs (relative to the audited directory; `**` any folders) of "
+        "kustomization roots in this environment, for layouts its folder names do not tell",
+    )
 
 
 class SharedStorage(_Strict):
@@ -253,6 +258,10 @@ class Policy(_Strict):
         for env in self.environments:
             mapping[env.lower()] = env
         return mapping
+
+    def environment_paths(self) -> dict[str, list[str]]:
+        """Environment -> the path globs of its kustomization roots (`environments.<e>.paths`)."""
+        return {env: list(spec.paths) for env, spec in self.environments.items() if spec.paths}
 
     def canonical_environment(self, name: str | None) -> str | None:
         """`"prod"` -> `"production"`; None if the name stands for no known environment."""

@@ -20,6 +20,7 @@ from statekeeper.policy.model import Policy
 
 _RULE_MODULES = (
     "statekeeper.rules.annotations",
+    "statekeeper.rules.inputs",
     "statekeeper.rules.storage",
     "statekeeper.rules.sqlite",
     "statekeeper.rules.config",
