@@ -14,6 +14,7 @@ use it).
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +80,11 @@ def add_documents(
     *,
     source_dir: str | None,
     tree_root: str | None = None,
+    environment: str | None = None,
 ) -> None:
     """Sort parsed documents of one plain file into resources, other mappings and notes.
     `tree_root` is the directory argument the file was found below (app names never come
-    from it or the folders above it)."""
+    from it or the folders above it); `environment` the one its path names."""
     extras: dict[str, Any] = {} if source_dir is None else {"source_dir": source_dir}
     if tree_root is not None:
         extras["tree_root"] = tree_root
@@ -90,7 +92,7 @@ def add_documents(
         body = doc.data
         if body is None:
             continue  # empty document (`---` at the end of a file, ...)
-        origin = Origin(file=file, document=doc.index, line=doc.line)
+        origin = Origin(file=file, document=doc.index, line=doc.line, environment=environment)
         if not isinstance(body, dict):
             what = type(body).__name__
             result.notes.append(
@@ -454,8 +456,16 @@ class _Loader:
         if not docs:
             self.result.notes.append(Note("no YAML documents; skipped", where, None))
             return
+        environment = None
+        if tree_root is not None:
+            environment = self.env_of.of_path(os.path.relpath(norm(path.parent), norm(tree_root)))
         add_documents(
-            self.result, docs, where, source_dir=relative_to_cwd(path.parent), tree_root=tree_root
+            self.result,
+            docs,
+            where,
+            source_dir=relative_to_cwd(path.parent),
+            tree_root=tree_root,
+            environment=environment,
         )
 
     # ------------------------------------------------------------------ rendered roots
