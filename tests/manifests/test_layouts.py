@@ -210,3 +210,39 @@ def test_same_base_in_two_roots_of_one_environment_found_once(repo: Path, kubect
     assert [(f.rule, f.environment, f.file) for f in report.findings] == [
         ("SK103", "production", "repo/base/pvc.yaml")
     ]
+
+
+def test_findings_point_at_the_patch_that_set_the_value(repo: Path, kubectl: str) -> None:
+    """A storageClassName set by `overlays/prod/pvc-patch.yaml` (strategic merge) and a size set
+    by an inline JSON 6902 patch are reported where they were set, not in the base."""
+    from statekeeper.engine import run_audit
+    from statekeeper.policy.load import load_policy
+
+    write(
+        repo,
+        {
+            "base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "base/pvc.yaml": PVC.format(name="vault-database-pvc", cls="synelia-iscsi-retain"),
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION
+            + "resources: [../../base]\n"
+            + "patches:\n"
+            + "  - path: pvc-patch.yaml\n"
+            + "  - target: {kind: PersistentVolumeClaim}\n"
+            + "    patch: |-\n"
+            + "      - op: replace\n"
+            + "        path: /spec/resources/requests/storage\n"
+            + "        value: 3Gi\n",
+            "overlays/prod/pvc-patch.yaml": (
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n"
+                "  name: vault-database-pvc\nspec:\n  storageClassName: fast\n"
+            ),
+        },
+    )
+    report = run_audit(["repo"], policy=load_policy(), only={"SK101", "SK104"})
+    got = {(f.rule, f.file, f.line) for f in report.findings}
+    assert got == {
+        ("SK101", "repo/overlays/prod/pvc-patch.yaml", 6),
+        ("SK104", "repo/overlays/prod/kustomization.yaml", 10),
+    }
+    # The user's kustomization is never edited to ask for the annotations.
+    assert "buildMetadata" not in (repo / "overlays/prod/kustomization.yaml").read_text()

@@ -47,6 +47,10 @@ from statekeeper.manifests.resource import Origin
 from statekeeper.manifests.yaml import K8sLoader, ParsedDocument, ReadError, parse_documents
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
+_PATCHERS = frozenset(
+    {"PatchTransformer", "PatchStrategicMergeTransformer", "PatchJson6902Transformer"}
+)
 RENDER_TIMEOUT_S = 300.0
 CACHE_VERSION = "1"
 # References kustomize fetches over the network rather than reading from the tree.
@@ -243,7 +247,8 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
         target = os.path.relpath(Path(root).absolute(), wrapper)
         Path(wrapper, "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            f"resources:\n- {_quote(target)}\nbuildMetadata: [originAnnotations]\n",
+            f"resources:\n- {_quote(target)}\n"
+            "buildMetadata: [originAnnotations, transformerAnnotations]\n",
             encoding="utf-8",
         )
         done = _run(root, [*command, wrapper])
@@ -464,6 +469,34 @@ def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def pop_patched_in(body: dict[str, Any], base: Path) -> list[str]:
+    """Remove kustomize's transformations annotation from `body`; return the kustomization
+    files (relative to the working directory) whose patches changed the object."""
+    metadata = body.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict) or TRANSFORMATIONS_ANNOTATION not in annotations:
+        return []
+    assert isinstance(metadata, dict)
+    text = annotations.pop(TRANSFORMATIONS_ANNOTATION)
+    if not annotations:
+        del metadata["annotations"]
+    try:
+        parsed = yaml.load(str(text), Loader=K8sLoader)
+    except yaml.YAMLError:
+        return []
+    found: list[str] = []
+    for entry in parsed if isinstance(parsed, list) else []:
+        if not isinstance(entry, dict) or entry.get("repo"):
+            continue
+        by = entry.get("configuredBy")
+        where = entry.get("configuredIn")
+        if isinstance(by, dict) and by.get("kind") in _PATCHERS and isinstance(where, str):
+            file = relative_to_cwd(os.path.normpath(base / where))
+            if file not in found:
+                found.append(file)
+    return found
 
 
 class SourceMapper:
