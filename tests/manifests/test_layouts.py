@@ -246,3 +246,28 @@ def test_findings_point_at_the_patch_that_set_the_value(repo: Path, kubectl: str
     }
     # The user's kustomization is never edited to ask for the annotations.
     assert "buildMetadata" not in (repo / "overlays/prod/kustomization.yaml").read_text()
+
+
+def test_progress_bar_only_on_a_terminal_and_never_when_quiet(
+    repo: Path, kubectl: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The rendering progress bar goes to stderr when it is a terminal, unless quiet; the
+    report itself is unchanged either way."""
+    import sys
+
+    write(
+        repo,
+        {
+            f"apps/a{i}/prod/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n"
+            for i in range(3)
+        }
+        | {
+            f"apps/a{i}/prod/pvc.yaml": PVC.format(name=f"a{i}-data-pvc", cls="c") for i in range(3)
+        },
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    shown = load_sources(["repo"], cache=False)
+    assert "rendering kustomizations" in capfd.readouterr().err
+    quiet = load_sources(["repo"], cache=False, quiet=True)
+    assert capfd.readouterr().err == ""
+    assert [r.body for r in shown.resources] == [r.body for r in quiet.resources]
