@@ -271,3 +271,17 @@ def test_progress_bar_only_on_a_terminal_and_never_when_quiet(
     quiet = load_sources(["repo"], cache=False, quiet=True)
     assert capfd.readouterr().err == ""
     assert [r.body for r in shown.resources] == [r.body for r in quiet.resources]
+
+
+def test_root_given_itself_gets_its_environment(repo: Path, kubectl: str) -> None:
+    write(
+        repo,
+        {
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "overlays/prod/pvc.yaml": PVC.format(name="a-data-pvc", cls="c"),
+        },
+    )
+    result = load_sources(["repo/overlays/prod"], overlay_envs=ENVS)
+    assert [(r.origin.overlay, r.origin.environment) for r in result.resources] == [
+        ("repo/overlays/prod", "production")
+    ]
