@@ -4,10 +4,12 @@ A *root* is a directory holding a kustomization file that no other kustomization
 references (as a resource, base or component): what a GitOps tool would build and deploy.
 Components (`kind: Component`) are never roots. Each root is built with `kustomize build` (or
 `kubectl kustomize` when only kubectl is on PATH) through a throw-away wrapper kustomization that
-adds `buildMetadata: [originAnnotations]` — the user's files are never edited: kustomize then
-writes a `config.kubernetes.io/origin` annotation naming the source file of every object (or the
-kustomization whose generator made it). The annotation is removed again after it has been read,
-so rules never see it.
+adds `buildMetadata: [originAnnotations, transformerAnnotations]` — the user's files are never
+edited: kustomize then writes a `config.kubernetes.io/origin` annotation naming the source file of
+every object (or the kustomization whose generator made it) and an
+`alpha.config.kubernetes.io/transformations` annotation naming the kustomizations whose patches
+changed it (`manifests.lines.patch_location` finds the patch line from them). Both are removed
+again after they have been read, so rules never see them.
 
 A root that does not build is a `ReadError` for the caller to report (SK002); when the only cause
 is a remote base that cannot be fetched (offline CI) `RenderFailure.remote` says so.
@@ -325,7 +327,7 @@ def first_error(stderr: bytes) -> str:
         first = f"{first} {lines[1]}"
     first = " ".join(first.split())
     # kustomize chains causes on one line; the end holds the actual cause.
-    return first if len(first) <= 400 else f"{first[:150]} … {first[-240:]}"
+    return first if len(first) <= 300 else f"{first[:100]} … {first[-180:]}"
 
 
 def render_roots(
