@@ -285,3 +285,49 @@ def test_root_given_itself_gets_its_environment(repo: Path, kubectl: str) -> Non
     assert [(r.origin.overlay, r.origin.environment) for r in result.resources] == [
         ("repo/overlays/prod", "production")
     ]
+
+
+def test_render_cache_runs_no_kustomize_on_an_unchanged_repo(
+    repo: Path, kubectl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second audit of an unchanged repo: no kustomize run, same objects and origins; a changed
+    base re-renders exactly the roots that read it."""
+    log = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    counting = bin_dir / "kubectl"
+    counting.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {kubectl} "$@"\n')
+    counting.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    write(
+        repo,
+        {
+            f"apps/{app}/base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n"
+            for app in ("a", "b")
+        }
+        | {
+            f"apps/{app}/base/pvc.yaml": PVC.format(name=f"{app}-data-pvc", cls="c")
+            for app in ("a", "b")
+        }
+        | {
+            f"apps/{app}/{env}/kustomization.yaml": KUSTOMIZATION + "resources: [../base]\n"
+            for app in ("a", "b")
+            for env in ("dev", "prod")
+        },
+    )
+
+    def calls() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def seen() -> list[tuple[str, str | None, str, int, str | None]]:
+        result = load_sources(["repo"], overlay_envs=ENVS)
+        return [
+            (r.name, r.namespace, r.origin.file, r.origin.line, r.origin.environment)
+            for r in result.resources
+        ]
+
+    cold = seen()
+    assert calls() == 4 and len(cold) == 4
+    assert seen() == cold and calls() == 4  # warm: kustomize not run at all
+    write(repo, {"apps/a/base/pvc.yaml": PVC.format(name="a-data-pvc", cls="other")})
+    assert len(seen()) == 4 and calls() == 6  # only apps/a/{dev,prod} rendered again

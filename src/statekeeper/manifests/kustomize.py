@@ -49,12 +49,13 @@ from statekeeper.manifests.resource import Origin
 from statekeeper.manifests.yaml import K8sLoader, ParsedDocument, ReadError, parse_documents
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+WRAPPER_METADATA = "buildMetadata: [originAnnotations, transformerAnnotations]"
 TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
 _PATCHERS = frozenset(
     {"PatchTransformer", "PatchStrategicMergeTransformer", "PatchJson6902Transformer"}
 )
 RENDER_TIMEOUT_S = 300.0
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # bump when the wrapper or the cached locations change
 # References kustomize fetches over the network rather than reading from the tree.
 _REMOTE = re.compile(r"^(?:https?://|git@|ssh://|git::|github\.com/|gitlab\.com/|bitbucket\.org/)")
 _PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
@@ -249,8 +250,7 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
         target = os.path.relpath(Path(root).absolute(), wrapper)
         Path(wrapper, "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            f"resources:\n- {_quote(target)}\n"
-            "buildMetadata: [originAnnotations, transformerAnnotations]\n",
+            f"resources:\n- {_quote(target)}\n{WRAPPER_METADATA}\n",
             encoding="utf-8",
         )
         done = _run(root, [*command, wrapper])
@@ -381,7 +381,7 @@ class RenderCache:
             tool = f"{binary}:{info.st_size}:{info.st_mtime_ns}"
         except OSError:
             tool = str(binary)
-        self._salt = f"{CACHE_VERSION}\0{' '.join(command)}\0{tool}"
+        self._salt = f"{CACHE_VERSION}\0{WRAPPER_METADATA}\0{' '.join(command)}\0{tool}"
 
     def key(self, root: Path, reach: Reach) -> str | None:
         """The content hash of everything `root` reads; None for roots with remote bases."""
