@@ -331,3 +331,32 @@ def test_render_cache_runs_no_kustomize_on_an_unchanged_repo(
     assert seen() == cold and calls() == 4  # warm: kustomize not run at all
     write(repo, {"apps/a/base/pvc.yaml": PVC.format(name="a-data-pvc", cls="other")})
     assert len(seen()) == 4 and calls() == 6  # only apps/a/{dev,prod} rendered again
+
+
+def test_input_findings_in_every_format(repo: Path, kubectl: str) -> None:
+    from statekeeper.engine import run_audit
+    from statekeeper.policy.load import load_policy
+    from statekeeper.report import render
+    from statekeeper.rules.base import all_rules
+
+    write(
+        repo,
+        {
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION + "resources: [missing.yaml]\n",
+            "apps/bad.yaml": "apiVersion: v1\nkind: ConfigMap\ndata: {a: [1, 2}\n",
+        },
+    )
+    report = run_audit(["repo"], policy=load_policy(), only={"SK002", "SK003"})
+    text = render(report, "text", rules=all_rules())
+    assert "SK002 overlay-does-not-build" in text and "SK003 unreadable-manifest" in text
+    as_json = json.loads(render(report, "json", rules=all_rules()))
+    assert {(f["rule"], f["file"]) for f in as_json["findings"]} == {
+        ("SK002", "repo/overlays/prod/kustomization.yaml"),
+        ("SK003", "repo/apps/bad.yaml"),
+    }
+    sarif = json.loads(render(report, "sarif", rules=all_rules()))
+    located = {
+        (r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+        for r in sarif["runs"][0]["results"]
+    }
+    assert located == {("SK002", 1), ("SK003", 3)}
