@@ -459,6 +459,23 @@ def _files_in(folder: str, *, recursive: bool) -> list[str]:
 # --------------------------------------------------------------------------- origins
 
 
+# Cluster-scoped kinds a GitOps repo holds (Flux's targetNamespace leaves them alone).
+_CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "StorageClass", "PersistentVolume", "CustomResourceDefinition",
+        "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver", "VolumeSnapshotClass",
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Node",
+    }
+)  # fmt: skip
+
+
+def is_namespaced(body: dict[str, Any]) -> bool:
+    """Whether an object lives in a namespace (kinds named `Cluster…` are cluster-wide)."""
+    kind = str(body.get("kind", ""))
+    return kind not in _CLUSTER_SCOPED and not kind.startswith("Cluster")
+
+
 def _pop_annotation(body: dict[str, Any], key: str) -> Any:
     """Remove the annotation `key` (kustomize's build metadata) from `body`; its YAML value
     parsed, or None when absent or unreadable."""
