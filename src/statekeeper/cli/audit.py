@@ -19,6 +19,8 @@ from statekeeper.errors import EXIT_FINDINGS, EXIT_OK, StatekeeperError
 
 if TYPE_CHECKING:
     from statekeeper.findings import Report
+    from statekeeper.report import ReportContext
+    from statekeeper.report.sarif import RuleInfo
 
 # Width of the terminal report when stdout is not a terminal (pipes, files, CI logs).
 PIPE_WIDTH = 100
@@ -124,6 +126,15 @@ def audit(
             "(e.g. --rule SK101,SK203).",
         ),
     ] = None,
+    srcroot: Annotated[
+        Path | None,
+        typer.Option(
+            "--srcroot",
+            help="Repository root that SARIF file URIs are relative to (default: the git root "
+            "of the working directory, else the working directory).",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     from statekeeper.engine import run_audit
     from statekeeper.policy.load import load_policy
@@ -149,12 +160,37 @@ def audit(
     color, width = False, PIPE_WIDTH
     if output is None and fmt is OutputFormat.text:
         color, width = _terminal_style()
-    text = render(report, fmt.value, color=color, width=width, rules=all_rules())
+    canonical_env = effective_policy.canonical_environment(env) if env else None
+    context = report_context(all_rules(), srcroot, effective_policy.name, canonical_env)
+    text = render(report, fmt.value, color=color, width=width, context=context)
     if output is None:
         _print(text)
     else:
         _write(output, text)
     raise typer.Exit(exit_code(report, fail_on.value))
+
+
+def report_context(
+    rules: Sequence[RuleInfo],
+    srcroot: Path | None,
+    policy: str,
+    env: str | None,
+    doc_url: str | None = None,
+) -> ReportContext:
+    """What the reporters need besides the report: rules, repository root, doc links."""
+    from statekeeper.repo import git_root
+    from statekeeper.report import DEFAULT_DOC_URL, ReportContext
+
+    cwd = Path.cwd()
+    root = srcroot.resolve() if srcroot is not None else (git_root(cwd) or cwd)
+    return ReportContext(
+        rules=rules,
+        doc_url=doc_url or DEFAULT_DOC_URL,
+        srcroot=root.as_posix(),
+        cwd=cwd.resolve().as_posix(),
+        policy=policy,
+        environment=env,
+    )
 
 
 def exit_code(report: Report, fail_on: str) -> int:
