@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import BinaryIO
 
 from statekeeper.findings import Finding, Note, Report, Severity, Suppressed
@@ -145,8 +145,12 @@ def run_audit(
     render: bool = True,
     stdin: BinaryIO | None = None,
     only: Collection[str] | None = None,
+    exclude: Callable[[str], bool] | None = None,
 ) -> Report:
-    """Load the sources (files, dirs, `-`, kustomize overlays), build the inventory, evaluate."""
+    """Load the sources (files, dirs, `-`, kustomize overlays), build the inventory, evaluate.
+
+    `exclude(file)` true drops the objects read from that file before anything judges them
+    (a config file's `exclude` globs)."""
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
@@ -161,6 +165,10 @@ def run_audit(
             overlay_envs=policy.overlay_environments(),
             stdin=stdin,
         )
+        if exclude is not None:
+            loaded.resources = [r for r in loaded.resources if not exclude(r.origin.file)]
+            loaded.other = [r for r in loaded.other if not exclude(r.origin.file)]
+            loaded.notes = [n for n in loaded.notes if not (n.file and exclude(n.file))]
         inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
         report = evaluate(inventory, policy, only=only)
     finally:
