@@ -49,9 +49,9 @@ def _root(
 
 
 def _register() -> None:
-    from statekeeper.cli import agent, audit, fix, generate, policy
+    from statekeeper.cli import agent, audit, fix, generate, init, policy
 
-    for module in (audit, policy, fix, generate, agent):
+    for module in (audit, init, policy, fix, generate, agent):
         module.register(app)
 
 
