@@ -47,6 +47,7 @@ test: lint typecheck unit
 
 docs: install
 	$(PY) -m statekeeper.rules.docs docs/rules
+	$(PY) -m statekeeper.policy.cache
 
 # The audit against a bare parse and Checkov (creates its own venvs for Checkov and parsers).
 bench: install-test

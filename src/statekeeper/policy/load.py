@@ -84,6 +84,20 @@ def policy_from_override(
 
 @lru_cache(maxsize=1)
 def _builtin_policy() -> Policy:
+    """The built-in policy: from the generated cache when it matches elite.yaml (no
+    validation, see `statekeeper.policy.cache`), else validated from the YAML."""
+    try:
+        from statekeeper.policy.builtin import elite_cache
+    except ImportError:  # pragma: no cover - the cache ships with the package
+        return _validated_builtin()
+    from statekeeper.policy.cache import yaml_digest
+
+    if yaml_digest(_builtin_text(DEFAULT_POLICY)) != elite_cache.YAML_SHA256:
+        return _validated_builtin()
+    return elite_cache.build()
+
+
+def _validated_builtin() -> Policy:
     return validate_policy(builtin_policy_data(), f"built-in policy {DEFAULT_POLICY}")
 
 

@@ -19,7 +19,9 @@ __all__ = ["parse_duration", "parse_quantity"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built on first validation, not at import: the built-in
+    # policy comes from a cache (statekeeper.policy.cache) and never needs them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class EnvironmentPolicy(_Strict):
