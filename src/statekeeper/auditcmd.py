@@ -210,6 +210,8 @@ def _excluder(settings: Config) -> Callable[[str], bool] | None:
 def _apply_baseline(
     report: Report, baseline: Path | None, write: Path | None, settings: Config
 ) -> Report:
+    if write is None and baseline is None and settings.baseline is None:
+        return report
     from statekeeper import ui
     from statekeeper.baseline import read_baseline, write_baseline
 

@@ -10,7 +10,6 @@ every option.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -38,41 +37,56 @@ SPEC: dict[tuple[str, ...], tuple[str, str, tuple[str, ...] | None]] = {
 }
 
 
-class _NotPlain(Exception):
-    """The command line needs Typer (help, an error message)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _NotPlain(message)
-
-
-def _parser() -> _Parser:
-    parser = _Parser(prog="statekeeper audit", add_help=False, allow_abbrev=False)
-    for opts, (dest, kind, choices) in SPEC.items():
-        if kind == "flag":
-            parser.add_argument(*opts, dest=dest, action="store_true")
-        elif kind == "list":
-            parser.add_argument(*opts, dest=dest, action="append", choices=choices, default=[])
-        else:
-            parser.add_argument(*opts, dest=dest, choices=choices)
-    parser.add_argument("paths", nargs="*")
-    return parser
-
-
 def parse(argv: Sequence[str]) -> dict[str, object] | None:
-    """The audit options of `argv` (after `audit`), or None when Typer should handle it."""
+    """The audit options of `argv` (after `audit`), or None when Typer should handle it.
+
+    Accepts `--opt value`, `--opt=value`, `-o value`, `-ovalue`, flags, PATHS anywhere and
+    `--` before PATHS (no argparse: its import and regexes cost more than this loop)."""
+    by_opt = {opt: spec for opts, spec in SPEC.items() for opt in opts}
+    values: dict[str, object] = {}
+    for dest, kind, _ in SPEC.values():
+        values[dest] = False if kind == "flag" else [] if kind == "list" else None
+    paths: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            paths.extend(args[i:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            paths.append(arg)
+            continue
+        if arg.startswith("--"):
+            opt, eq, inline = arg.partition("=")
+            value: str | None = inline if eq else None
+        else:
+            opt, value = arg[:2], (arg[2:] or None)
+        if opt not in by_opt:
+            return None
+        dest, kind, choices = by_opt[opt]
+        if kind == "flag":
+            if value is not None:
+                return None
+            values[dest] = True
+            continue
+        if value is None:
+            if i >= len(args):
+                return None
+            value = args[i]
+            i += 1
+        if choices is not None and value not in choices:
+            return None
+        if kind == "list":
+            cast_list = values[dest]
+            assert isinstance(cast_list, list)
+            cast_list.append(value)
+        else:
+            values[dest] = Path(value) if kind == "path" else value
     if any(arg in ("-h", "--help") for arg in argv):
         return None
-    try:
-        values = vars(_parser().parse_intermixed_args(list(argv)))
-    except _NotPlain:
-        return None
-    if any(str(p).startswith("-") and p != "-" for p in values["paths"]):
-        return None
-    for key in ("config", "policy", "baseline", "write_baseline", "srcroot"):
-        if values[key] is not None:
-            values[key] = Path(str(values[key]))
+    values["paths"] = paths
     return values
 
 

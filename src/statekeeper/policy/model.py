@@ -270,4 +270,9 @@ class Policy(_Strict):
         return None
 
     def rule_settings(self, rule_id: str, slug: str) -> RuleSettings:
-        return self.rules.get(rule_id) or self.rules.get(slug) or RuleSettings()
+        return self.rules.get(rule_id) or self.rules.get(slug) or _DEFAULT_RULE_SETTINGS
+
+
+# Built without validation: validating would build RuleSettings' validator on the audit's
+# start-up path (see statekeeper.policy.cache).
+_DEFAULT_RULE_SETTINGS = RuleSettings.model_construct()
