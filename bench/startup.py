@@ -7,6 +7,7 @@ Both run in fresh interpreters, interleaved, on the same one-document file:
   bare   python -c "import yaml; yaml.load(open(FILE), Loader=yaml.CSafeLoader)"
   audit  statekeeper audit FILE --no-render             (the pre-commit case; text report)
   json   statekeeper audit FILE --no-render -f json
+  typer  the same audit through the Typer app (what every run paid before the fast path)
   help   statekeeper audit --help                       (through Typer, for comparison)
 
 Each time is wall-clock around the whole process (interpreter start included). Noise on a
@@ -60,6 +61,13 @@ spec:
 """
 
 
+# The same audit through the Typer app, as every run went before the fast path.
+THROUGH_TYPER = (
+    "import sys; from statekeeper.cli import run; "
+    "sys.argv = ['statekeeper', 'audit', sys.argv[1], '--no-render']; run()"
+)
+
+
 def commands(file: Path) -> dict[str, list[str]]:
     bare = f"import yaml; yaml.load(open({str(file)!r}), Loader=yaml.CSafeLoader)"
     statekeeper = str(BIN / "statekeeper")
@@ -67,6 +75,7 @@ def commands(file: Path) -> dict[str, list[str]]:
         "bare": [sys.executable, "-c", bare],
         "audit": [statekeeper, "audit", str(file), "--no-render"],
         "json": [statekeeper, "audit", str(file), "--no-render", "-f", "json"],
+        "typer": [sys.executable, "-c", THROUGH_TYPER, str(file)],
         "help": [statekeeper, "audit", "--help"],
     }
 
