@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k agent -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit install install-test docs bench bench-render bench-agent clean
+.PHONY: demo test lint typecheck unit install install-test docs bench bench-render bench-startup bench-agent clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ test: lint typecheck unit
 
 docs: install
 	$(PY) -m statekeeper.rules.docs docs/rules
+	$(PY) -m statekeeper.policy.cache
 
 # The audit against a bare parse and Checkov (creates its own venvs for Checkov and parsers).
 bench: install-test
@@ -56,6 +57,10 @@ bench: install-test
 # Checkov's kustomize framework.
 bench-render: install-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/render.py
+
+# `statekeeper audit one-file.yaml --no-render` vs a bare `yaml.load` of it (pre-commit's cost).
+bench-startup: install
+	$(PY) bench/startup.py
 
 # The agent: restore vs bare `litestream restore`, idle sidecar cost, data lost after kill -9.
 bench-agent: install-test

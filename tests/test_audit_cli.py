@@ -20,6 +20,8 @@ import pytest
 from statekeeper.cli.audit import exit_code
 from statekeeper.findings import Finding, Report, Severity
 
+from .report.github_sarif import github_problems
+
 SARIF_SCHEMA = json.loads(
     (Path(__file__).parent / "report" / "sarif-schema-2.1.0.json").read_text()
 )
@@ -223,18 +225,49 @@ def test_format_json(bad: Path) -> None:
 
 
 def test_format_sarif_is_valid(bad: Path) -> None:
-    result = cli(str(bad), "--format", "sarif", "--fail-on", "never")
+    result = cli(bad.name, "--format", "sarif", "--fail-on", "never", cwd=bad.parent)
     log = json.loads(result.stdout)
     jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
     run = log["runs"][0]
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
     assert {"SK101", "SK103", "SK201", "SK401", "SK501"} <= set(rule_ids)
-    assert all(
-        r["helpUri"].endswith(f"docs/rules/{r['id']}.md") for r in run["tool"]["driver"]["rules"]
-    )
+    docs = Path(__file__).resolve().parent.parent / "docs" / "rules"
+    for rule in run["tool"]["driver"]["rules"]:
+        page = rule["helpUri"].rsplit("/", 1)[1]
+        assert page.startswith(rule["id"] + "-") and (docs / page).is_file(), rule["helpUri"]
     sk103 = next(r for r in run["results"] if r["ruleId"] == "SK103")
     region = sk103["locations"][0]["physicalLocation"]["region"]
     assert region["startLine"] > 1
+    assert github_problems(log) == []
+
+
+def test_sarif_uris_from_the_git_root_or_srcroot(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "apps").mkdir()
+    (repo / "apps" / "bad.yaml").write_text(CLEAN + BAD_PVC)
+    run_dir = repo / "apps"
+
+    def uris(*args: str) -> set[str]:
+        result = cli("bad.yaml", "-f", "sarif", "--fail-on", "never", *args, cwd=run_dir)
+        log = json.loads(result.stdout)
+        return {
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in log["runs"][0]["results"]
+        }
+
+    assert uris() == {"apps/bad.yaml"}
+    assert uris("--srcroot", str(run_dir)) == {"bad.yaml"}
+
+
+def test_sarif_from_stdin_keeps_the_name(bad: Path) -> None:
+    result = cli("-", "-f", "sarif", "--fail-on", "never", input=bad.read_text())
+    log = json.loads(result.stdout)
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
+    artifacts = [
+        r["locations"][0]["physicalLocation"]["artifactLocation"] for r in log["runs"][0]["results"]
+    ]
+    assert artifacts and all(a == {"uri": "<stdin>"} for a in artifacts)
 
 
 # --------------------------------------------------------------------------- selection

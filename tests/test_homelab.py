@@ -142,7 +142,35 @@ def test_inline_secret_never_reported(outputs: dict[str, subprocess.CompletedPro
 def test_sarif_is_valid(outputs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     log = json.loads(outputs["sarif"].stdout)
     jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
-    assert len(log["runs"][0]["results"]) == len(PLANTED) + len(SUPPRESSED)
+    from tests.report.github_sarif import github_problems  # (this file also runs as a script)
+
+    assert github_problems(log) == []
+
+
+def test_sarif_has_no_duplicate_alerts_and_real_help_pages(
+    outputs: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    run = json.loads(outputs["sarif"].stdout)["runs"][0]
+    covered: set[tuple[str, str]] = set()
+    keys = []
+    for result in run["results"]:
+        physical = result["locations"][0]["physicalLocation"]
+        uri = physical["artifactLocation"]["uri"]
+        assert physical["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
+        assert (REPO / uri).is_file(), uri  # relative to the git root
+        keys.append((result["ruleId"], uri, physical["region"]["startLine"]))
+        envs = result["properties"]["environments"]
+        covered |= {(result["ruleId"], env) for env in envs}
+        assert all(env in result["message"]["text"] for env in envs)
+    assert len(keys) == len(set(keys))
+    expected = {(rule, env) for rule, env, _, _ in PLANTED | SUPPRESSED}
+    assert covered == expected
+    # findings in both environments at one line are one alert: fewer results than findings
+    assert len(run["results"]) < len(PLANTED) + len(SUPPRESSED)
+    for rule in run["tool"]["driver"]["rules"]:
+        prefix = "https://github.com/statekeeper/statekeeper/blob/main/"
+        assert rule["helpUri"].startswith(prefix)
+        assert (REPO / rule["helpUri"][len(prefix) :]).is_file(), rule["helpUri"]
 
 
 def test_demo_prints_the_report_and_exits_0(

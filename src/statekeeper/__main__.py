@@ -1,7 +1,9 @@
 """Console entry point.
 
-`statekeeper --version` is answered before anything heavy is imported (target: < 150 ms);
-everything else goes to the Typer app in `statekeeper.cli`.
+`statekeeper --version` is answered before anything heavy is imported, and a plain
+`statekeeper audit ...` runs without importing Typer (`statekeeper.fastpath`; see
+bench/README.md for the start-up time); everything else goes to the Typer app in
+`statekeeper.cli`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ def main() -> None:
 
         sys.stdout.write(f"statekeeper {__version__}\n")
         return
+    from statekeeper.fastpath import main as fast
+
+    code = fast(sys.argv[1:])
+    if code is not None:
+        sys.stdout.flush()
+        sys.exit(code)
     from statekeeper.cli import run
 
     run()

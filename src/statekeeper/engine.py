@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import BinaryIO
 
 from statekeeper.findings import Finding, Note, Report, Severity, Suppressed
@@ -149,11 +149,14 @@ def run_audit(
     only: Collection[str] | None = None,
     strict_inputs: bool = False,
     quiet: bool = False,
+    exclude: Callable[[str], bool] | None = None,
 ) -> Report:
     """Load the sources (files, dirs, `-`, kustomization roots), build the inventory, evaluate.
 
     Inputs that cannot be read or rendered become findings (SK002/SK003); `strict_inputs`
-    makes the first of them an InputError instead. `quiet` hides the rendering progress bar."""
+    makes the first of them an InputError instead. `quiet` hides the rendering progress bar.
+    `exclude(file)` true drops what was read from that file (objects, notes, input problems)
+    before anything judges it (a config file's `exclude` globs)."""
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
@@ -171,6 +174,11 @@ def run_audit(
             strict=strict_inputs,
             quiet=quiet,
         )
+        if exclude is not None:
+            loaded.resources = [r for r in loaded.resources if not exclude(r.origin.file)]
+            loaded.other = [r for r in loaded.other if not exclude(r.origin.file)]
+            loaded.notes = [n for n in loaded.notes if not (n.file and exclude(n.file))]
+            loaded.problems = [p for p in loaded.problems if not exclude(p.file)]
         inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
         inventory.input_problems = list(loaded.problems)
         report = evaluate(inventory, policy, only=only)

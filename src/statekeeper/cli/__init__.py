@@ -8,11 +8,33 @@ no traceback reaches the user.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
 from statekeeper import __version__
 from statekeeper.errors import EXIT_USAGE, StatekeeperError
+
+
+def _no_flag_metavars() -> None:
+    """Typer's rich help shows a type for every option, `<bool>` for on/off flags too: a flag
+    takes no value, so show none (and no `<bool>` for --help)."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # an older Typer that shows no types
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        result: str | None = shown(self, ctx)
+        return result
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_flag_metavars()
 
 app = typer.Typer(
     name="statekeeper",
@@ -22,7 +44,7 @@ app = typer.Typer(
         "restores."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -49,9 +71,9 @@ def _root(
 
 
 def _register() -> None:
-    from statekeeper.cli import agent, audit, fix, generate, policy
+    from statekeeper.cli import agent, audit, fix, generate, init, policy
 
-    for module in (audit, policy, fix, generate, agent):
+    for module in (audit, init, policy, fix, generate, agent):
         module.register(app)
 
 

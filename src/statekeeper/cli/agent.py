@@ -1,7 +1,8 @@
 """CLI: `statekeeper agent restore | run | verify | lease release`.
 
-Every setting is a flag or a `STATEKEEPER_*` variable (flags win); see
-`statekeeper.agent.config` and the README's agent section.
+Every setting is a flag or a `STATEKEEPER_*` variable (flags win); each option's help names its
+variable (`[env var: ...]`, read by `statekeeper.agent.config`, not by Typer, so one validation
+and one error message cover both) or says `[flag only]`. See the README's agent section.
 """
 
 from __future__ import annotations
@@ -12,25 +13,32 @@ from typing import Annotated, Any
 
 import typer
 
-Bucket = Annotated[str | None, typer.Option(help="S3 bucket [env STATEKEEPER_BUCKET]")]
+Bucket = Annotated[str | None, typer.Option(help="S3 bucket \\[env var: STATEKEEPER_BUCKET]")]
 Endpoint = Annotated[
     str | None,
-    typer.Option(help="S3 endpoint URL, e.g. http://minio:9000 [STATEKEEPER_S3_ENDPOINT]"),
+    typer.Option(
+        help="S3 endpoint URL, e.g. http://minio:9000 \\[env var: STATEKEEPER_S3_ENDPOINT]"
+    ),
 ]
-Region = Annotated[str | None, typer.Option(help="S3 region [STATEKEEPER_REGION]")]
-Prefix = Annotated[str | None, typer.Option(help="Key prefix, one per app [STATEKEEPER_PREFIX]")]
+Region = Annotated[str | None, typer.Option(help="S3 region \\[env var: STATEKEEPER_REGION]")]
+Prefix = Annotated[
+    str | None, typer.Option(help="Key prefix, one per app \\[env var: STATEKEEPER_PREFIX]")
+]
 SqlitePaths = Annotated[
     str | None,
-    typer.Option("--sqlite-paths", help="Comma-separated SQLite files [STATEKEEPER_SQLITE_PATHS]"),
+    typer.Option(
+        "--sqlite-paths", help="Comma-separated SQLite files \\[env var: STATEKEEPER_SQLITE_PATHS]"
+    ),
 ]
 ConfigPaths = Annotated[
     str | None,
     typer.Option(
-        "--config-paths", help="Comma-separated config directories [STATEKEEPER_CONFIG_PATHS]"
+        "--config-paths",
+        help="Comma-separated config directories \\[env var: STATEKEEPER_CONFIG_PATHS]",
     ),
 ]
 LogFormat = Annotated[
-    str | None, typer.Option(help="Log format: text or json [STATEKEEPER_LOG_FORMAT]")
+    str | None, typer.Option(help="Log format: text or json \\[env var: STATEKEEPER_LOG_FORMAT]")
 ]
 
 
@@ -85,24 +93,29 @@ def restore(
     log_format: LogFormat = None,
     integrity: Annotated[
         str | None,
-        typer.Option(help="full (PRAGMA integrity_check) or quick [STATEKEEPER_INTEGRITY]"),
+        typer.Option(
+            help="full (PRAGMA integrity_check) or quick \\[env var: STATEKEEPER_INTEGRITY]"
+        ),
     ] = None,
     allow_empty: Annotated[
         bool | None,
         typer.Option(
             "--allow-empty/--no-allow-empty",
-            help="Start even when a previously initialised DB and its replica are both gone.",
+            help="Start even when a previously initialised DB and its replica are both gone. "
+            "\\[env var: STATEKEEPER_ALLOW_EMPTY]",
         ),
     ] = None,
     restore_timeout: Annotated[
         str | None,
-        typer.Option(help="Deadline of one DB restore, e.g. 1h [STATEKEEPER_RESTORE_TIMEOUT]"),
+        typer.Option(
+            help="Deadline of one DB restore, e.g. 1h \\[env var: STATEKEEPER_RESTORE_TIMEOUT]"
+        ),
     ] = None,
     on_stale: Annotated[
         str | None,
         typer.Option(
             help="A healthy DB older than its replica: refuse, or restore (quarantine it and "
-            "restore the replica) [STATEKEEPER_ON_STALE]"
+            "restore the replica) \\[env var: STATEKEEPER_ON_STALE]"
         ),
     ] = None,
 ) -> None:
@@ -135,15 +148,19 @@ def run(
     config_paths: ConfigPaths = None,
     log_format: LogFormat = None,
     rclone_interval: Annotated[
-        str | None, typer.Option(help="Config sync interval, 5m-15m [STATEKEEPER_RCLONE_INTERVAL]")
+        str | None,
+        typer.Option(help="Config sync interval, 5m-15m \\[env var: STATEKEEPER_RCLONE_INTERVAL]"),
     ] = None,
     max_delete: Annotated[
         float | None,
         typer.Option(
-            help="Refuse a sync deleting more than this % of remote files [STATEKEEPER_MAX_DELETE]"
+            help="Refuse a sync deleting more than this % of remote files "
+            "\\[env var: STATEKEEPER_MAX_DELETE]"
         ),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Metrics/health port [STATEKEEPER_PORT]")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Metrics/health port \\[env var: STATEKEEPER_PORT]")
+    ] = None,
 ) -> None:
     """Sidecar: supervise `litestream replicate`, sync config with rclone, serve /metrics."""
     config = _config(
@@ -173,10 +190,12 @@ def verify(
     config_paths: ConfigPaths = None,
     log_format: LogFormat = None,
     max_age: Annotated[
-        str | None, typer.Option(help="Fail when the recovery point is older, e.g. 15m, 1h")
+        str | None,
+        typer.Option(help="Fail when the recovery point is older, e.g. 15m, 1h \\[flag only]"),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the JSON report here too.")
+        Path | None,
+        typer.Option("--output", "-o", help="Write the JSON report here too. \\[flag only]"),
     ] = None,
 ) -> None:
     """Restore drill: restore the newest replicas to scratch, check them, report JSON."""
@@ -202,7 +221,11 @@ def lease_release(
     prefix: Prefix = None,
     log_format: LogFormat = None,
     force: Annotated[
-        bool, typer.Option(help="Release even when another holder's lease is still fresh.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Release even when another holder's lease is still fresh. \\[flag only]",
+        ),
     ] = False,
 ) -> None:
     """Free a stuck replication lease (e.g. after a node died)."""

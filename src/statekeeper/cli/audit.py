@@ -1,39 +1,43 @@
 """CLI: `statekeeper audit` — judge manifests and kustomize overlays against the strategy.
 
-Arguments → `load_policy` → `run_audit` (only the `--rule` rules) → a reporter → stdout or
-`--output`, then the exit code from `--fail-on`. Heavy modules (engine, rules, rich, PyYAML) are
-imported inside the command so `statekeeper --version` and `--help` stay fast.
+The Typer front door (options, help, completion, usage errors); the work is in
+`statekeeper.auditcmd`, which plain command lines also reach without Typer through
+`statekeeper.fastpath`. Heavy modules (engine, rules, rich, PyYAML) are imported inside the
+command so `statekeeper --version` and `--help` stay fast.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from statekeeper.errors import EXIT_FINDINGS, EXIT_OK, StatekeeperError
-
 if TYPE_CHECKING:
     from statekeeper.findings import Report
-
-# Width of the terminal report when stdout is not a terminal (pipes, files, CI logs).
-PIPE_WIDTH = 100
 
 
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
+    junit = "junit"
+    markdown = "markdown"
+    github = "github"
+    codequality = "codequality"
 
 
 class FailOn(StrEnum):
     error = "error"
     warning = "warning"
     info = "info"
+    never = "never"
+
+
+class Color(StrEnum):
+    auto = "auto"
+    always = "always"
     never = "never"
 
 
@@ -48,21 +52,32 @@ HELP = (
     "`environments.<name>.paths`); the files it reads are judged only as rendered. "
     "`--no-render` reads the YAML files as they are instead. A root that does not build "
     "(SK002) or a file that cannot be read (SK003) is a finding and the audit goes on.\n\n"
-    "Formats (--format):\n"
-    "  text   a report for people: findings grouped by app and environment,\n"
-    "         a summary with counts per severity and a compliance score per\n"
-    "         app and environment (colour only on a terminal; NO_COLOR: none)\n"
-    '  json   versioned JSON: {"version": 1, "tool", "findings",\n'
-    '         "suppressed", "notes", "summary"}\n'
-    "  sarif  SARIF 2.1.0 for code scanning (GitHub, GitLab), file/line locations\n\n"
+    "Settings come from flags, else from `.statekeeper.yaml` (found from the working directory "
+    "up to the git root, or --config; `statekeeper init` writes one), else the defaults.\n\n"
+    "Formats (--format, repeatable; pair each with its own --output):\n"
+    "  text         a report for people: findings grouped by app and\n"
+    "               environment, a summary with counts per severity and a\n"
+    "               compliance score per app and environment\n"
+    '  json         versioned JSON: {"version": 1, "tool", "findings",\n'
+    '               "suppressed", "notes", "summary"}\n'
+    "  sarif        SARIF 2.1.0 for code scanning (GitHub, GitLab), one\n"
+    "               result per rule, file and line\n"
+    "  junit        JUnit XML, one testcase per rule and object\n"
+    "  markdown     a table for job summaries and pull-request comments\n"
+    "  github       GitHub Actions annotations (::error file=...)\n"
+    "  codequality  GitLab Code Quality JSON\n\n"
+    "Example: `-f text -f sarif -o report.sarif` prints the text and writes the SARIF (outputs "
+    "go to the last formats; `-o sarif=report.sarif` names the format).\n\n"
     "Exit codes:\n"
     "  0  no finding at or above --fail-on (or --fail-on never)\n"
     "  1  findings at or above --fail-on\n"
-    "  2  usage error (bad flag, missing path, bad policy), a file named\n"
-    "     on the command line that cannot be read, or any unreadable\n"
-    "     input with --strict-inputs\n\n"
+    "  2  usage error (bad flag, missing path, bad policy or config), a\n"
+    "     file named on the command line that cannot be read, any\n"
+    "     unreadable input with --strict-inputs, nothing audited with\n"
+    "     --fail-if-no-objects\n\n"
     'Silence one finding with the annotation `statekeeper.io/ignore: "SK103: <reason>"` on the '
-    "object. The user guide is docs/audit.md; each rule has a page in docs/rules/.\n"
+    "object; adopt the tool on a repository with old findings with --write-baseline, then "
+    "--baseline. The user guide is docs/audit.md; each rule has a page in docs/rules/.\n"
 )
 
 
@@ -80,8 +95,18 @@ def audit(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Files, directories or - (stdin). Default: the current directory.",
+            help="Files, directories or - (stdin). Default: the config's paths, else the "
+            "current directory.",
             show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Config file (default: .statekeeper.yaml from here up to the git root).",
+            dir_okay=False,
         ),
     ] = None,
     policy: Annotated[
@@ -105,20 +130,33 @@ def audit(
         typer.Option("--no-render", help="Do not render kustomize overlays; read files as-is."),
     ] = False,
     fmt: Annotated[
-        OutputFormat,
-        typer.Option("--format", "-f", help="Output format: text, json or sarif."),
-    ] = OutputFormat.text,
+        list[OutputFormat] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format (repeatable): text, json, sarif, junit, markdown, github, "
+            "codequality.",
+            show_default="text",
+        ),
+    ] = None,
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+        list[str] | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write a format's report to this file (repeatable; FORMAT=FILE names the "
+            "format) instead of stdout.",
+            metavar="FILE",
+        ),
     ] = None,
     fail_on: Annotated[
-        FailOn,
+        FailOn | None,
         typer.Option(
             "--fail-on",
             help="Exit 1 when a finding is at least this severe (never: always exit 0).",
+            show_default="error",
         ),
-    ] = FailOn.error,
+    ] = None,
     rule: Annotated[
         list[str] | None,
         typer.Option(
@@ -126,6 +164,32 @@ def audit(
             "-r",
             help="Only report these rules: ids or slugs, comma-separated or repeated "
             "(e.g. --rule SK101,SK203).",
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="Report only findings not recorded in this baseline file.",
+            dir_okay=False,
+        ),
+    ] = None,
+    write_baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-baseline",
+            help="Record every current finding in this file (replacing it), then report as "
+            "if they were all known.",
+            dir_okay=False,
+        ),
+    ] = None,
+    srcroot: Annotated[
+        Path | None,
+        typer.Option(
+            "--srcroot",
+            help="Repository root that report paths are relative to (default: the git root "
+            "of the working directory, else the working directory).",
+            file_okay=False,
         ),
     ] = None,
     strict_inputs: Annotated[
@@ -136,94 +200,58 @@ def audit(
             "(exit 2) instead of reporting it as a finding (SK002/SK003) and going on.",
         ),
     ] = False,
+    fail_if_no_objects: Annotated[
+        bool,
+        typer.Option(
+            "--fail-if-no-objects",
+            help="Exit 2 when no Kubernetes object was found (a wrong path, say).",
+        ),
+    ] = False,
+    color: Annotated[
+        Color | None,
+        typer.Option(
+            "--color",
+            help="Colour the text report: auto (on a terminal, unless NO_COLOR is set), "
+            "always, never.",
+            show_default="auto",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print no warnings or progress on stderr.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Say on stderr which config, policy and baseline are used."
+        ),
+    ] = False,
 ) -> None:
-    from statekeeper.engine import run_audit
-    from statekeeper.policy.load import load_policy
-    from statekeeper.report import render
-    from statekeeper.rules.base import all_rules
+    from statekeeper.auditcmd import AuditOptions, run
 
-    wanted = _wanted_rules(rule or [])
-    sources = list(paths or ["."])
-    effective_policy = load_policy(policy)
-    if env is not None and effective_policy.canonical_environment(env) is None:
-        # A typo here would silently switch off every storage-class check: refuse it.
-        known = ", ".join(sorted(effective_policy.overlay_environments()))
-        raise StatekeeperError(f"--env {env!r}: unknown environment (the policy knows: {known})")
-    report = run_audit(
-        sources,
-        policy=effective_policy,
+    options = AuditOptions(
+        paths=list(paths or []),
+        config=config,
+        policy=policy,
         env=env,
-        render=not no_render,
-        stdin=sys.stdin.buffer if "-" in sources else None,
-        only=wanted,
+        no_render=no_render,
+        formats=[f.value for f in fmt or []],
+        outputs=list(output or []),
+        fail_on=fail_on.value if fail_on else None,
+        rules=list(rule or []),
+        baseline=baseline,
+        write_baseline=write_baseline,
+        srcroot=srcroot,
         strict_inputs=strict_inputs,
+        fail_if_no_objects=fail_if_no_objects,
+        color=color.value if color else None,
+        quiet=quiet,
+        verbose=verbose,
     )
-
-    color, width = False, PIPE_WIDTH
-    if output is None and fmt is OutputFormat.text:
-        color, width = _terminal_style()
-    text = render(report, fmt.value, color=color, width=width, rules=all_rules())
-    if output is None:
-        _print(text)
-    else:
-        _write(output, text)
-    raise typer.Exit(exit_code(report, fail_on.value))
+    raise typer.Exit(run(options))
 
 
 def exit_code(report: Report, fail_on: str) -> int:
     """1 when a finding is at least as severe as `fail_on` (error, warning, info), else 0."""
-    from statekeeper.findings import Severity
+    from statekeeper.auditcmd import exit_code as code
 
-    if fail_on == "never":
-        return EXIT_OK
-    threshold = Severity(fail_on)
-    failing = any(f.severity.at_least(threshold) for f in report.findings)
-    return EXIT_FINDINGS if failing else EXIT_OK
-
-
-def _wanted_rules(values: Sequence[str]) -> set[str] | None:
-    """Rule ids selected by --rule (ids or slugs, comma-separated); None = every rule."""
-    from statekeeper.rules.base import all_rules
-
-    keys = [key.strip() for value in values for key in value.split(",") if key.strip()]
-    if not keys:
-        return None
-    known = {r.id.lower(): r.id for r in all_rules()} | {r.slug: r.id for r in all_rules()}
-    wanted: set[str] = set()
-    for key in keys:
-        rule_id = known.get(key.lower())
-        if rule_id is None:
-            choices = ", ".join(sorted(set(known.values())))
-            raise StatekeeperError(f"--rule: unknown rule {key!r}; known rules: {choices}")
-        wanted.add(rule_id)
-    return wanted
-
-
-def _terminal_style() -> tuple[bool, int]:
-    """(colour?, width) for stdout, as rich's Console sees it: colour only on a terminal, never
-    with NO_COLOR; FORCE_COLOR forces it; the terminal's width, or PIPE_WIDTH when piped."""
-    from rich.console import Console
-
-    console = Console(file=sys.stdout)
-    color = console.is_terminal and console.color_system is not None and not console.no_color
-    return color, (console.width if console.is_terminal else PIPE_WIDTH)
-
-
-def _print(text: str) -> None:
-    """Write to stdout; a reader that went away (`| head`) is not an error."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        import os
-
-        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-
-
-def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise StatekeeperError(f"cannot write the report to {path}: {exc.strerror}") from None
+    return code(report, fail_on)

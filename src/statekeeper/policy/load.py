@@ -48,8 +48,19 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """
     if path is None:
         return _builtin_policy()
-    source = str(path)
-    override = _read_policy_file(Path(path))
+    return policy_from_override(_read_policy_file(Path(path)), str(path))
+
+
+def policy_from_override(
+    override: dict[str, Any],
+    source: str,
+    extra: dict[str, Any] | None = None,
+    aliases: dict[str, list[str]] | None = None,
+) -> Policy:
+    """The built-in policy named by `override["extends"]` (default elite) deep-merged with
+    `override`, then with `extra` (a config file's settings); `aliases` (environment -> overlay
+    directory names) are added to the environments' aliases. PolicyError names `source`."""
+    override = dict(override)
     base_name = override.pop("extends", DEFAULT_POLICY)
     if base_name in (None, "none"):
         base: dict[str, Any] = {}
@@ -58,12 +69,35 @@ def load_policy(path: str | Path | None = None) -> Policy:
     else:
         raise PolicyError(f"{source}: field extends: unknown built-in policy {base_name!r}")
     merged = deep_merge(base, override)
+    if extra:
+        merged = deep_merge(merged, extra)
+    for env, names in (aliases or {}).items():
+        spec = (merged.get("environments") or {}).get(env)
+        if not isinstance(spec, dict):
+            raise PolicyError(f"{source}: field environments.{env}: unknown environment")
+        known = list(spec.get("aliases") or [])
+        spec = {**spec, "aliases": known + [n for n in names if n not in known]}
+        merged["environments"] = {**merged["environments"], env: spec}
     merged["extends"] = base_name if isinstance(base_name, str) else "none"
     return validate_policy(merged, source)
 
 
 @lru_cache(maxsize=1)
 def _builtin_policy() -> Policy:
+    """The built-in policy: from the generated cache when it matches elite.yaml (no
+    validation, see `statekeeper.policy.cache`), else validated from the YAML."""
+    try:
+        from statekeeper.policy.builtin import elite_cache
+    except ImportError:  # pragma: no cover - the cache ships with the package
+        return _validated_builtin()
+    from statekeeper.policy.cache import yaml_digest
+
+    if yaml_digest(_builtin_text(DEFAULT_POLICY)) != elite_cache.YAML_SHA256:
+        return _validated_builtin()
+    return elite_cache.build()
+
+
+def _validated_builtin() -> Policy:
     return validate_policy(builtin_policy_data(), f"built-in policy {DEFAULT_POLICY}")
 
 
@@ -77,6 +111,11 @@ def validate_policy(data: dict[str, Any], source: str) -> Policy:
         message = str(error["msg"]).replace("\n", " ")
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise PolicyError(f"{source}: field {field}: {message}{more}") from None
+
+
+def read_policy_file(path: Path) -> dict[str, Any]:
+    """The mapping in a policy file; PolicyError (one line) when it cannot be read."""
+    return _read_policy_file(path)
 
 
 def _read_policy_file(path: Path) -> dict[str, Any]:

@@ -19,7 +19,9 @@ __all__ = ["parse_duration", "parse_quantity"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built on first validation, not at import: the built-in
+    # policy comes from a cache (statekeeper.policy.cache) and never needs them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class EnvironmentPolicy(_Strict):
@@ -277,4 +279,9 @@ class Policy(_Strict):
         return None
 
     def rule_settings(self, rule_id: str, slug: str) -> RuleSettings:
-        return self.rules.get(rule_id) or self.rules.get(slug) or RuleSettings()
+        return self.rules.get(rule_id) or self.rules.get(slug) or _DEFAULT_RULE_SETTINGS
+
+
+# Built without validation: validating would build RuleSettings' validator on the audit's
+# start-up path (see statekeeper.policy.cache).
+_DEFAULT_RULE_SETTINGS = RuleSettings.model_construct()

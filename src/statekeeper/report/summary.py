@@ -72,6 +72,24 @@ def sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=finding_sort_key)
 
 
+def group_by_location(findings: Iterable[Finding]) -> list[list[Finding]]:
+    """Findings of one rule at one file and line (one base manifest judged in several
+    environments) as one group, in first-seen order; findings without a file stay alone."""
+    groups: dict[tuple[str, str, int], list[Finding]] = {}
+    loose: list[list[Finding]] = []
+    for f in findings:
+        if not f.file:
+            loose.append([f])
+            continue
+        groups.setdefault((f.rule, f.file, f.line or 1), []).append(f)
+    return [*groups.values(), *loose]
+
+
+def environments_of(findings: Iterable[Finding]) -> list[str]:
+    """The distinct environments of some findings, sorted, "(unknown)" last."""
+    return sorted({env_of(f) for f in findings}, key=_group_order)
+
+
 def note_sort_key(note: Note) -> tuple[str, int, str]:
     return (note.file or "", note.line or 0, note.message)
 
