@@ -849,10 +849,11 @@ class _Renderer:
 
 
 def _first_line(stderr: bytes) -> str:
-    lines = [
-        line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()
-    ]
-    text = lines[0].removeprefix("Error: ") if lines else "no error output"
+    """helm's error line (`Error: …`), not the log lines (`level=INFO msg=…`) before it."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("level=", "WARNING:"))]
+    errors = [line for line in lines if line.startswith("Error:")]
+    text = (errors or lines or ["no error output"])[0].removeprefix("Error: ")
     return text if len(text) <= 300 else text[:300] + " …"
 
 
