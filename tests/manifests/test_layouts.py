@@ -191,3 +191,22 @@ def test_duplicate_anchor_read_as_kubectl_reads_it(kubectl: str, tmp_path: Path)
     theirs = json.loads(done.stdout)["data"]
     ours = parse_documents(text.encode(), "dup.yaml")[0].data["data"]
     assert ours == theirs == {"a": "first", "b": "first", "c": "second", "d": "second"}
+
+
+def test_same_base_in_two_roots_of_one_environment_found_once(repo: Path, kubectl: str) -> None:
+    from statekeeper.engine import run_audit
+    from statekeeper.policy.load import load_policy
+
+    write(
+        repo,
+        {
+            "base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "base/pvc.yaml": PVC.format(name="badname", cls="synelia-iscsi-retain"),
+            "clusters/prod/a/kustomization.yaml": KUSTOMIZATION + "resources: [../../../base]\n",
+            "clusters/prod/b/kustomization.yaml": KUSTOMIZATION + "resources: [../../../base]\n",
+        },
+    )
+    report = run_audit(["repo"], policy=load_policy(), only={"SK103"})
+    assert [(f.rule, f.environment, f.file) for f in report.findings] == [
+        ("SK103", "production", "repo/base/pvc.yaml")
+    ]

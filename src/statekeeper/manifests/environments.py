@@ -22,6 +22,7 @@ from statekeeper.manifests.yaml import ReadError, parse_documents
 
 # Folders whose child folder names an environment.
 _ENV_PARENTS = frozenset({"overlays", "clusters", "cluster", "environments", "envs", "env"})
+_TEST_SUITES = frozenset({"test", "tests", "testing"})
 # Kinds that deploy a folder of the repository, and where they name it.
 _DEPLOYERS = (b"kustomize.toolkit.fluxcd.io", b"argoproj.io")
 
@@ -99,6 +100,8 @@ class EnvironmentMap:
             if parent.lower() in _ENV_PARENTS and (named := self.alias(child)) is not None:
                 return named
         for part in reversed(parts):
+            if part.lower() in _TEST_SUITES:
+                continue  # `test/` at large holds test suites, not the test environment
             if (named := self.alias(part)) is not None:
                 return named
         return None

@@ -19,6 +19,7 @@ and by the kustomize binary; roots with remote bases are never cached.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -221,6 +222,9 @@ class Rendered:
     output: bytes
     origin_base: Path
     cached: bool = False
+    key: str | None = None  # its render-cache key, if it may be cached
+    # From the cache: where each rendered document came from, as `locations_of` made them.
+    locations: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +338,8 @@ def render_roots(
         key = cache.key(root, reach) if cache is not None else None
         hit = cache.get(root, key) if cache is not None and key is not None else None
         found: Rendered | RenderFailure = hit or render_root(root, command, reach)
-        if hit is None and cache is not None and key is not None and isinstance(found, Rendered):
-            cache.put(key, found)
+        if hit is None and key is not None and isinstance(found, Rendered):
+            found = dataclasses.replace(found, key=key)  # the caller caches it once mapped
         if on_done is not None:
             on_done()
         return found
@@ -403,16 +407,19 @@ class RenderCache:
             return None
         header, _, output = data.partition(b"\n")
         try:
-            base = json.loads(header)["origin_base"]
+            meta = json.loads(header)
+            base, locations = meta["origin_base"], meta["locations"]
         except (ValueError, KeyError, TypeError):
             return None
-        return Rendered(root, output, Path(base), cached=True)
+        return Rendered(root, output, Path(base), cached=True, key=key, locations=locations)
 
-    def put(self, key: str, item: Rendered) -> None:
+    def put(self, key: str, item: Rendered, locations: list[Any]) -> None:
+        """Keep a root's output and where its documents came from (JSON-able)."""
         folder = self.directory / key[:2]
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            header = json.dumps({"origin_base": str(item.origin_base)}).encode()
+            meta = {"origin_base": str(item.origin_base), "locations": locations}
+            header = json.dumps(meta, separators=(",", ":")).encode()
             fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(header + b"\n" + item.output)

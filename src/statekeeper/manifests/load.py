@@ -373,7 +373,9 @@ class _Loader:
             if isinstance(item, kustomize.RenderFailure):
                 self.problem("build", item.error, remote=item.remote, env=environment)
                 continue
-            self._add_rendered(item, environment, mapper, root.tree_root)
+            locations = self._add_rendered(item, environment, mapper, root.tree_root)
+            if render_cache is not None and item.key and not item.cached and locations:
+                render_cache.put(item.key, item, locations)
 
     # ------------------------------------------------------------------ files
 
@@ -489,30 +491,45 @@ class _Loader:
         environment: str | None,
         mapper: kustomize.SourceMapper,
         tree_root: str,
-    ) -> None:
+    ) -> list[Any] | None:
+        """Add a root's objects; return where each document came from (for the cache), or
+        None when its output could not be read."""
         root_name = relative_to_cwd(item.root)
         fallback_file = relative_to_cwd(kustomization_file(item.root))
         try:
             docs = parse_documents(item.output, f"{root_name} (rendered)")
         except ReadError as err:
             self.problem("build", ReadError(fallback_file, err.reason), env=environment)
-            return
+            return None
         self.result.sources.append(root_name)
-        for doc in docs:
+        cached = (
+            item.locations
+            if item.locations is not None and len(item.locations) == len(docs)
+            else None
+        )
+        locations: list[Any] = []
+        for index, doc in enumerate(docs):
             body = doc.data
             if not isinstance(body, dict):
+                locations.append(None)
                 continue  # kustomize only writes objects; nothing else to report
             where = kustomize.pop_origin(body)
             origin = Origin(fallback_file, doc.index, 1, root_name, environment)
             extras: dict[str, Any] = {"source_mapped": False}
-            if where is not None:
+            if cached is not None and cached[index] is not None:
+                file, document, line, extras = cached[index]
+                origin = Origin(file, document, line, root_name, environment)
+                extras = dict(extras)
+            elif where is not None:
                 origin, extras = mapper.locate(body, where, item.origin_base, origin)
+            locations.append([origin.file, origin.document, origin.line, dict(extras)])
             extras.setdefault("source_dir", root_name)
             extras["tree_root"] = tree_root
             target = self.result.resources
             if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
                 target = self.result.other
             target.append(Resource(body, origin, extras))
+        return locations
 
 
 def _expand(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
