@@ -149,11 +149,13 @@ def run_audit(
     only: Collection[str] | None = None,
     strict_inputs: bool = False,
     quiet: bool = False,
+    helm_repo_config: str | None = None,
 ) -> Report:
     """Load the sources (files, dirs, `-`, kustomization roots), build the inventory, evaluate.
 
     Inputs that cannot be read or rendered become findings (SK002/SK003); `strict_inputs`
     makes the first of them an InputError instead. `quiet` hides the rendering progress bar."""
+    from statekeeper.manifests.helm import HelmOptions
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
@@ -170,6 +172,8 @@ def run_audit(
             stdin=stdin,
             strict=strict_inputs,
             quiet=quiet,
+            # Without rendering, app-template values are still interpreted (no helm runs).
+            helm=HelmOptions(render=render, repository_config=helm_repo_config),
         )
         inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
         inventory.input_problems = list(loaded.problems)

@@ -205,7 +205,10 @@ def test_flux_app_template_offline_is_interpreted_with_flux_namespace_and_substi
     assert deployment.origin.file.endswith("sonarr/app/helmrelease.yaml")
     assert deployment.origin.line == 12  # `sonarr:` under `controllers:`
     notes = messages(result.notes)
-    assert "Flux postBuild: ${UNSET_VAR} not resolved; kept as written" in notes
+    assert (
+        "Flux Kustomization sonarr: postBuild leaves ${UNSET_VAR} unresolved; kept as written "
+        "(not found in substitute/substituteFrom)" in notes
+    )
     assert (
         f"HelmRelease default/chaski: chart not reachable offline: http://{CLOSED}/charts "
         "chart chaski 0.5.0" in notes
@@ -440,3 +443,118 @@ def test_helm_failure_message_never_repeats_secret_values(
     assert len(failed) == 1, notes
     assert "bad ***" in failed[0]
     assert not any("SUPERSECRET" in n for n in notes)
+
+
+COMPONENT = {
+    "kubernetes/components/backup/kustomization.yaml": """\
+        apiVersion: kustomize.config.k8s.io/v1alpha1
+        kind: Component
+        resources:
+          - ./pvc.yaml
+        """,
+    "kubernetes/components/backup/pvc.yaml": """\
+        apiVersion: v1
+        kind: PersistentVolumeClaim
+        metadata:
+          name: ${APP}
+        spec:
+          accessModes: [ReadWriteOnce]
+          resources:
+            requests:
+              storage: ${CAPACITY:=5Gi}
+          storageClassName: ceph-block
+        """,
+    "kubernetes/apps/default/mealie/ks.yaml": """\
+        apiVersion: kustomize.toolkit.fluxcd.io/v1
+        kind: Kustomization
+        metadata:
+          name: mealie
+        spec:
+          path: ./kubernetes/apps/default/mealie/app
+          components:
+            - ../../../../components/backup
+          targetNamespace: recipes
+          postBuild:
+            substitute:
+              NOT_APP: x
+        """,
+    "kubernetes/apps/default/mealie/app/kustomization.yaml": """\
+        apiVersion: kustomize.config.k8s.io/v1beta1
+        kind: Kustomization
+        resources: [./configmap.yaml]
+        """,
+    "kubernetes/apps/default/mealie/app/configmap.yaml": """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: mealie-settings
+        data:
+          BASE_URL: https://mealie.${DOMAIN:=example.org}
+        """,
+}
+
+
+def test_flux_components_are_rendered_per_kustomization_and_substituted(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    write(repo, {**FLUX_APP, **COMPONENT})
+    ks = repo / "kubernetes/apps/default/sonarr/ks.yaml"
+    ks.write_text(
+        ks.read_text().replace(
+            "  targetNamespace: media\n",
+            "  targetNamespace: media\n  components:\n    - ../../../../components/backup\n",
+        )
+    )
+    result = load_sources([str(repo)], helm=HelmOptions(render=False))
+    claims = {
+        (r.namespace, r.name): r for r in result.resources if r.kind == "PersistentVolumeClaim"
+    }
+    assert set(claims) == {("media", "sonarr"), ("recipes", "${APP}")}
+    sonarr = claims[("media", "sonarr")]
+    assert sonarr.body["spec"]["resources"]["requests"]["storage"] == "5Gi"  # := default
+    assert sonarr.origin.file.endswith("components/backup/pvc.yaml")
+    config = find(result.resources, "ConfigMap", "mealie-settings")
+    assert config.namespace == "recipes"
+    assert config.body["data"]["BASE_URL"] == "https://mealie.example.org"
+    notes = messages(result.notes)
+    assert (
+        "Flux Kustomization mealie: postBuild leaves ${APP} unresolved; kept as written "
+        "(not found in substitute/substituteFrom)" in notes
+    )
+    assert not any("Component no kustomization" in n for n in notes)  # it is used now
+
+
+def test_unresolved_flux_variable_never_makes_a_suggested_name(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    write(repo, COMPONENT)
+    env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
+    done = subprocess.run(
+        [sys.executable, "-m", "statekeeper", "audit", str(repo), "--format", "json",
+         "--rule", "SK103", "--fail-on", "never"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (finding,) = json.loads(done.stdout)["findings"]
+    assert finding["message"] == (
+        "PVC name '${APP}' does not match <app>-<purpose>-pvc (it holds a Flux variable that "
+        "is not resolved in this repo; no name suggested)"
+    )
+    assert finding["file"].endswith("components/backup/pvc.yaml")
+
+
+def test_helm_repo_config_flag(repo: Path, tmp_path: Path) -> None:
+    write(repo, {"apps/vaultwarden.yaml": ARGO_APP.format(closed=CLOSED)})
+    config = tmp_path / "repositories.yaml"
+    config.write_text("apiVersion: v1\nrepositories: []\n")
+    env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
+    base = [sys.executable, "-m", "statekeeper", "audit", str(repo), "--format", "json"]
+    done = subprocess.run([*base, "--helm-repo-config", str(config)],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    notes = [n["message"] for n in json.loads(done.stdout)["notes"]]
+    assert any("1 interpreted as app-template" in n for n in notes)
+    missing = subprocess.run([*base, "--helm-repo-config", str(tmp_path / "nope.yaml")],
+                             capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    assert missing.returncode == 2
+    assert missing.stderr.strip().endswith("nope.yaml: no such file")

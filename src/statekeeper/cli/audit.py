@@ -102,8 +102,20 @@ def audit(
     ] = None,
     no_render: Annotated[
         bool,
-        typer.Option("--no-render", help="Do not render kustomize overlays; read files as-is."),
+        typer.Option(
+            "--no-render",
+            help="Do not render kustomize overlays or Helm charts; read files as-is "
+            "(app-template values are still interpreted).",
+        ),
     ] = False,
+    helm_repo_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--helm-repo-config",
+            help="helm repositories.yaml to fetch charts with (default: helm's own, the "
+            "user's); charts that cannot be fetched are listed in notes.",
+        ),
+    ] = None,
     fmt: Annotated[
         OutputFormat,
         typer.Option("--format", "-f", help="Output format: text, json or sarif."),
@@ -149,6 +161,8 @@ def audit(
         # A typo here would silently switch off every storage-class check: refuse it.
         known = ", ".join(sorted(effective_policy.overlay_environments()))
         raise StatekeeperError(f"--env {env!r}: unknown environment (the policy knows: {known})")
+    if helm_repo_config is not None and not helm_repo_config.is_file():
+        raise StatekeeperError(f"--helm-repo-config {helm_repo_config}: no such file")
     report = run_audit(
         sources,
         policy=effective_policy,
@@ -157,6 +171,7 @@ def audit(
         stdin=sys.stdin.buffer if "-" in sources else None,
         only=wanted,
         strict_inputs=strict_inputs,
+        helm_repo_config=str(helm_repo_config) if helm_repo_config is not None else None,
     )
 
     color, width = False, PIPE_WIDTH

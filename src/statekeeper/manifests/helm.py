@@ -18,9 +18,8 @@ A *release* is a Flux `HelmRelease` (helm.toolkit.fluxcd.io, v2 and v2beta*), an
    oci://…").
 
 The objects of a release keep the release's origin (file, overlay, environment). Flux
-`Kustomization`s found in the repo lend a release under their `spec.path` their
-`targetNamespace` and `postBuild` substitutions (`substitute`, `substituteFrom` ConfigMaps and
-Secrets of the repo, `${VAR:=default}`); a `${VAR}` left unresolved stays, with a note.
+Kustomizations have been applied before (`flux.apply_flux`: target namespace, postBuild
+substitution), so a HelmRelease is read as Flux would hand it to helm-controller.
 """
 
 from __future__ import annotations
@@ -66,8 +65,6 @@ _CLUSTER_SCOPED = frozenset(
         "RuntimeClass",
     }
 )
-_SUBST = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
-_SUBST_DISABLED = "kustomize.toolkit.fluxcd.io/substitute"
 
 
 @dataclass(frozen=True)
@@ -174,11 +171,10 @@ def expand_releases(
     """Find every release among `resources` (and kustomize `helmCharts` of `kustomize_dirs`),
     append the objects they stand for to `resources` and a note per skipped release."""
     summary = HelmSummary()
-    flux = _FluxContext(resources)
     renderer = _Renderer(options) if options.render else None
     seen: set[tuple[str, str, str]] = set()
     added: list[Resource] = []
-    for release in _releases(resources, kustomize_dirs, flux, notes):
+    for release in _releases(resources, kustomize_dirs):
         key = (release.resource.origin.file, release.what, release.resource.origin.overlay or "")
         if key in seen:
             continue
@@ -230,17 +226,12 @@ def _expand_one(release: Release, renderer: _Renderer | None) -> tuple[list[Reso
 # --------------------------------------------------------------------------- discovery
 
 
-def _releases(
-    resources: Sequence[Resource],
-    kustomize_dirs: Iterable[Path],
-    flux: _FluxContext,
-    notes: list[Note],
-) -> Iterable[Release]:
+def _releases(resources: Sequence[Resource], kustomize_dirs: Iterable[Path]) -> Iterable[Release]:
     index = _Index(resources)
     for resource in list(resources):
         api = resource.api_version
         if resource.kind == "HelmRelease" and api.startswith("helm.toolkit.fluxcd.io/"):
-            yield _flux_release(resource, index, flux, notes)
+            yield _flux_release(resource, index)
         elif resource.kind == "Application" and api.startswith("argoproj.io/"):
             yield from _argo_releases(resource)
     for directory in sorted(kustomize_dirs):
@@ -262,13 +253,12 @@ class _Index:
         return candidates[0] if candidates else None
 
 
-def _flux_release(
-    resource: Resource, index: _Index, flux: _FluxContext, notes: list[Note]
-) -> Release:
-    body = flux.substitute(resource, notes)
+def _flux_release(resource: Resource, index: _Index) -> Release:
+    # Flux Kustomizations (`flux.apply_flux`) have set the namespace and substituted already.
+    body = resource.body
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
     assert isinstance(spec, dict)
-    namespace = resource.namespace or flux.target_namespace(resource)
+    namespace = resource.namespace
     name = str(spec.get("releaseName") or resource.name)
     target_ns = spec.get("targetNamespace")
     release_ns = str(target_ns) if target_ns else namespace
@@ -561,118 +551,6 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
         else:
             base[key] = value
     return base
-
-
-# --------------------------------------------------------------------------- Flux context
-
-
-class _FluxContext:
-    """Flux Kustomizations of the repo: the namespace and substitutions they give the files
-    under their `spec.path`."""
-
-    def __init__(self, resources: Sequence[Resource]) -> None:
-        self.index = _Index(resources)
-        self.kustomizations: list[tuple[str, Resource]] = []
-        for resource in resources:
-            if resource.kind == "Kustomization" and resource.api_version.startswith(
-                "kustomize.toolkit.fluxcd.io/"
-            ):
-                spec = resource.body.get("spec")
-                path = spec.get("path") if isinstance(spec, dict) else None
-                if isinstance(path, str) and path.strip("./"):
-                    self.kustomizations.append(
-                        ("/" + path.strip().removeprefix("./").strip("/") + "/", resource)
-                    )
-
-    def covering(self, resource: Resource) -> Resource | None:
-        """The Flux Kustomization whose path holds the resource's file (the deepest one)."""
-        file = "/" + Path(resource.origin.file).absolute().as_posix().lstrip("/")
-        best: tuple[int, Resource] | None = None
-        for path, kustomization in self.kustomizations:
-            if path in file and (best is None or len(path) > best[0]):
-                best = (len(path), kustomization)
-        return best[1] if best else None
-
-    def target_namespace(self, resource: Resource) -> str | None:
-        owner = self.covering(resource)
-        spec = owner.body.get("spec") if owner is not None else None
-        value = spec.get("targetNamespace") if isinstance(spec, dict) else None
-        return str(value) if value else None
-
-    def substitute(self, resource: Resource, notes: list[Note]) -> dict[str, Any]:
-        """The resource's body after the covering Kustomization's postBuild substitution."""
-        if resource.annotations.get(_SUBST_DISABLED) == "disabled":
-            return resource.body
-        owner = self.covering(resource)
-        spec = owner.body.get("spec") if owner is not None else None
-        post = spec.get("postBuild") if isinstance(spec, dict) else None
-        if not isinstance(post, dict):
-            return resource.body  # Flux substitutes only for a Kustomization with postBuild
-        variables: dict[str, str] = {}
-        if isinstance(post, dict):
-            for ref in post.get("substituteFrom") or []:
-                if isinstance(ref, dict):
-                    variables.update(self._from(ref, owner))
-            substitute = post.get("substitute")
-            if isinstance(substitute, dict):
-                variables.update({str(k): str(v) for k, v in substitute.items()})
-        unresolved: set[str] = set()
-        body = _substitute(resource.body, variables, unresolved)
-        if unresolved:
-            names = ", ".join(f"${{{n}}}" for n in sorted(unresolved))
-            notes.append(
-                Note(
-                    f"Flux postBuild: {names} not resolved; kept as written",
-                    resource.origin.file,
-                    resource.origin.line,
-                )
-            )
-        assert isinstance(body, dict)
-        return body
-
-    def _from(self, ref: dict[str, Any], owner: Resource | None) -> dict[str, str]:
-        kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        found = self.index.find(kind, name, owner.namespace if owner else None)
-        if found is None:
-            return {}
-        out: dict[str, str] = {}
-        for field_name, encoded in (("data", kind == "Secret"), ("stringData", False)):
-            data = found.body.get(field_name)
-            if not isinstance(data, dict):
-                continue
-            for key, value in data.items():
-                text = str(value)
-                if encoded:
-                    try:
-                        text = base64.b64decode(text, validate=True).decode("utf-8")
-                    except (binascii.Error, UnicodeDecodeError):
-                        continue
-                out[str(key)] = text
-        return out
-
-
-def _substitute(value: Any, variables: dict[str, str], unresolved: set[str]) -> Any:
-    if isinstance(value, str):
-        if "${" not in value:
-            return value
-
-        def repl(match: re.Match[str]) -> str:
-            if match.group(0).startswith("$$"):
-                return match.group(0)[1:]  # `$${VAR}` is Flux's escape for a literal `${VAR}`
-            name, operator, default = match.group(1), match.group(2), match.group(3)
-            if name in variables:
-                return variables[name]
-            if operator:
-                return default or ""
-            unresolved.add(name)
-            return match.group(0)
-
-        return _SUBST.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, variables, unresolved) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, variables, unresolved) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------- interpreting

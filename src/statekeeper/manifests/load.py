@@ -23,8 +23,8 @@ from typing import Any, BinaryIO
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Note
+from statekeeper.manifests import flux, kustomize
 from statekeeper.manifests import helm as helm_releases
-from statekeeper.manifests import kustomize
 from statekeeper.manifests.environments import EnvironmentMap, deployed_paths
 from statekeeper.manifests.files import (
     KUSTOMIZATION_NAMES,
@@ -174,6 +174,8 @@ def load_sources(
             cache=cache,
         )
         result = loader.result
+        if render:
+            flux.apply_flux(result.resources, result.notes, max_bytes=max_file_bytes)
         helm_releases.expand_releases(
             result.resources,
             result.notes,
