@@ -558,3 +558,20 @@ def test_helm_repo_config_flag(repo: Path, tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, check=False)  # fmt: skip
     assert missing.returncode == 2
     assert missing.stderr.strip().endswith("nope.yaml: no such file")
+
+
+def test_fix_says_the_value_comes_from_the_chart(repo: Path, kubectl: str, tmp_path: Path) -> None:
+    write(repo, FLUX_APP)
+    before = (repo / "kubernetes/apps/default/sonarr/app/helmrelease.yaml").read_text()
+    env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
+    done = subprocess.run(
+        [sys.executable, "-m", "statekeeper", "fix", str(repo), "--rule", "SK201"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "cannot fix SK201 Deployment media/sonarr: cannot fix: value comes from the chart "
+        "(Deployment sonarr is rendered from the Helm release in "
+        "repo/kubernetes/apps/default/sonarr/app/helmrelease.yaml; change its values there)"
+    ) in done.stdout + done.stderr
+    assert (repo / "kubernetes/apps/default/sonarr/app/helmrelease.yaml").read_text() == before
