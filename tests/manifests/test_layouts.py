@@ -210,3 +210,124 @@ def test_same_base_in_two_roots_of_one_environment_found_once(repo: Path, kubect
     assert [(f.rule, f.environment, f.file) for f in report.findings] == [
         ("SK103", "production", "repo/base/pvc.yaml")
     ]
+
+
+def test_findings_point_at_the_patch_that_set_the_value(repo: Path, kubectl: str) -> None:
+    """A storageClassName set by `overlays/prod/pvc-patch.yaml` (strategic merge) and a size set
+    by an inline JSON 6902 patch are reported where they were set, not in the base."""
+    from statekeeper.engine import run_audit
+    from statekeeper.policy.load import load_policy
+
+    write(
+        repo,
+        {
+            "base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "base/pvc.yaml": PVC.format(name="vault-database-pvc", cls="synelia-iscsi-retain"),
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION
+            + "resources: [../../base]\n"
+            + "patches:\n"
+            + "  - path: pvc-patch.yaml\n"
+            + "  - target: {kind: PersistentVolumeClaim}\n"
+            + "    patch: |-\n"
+            + "      - op: replace\n"
+            + "        path: /spec/resources/requests/storage\n"
+            + "        value: 3Gi\n",
+            "overlays/prod/pvc-patch.yaml": (
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n"
+                "  name: vault-database-pvc\nspec:\n  storageClassName: fast\n"
+            ),
+        },
+    )
+    report = run_audit(["repo"], policy=load_policy(), only={"SK101", "SK104"})
+    got = {(f.rule, f.file, f.line) for f in report.findings}
+    assert got == {
+        ("SK101", "repo/overlays/prod/pvc-patch.yaml", 6),
+        ("SK104", "repo/overlays/prod/kustomization.yaml", 10),
+    }
+    # The user's kustomization is never edited to ask for the annotations.
+    assert "buildMetadata" not in (repo / "overlays/prod/kustomization.yaml").read_text()
+
+
+def test_progress_bar_only_on_a_terminal_and_never_when_quiet(
+    repo: Path, kubectl: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The rendering progress bar goes to stderr when it is a terminal, unless quiet; the
+    report itself is unchanged either way."""
+    import sys
+
+    write(
+        repo,
+        {
+            f"apps/a{i}/prod/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n"
+            for i in range(3)
+        }
+        | {
+            f"apps/a{i}/prod/pvc.yaml": PVC.format(name=f"a{i}-data-pvc", cls="c") for i in range(3)
+        },
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    shown = load_sources(["repo"], cache=False)
+    assert "rendering kustomizations" in capfd.readouterr().err
+    quiet = load_sources(["repo"], cache=False, quiet=True)
+    assert capfd.readouterr().err == ""
+    assert [r.body for r in shown.resources] == [r.body for r in quiet.resources]
+
+
+def test_root_given_itself_gets_its_environment(repo: Path, kubectl: str) -> None:
+    write(
+        repo,
+        {
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "overlays/prod/pvc.yaml": PVC.format(name="a-data-pvc", cls="c"),
+        },
+    )
+    result = load_sources(["repo/overlays/prod"], overlay_envs=ENVS)
+    assert [(r.origin.overlay, r.origin.environment) for r in result.resources] == [
+        ("repo/overlays/prod", "production")
+    ]
+
+
+def test_render_cache_runs_no_kustomize_on_an_unchanged_repo(
+    repo: Path, kubectl: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second audit of an unchanged repo: no kustomize run, same objects and origins; a changed
+    base re-renders exactly the roots that read it."""
+    log = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    counting = bin_dir / "kubectl"
+    counting.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {kubectl} "$@"\n')
+    counting.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    write(
+        repo,
+        {
+            f"apps/{app}/base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n"
+            for app in ("a", "b")
+        }
+        | {
+            f"apps/{app}/base/pvc.yaml": PVC.format(name=f"{app}-data-pvc", cls="c")
+            for app in ("a", "b")
+        }
+        | {
+            f"apps/{app}/{env}/kustomization.yaml": KUSTOMIZATION + "resources: [../base]\n"
+            for app in ("a", "b")
+            for env in ("dev", "prod")
+        },
+    )
+
+    def calls() -> int:
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    def seen() -> list[tuple[str, str | None, str, int, str | None]]:
+        result = load_sources(["repo"], overlay_envs=ENVS)
+        return [
+            (r.name, r.namespace, r.origin.file, r.origin.line, r.origin.environment)
+            for r in result.resources
+        ]
+
+    cold = seen()
+    assert calls() == 4 and len(cold) == 4
+    assert seen() == cold and calls() == 4  # warm: kustomize not run at all
+    write(repo, {"apps/a/base/pvc.yaml": PVC.format(name="a-data-pvc", cls="other")})
+    assert len(seen()) == 4 and calls() == 6  # only apps/a/{dev,prod} rendered again

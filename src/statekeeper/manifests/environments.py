@@ -83,8 +83,11 @@ class EnvironmentMap:
         return copy
 
     def _of_folder(self, folder: str, base: Path) -> str | None:
+        """By the path below the audited directory; for the audited directory itself (`audit
+        overlays/prod`) or a folder outside it, by its whole path."""
         relative = os.path.relpath(folder, norm(base))
-        return self.of_path(relative if not relative.startswith("..") else folder)
+        outside = relative == "." or relative.startswith("..")
+        return self.of_path(folder if outside else relative)
 
     def alias(self, name: str) -> str | None:
         return self._aliases.get(name.lower())

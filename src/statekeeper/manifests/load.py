@@ -516,6 +516,7 @@ class _Loader:
                 locations.append(None)
                 continue  # kustomize only writes objects; nothing else to report
             where = kustomize.pop_origin(body)
+            patched_in = kustomize.pop_patched_in(body, item.origin_base)
             origin = Origin(fallback_file, doc.index, 1, root_name, environment)
             extras: dict[str, Any] = {"source_mapped": False}
             if cached is not None and cached[index] is not None:
@@ -524,6 +525,8 @@ class _Loader:
                 extras = dict(extras)
             elif where is not None:
                 origin, extras = mapper.locate(body, where, item.origin_base, origin)
+            if patched_in:
+                extras["patched_in"] = patched_in
             locations.append([origin.file, origin.document, origin.line, dict(extras)])
             extras.setdefault("source_dir", root_name)
             extras["tree_root"] = tree_root
