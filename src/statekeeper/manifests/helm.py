@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.manifests.yaml import K8sLoader, ReadError, parse_documents
 
 HELM_TIMEOUT_S = 120.0
+PULL_WORKERS = 4
 _CLUSTER_SCOPED = frozenset(
     {
         "Namespace",
@@ -174,11 +176,15 @@ def expand_releases(
     renderer = _Renderer(options) if options.render else None
     seen: set[tuple[str, str, str]] = set()
     added: list[Resource] = []
+    releases: list[Release] = []
     for release in _releases(resources, kustomize_dirs):
         key = (release.resource.origin.file, release.what, release.resource.origin.overlay or "")
-        if key in seen:
-            continue
-        seen.add(key)
+        if key not in seen:
+            seen.add(key)
+            releases.append(release)
+    if renderer is not None:
+        renderer.prefetch([r.source for r in releases])
+    for release in releases:
         summary.found += 1
         outcome = _expand_one(release, renderer)
         if isinstance(outcome, str):
@@ -588,6 +594,7 @@ class _Renderer:
         self.options = options
         self.helm = shutil.which("helm")
         self.failed: dict[tuple[str, str, str | None], str] = {}
+        self.pulled: dict[tuple[str, str, str | None], Path] = {}
         base = options.cache_dir
         if base is None:
             from statekeeper.manifests.kustomize import default_cache_dir
@@ -628,6 +635,18 @@ class _Renderer:
                 output = patched
         return self._objects(output, release)
 
+    def prefetch(self, sources: Sequence[ChartSource]) -> None:
+        """Pull every remote chart once, a few at a time: pulls wait on the network (offline,
+        on a refused connection or a DNS failure), not on this machine."""
+        if self.helm is None:
+            return
+        unique = list(
+            {(s.url, s.chart, s.version): s for s in sources if s.kind in ("oci", "repo")}.values()
+        )
+        if len(unique) > 1:
+            with ThreadPoolExecutor(max_workers=PULL_WORKERS) as pool:
+                list(pool.map(self._chart, unique))
+
     def _chart(self, source: ChartSource) -> Path | str:
         """A local chart (folder or .tgz) for the source: pulled once, kept in the cache."""
         if source.kind == "local":
@@ -635,6 +654,8 @@ class _Renderer:
         key = (source.url, source.chart, source.version)
         if key in self.failed:
             return self.failed[key]
+        if key in self.pulled:
+            return self.pulled[key]
         digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
         folder = self.charts / digest
         cached = sorted(folder.glob("*.tgz")) if folder.is_dir() else []
@@ -659,9 +680,15 @@ class _Renderer:
             self.failed[key] = reason
             return reason
         shutil.rmtree(folder, ignore_errors=True)
-        partial.replace(folder)
+        try:
+            partial.replace(folder)
+        except OSError:  # another audit cached it meanwhile: use this run's copy
+            folder = partial
         found = sorted(folder.glob("*.tgz"))
-        return found[0] if found else f"helm pull left no chart for {source.describe()}"
+        if not found:
+            return f"helm pull left no chart for {source.describe()}"
+        self.pulled[key] = found[0]
+        return found[0]
 
     @staticmethod
     def _ensure(directory: Path) -> Path:
