@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from statekeeper.manifests.helm import HelmOptions
+from statekeeper.manifests.lines import field_line
 from statekeeper.manifests.load import load_sources
 from statekeeper.manifests.resource import Resource
 from tests.conftest import VENV_BIN, free_port
@@ -230,6 +231,13 @@ def test_argo_cd_helm_source_app_template_v3(repo: Path, tmp_path: Path) -> None
         {"name": "data", "persistentVolumeClaim": {"claimName": "vaultwarden-data"}}
     ]
     assert "1 interpreted as app-template" in messages(result.notes)[-1]
+    # Findings point at the values that set the field (lines of apps/vaultwarden.yaml).
+    lines = [line.strip() for line in (repo / "apps/vaultwarden.yaml").read_text().splitlines()]
+    assert field_line(claim, ["spec", "storageClassName"]) == lines.index("storageClass: fast") + 1
+    container = ["spec", "template", "spec", "containers", 0]
+    main_lines = [i + 1 for i, line in enumerate(lines) if line == "main:"]  # controller, container
+    assert deployment.origin.line == main_lines[0]
+    assert field_line(deployment, [*container, "image"]) == main_lines[1]
 
 
 def test_audit_finds_the_sqlite_app_and_points_at_the_values(
