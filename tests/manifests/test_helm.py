@@ -583,3 +583,37 @@ def test_fix_says_the_value_comes_from_the_chart(repo: Path, kubectl: str, tmp_p
         "repo/kubernetes/apps/default/sonarr/app/helmrelease.yaml; change its values there)"
     ) in done.stdout + done.stderr
     assert (repo / "kubernetes/apps/default/sonarr/app/helmrelease.yaml").read_text() == before
+
+
+def test_argo_cd_chart_folder_of_this_repo_is_rendered_with_its_value_files(
+    repo: Path, helm: str, tmp_path: Path
+) -> None:
+    write(repo / "charts/stateful-app", CHART)
+    write(repo, {
+        "charts/stateful-app/values-prod.yaml": "storageClass: ceph-block\n",
+        "argocd/app.yaml": """\
+            apiVersion: argoproj.io/v1alpha1
+            kind: Application
+            metadata:
+              name: radarr
+              namespace: argocd
+            spec:
+              destination:
+                namespace: media
+              source:
+                repoURL: https://git.example.org/homelab.git
+                path: charts/stateful-app
+                helm:
+                  valueFiles: [values-prod.yaml]
+                  valuesObject:
+                    image: ghcr.io/home-operations/radarr:5
+            """,
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    claim = find(result.resources, "PersistentVolumeClaim", "radarr-data")
+    assert claim.namespace == "media"
+    assert claim.body["spec"]["storageClassName"] == "ceph-block"  # valueFiles
+    deployment = find(result.resources, "Deployment", "radarr")
+    image = deployment.body["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "ghcr.io/home-operations/radarr:5"  # valuesObject
+    assert "1 rendered with helm" in messages(result.notes)[-1]

@@ -380,20 +380,47 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
     for i, item in enumerate(spec.get("sources") or []):
         sources.append((("spec", "sources", i), item))
     for path, source in sources:
-        if not isinstance(source, dict) or not source.get("chart"):
+        if not isinstance(source, dict):
             continue
-        chart = str(source["chart"])
         repo_url = str(source.get("repoURL") or "")
         version = str(source.get("targetRevision") or "") or None
-        if repo_url.startswith(("http://", "https://")):
-            chart_source = ChartSource("repo", repo_url, chart, version)
+        if source.get("chart"):
+            chart = str(source["chart"])
+            if repo_url.startswith(("http://", "https://")):
+                chart_source = ChartSource("repo", repo_url, chart, version)
+            else:
+                oci = repo_url if repo_url.startswith("oci://") else f"oci://{repo_url}"
+                chart_source = ChartSource("oci", f"{oci.rstrip('/')}/{chart}", chart, version)
+        elif isinstance(source.get("helm"), dict) and isinstance(source.get("path"), str):
+            # A chart folder in a Git repository: rendered when it is a folder of this repo.
+            chart = source["path"].rstrip("/").rsplit("/", 1)[-1]
+            folder = _repo_folder(resource, source["path"])
+            chart_source = (
+                ChartSource("local", str(folder), chart, version)
+                if folder is not None
+                else ChartSource(
+                    "unreachable", f"chart folder {source['path']} of {repo_url} not in this repo",
+                    chart,
+                )
+            )  # fmt: skip
         else:
-            oci = repo_url if repo_url.startswith("oci://") else f"oci://{repo_url}"
-            chart_source = ChartSource("oci", f"{oci.rstrip('/')}/{chart}", chart, version)
+            continue
         helm = source.get("helm") if isinstance(source.get("helm"), dict) else {}
         assert isinstance(helm, dict)
         values: dict[str, Any] = {}
         problems: list[str] = []
+        for value_file in helm.get("valueFiles") or []:
+            if chart_source.kind != "local" or not isinstance(value_file, str):
+                problems.append(f"helm.valueFiles {value_file} (in the chart's repo) not read")
+                continue
+            try:
+                loaded = yaml.load(Path(chart_source.url, value_file).read_bytes(), K8sLoader)
+            except (OSError, yaml.YAMLError, RecursionError, ValueError):
+                loaded = None
+            if isinstance(loaded, dict):
+                values = _deep_merge(values, loaded)
+            else:
+                problems.append(f"helm.valueFiles {value_file} not readable; ignored")
         text = helm.get("values")
         if isinstance(text, str) and text.strip():
             try:
@@ -405,8 +432,6 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
                 values = _deep_merge(values, parsed)
         if isinstance(helm.get("valuesObject"), dict):
             values = _deep_merge(values, copy.deepcopy(helm["valuesObject"]))
-        if helm.get("valueFiles"):
-            problems.append("helm.valueFiles (files inside the chart's repo) not read")
         name = str(helm.get("releaseName") or resource.name)
         values_path = (*path, "helm", "valuesObject")
         yield Release(
