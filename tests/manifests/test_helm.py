@@ -617,3 +617,43 @@ def test_argo_cd_chart_folder_of_this_repo_is_rendered_with_its_value_files(
     image = deployment.body["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "ghcr.io/home-operations/radarr:5"  # valuesObject
     assert "1 rendered with helm" in messages(result.notes)[-1]
+
+
+def test_umbrella_chart_of_app_template_is_interpreted_from_its_values(
+    repo: Path, tmp_path: Path
+) -> None:
+    write(repo, {
+        "apps/paperless/Chart.yaml": """\
+            apiVersion: v2
+            name: paperless
+            version: 0.0.0
+            dependencies:
+              - name: app-template
+                version: 2.6.0
+                repository: http://CLOSED/charts
+            """.replace("CLOSED", CLOSED),
+        "apps/paperless/values.yaml": """\
+            app-template:
+              controllers:
+                main:
+                  containers:
+                    main:
+                      image:
+                        repository: ghcr.io/paperless-ngx/paperless-ngx
+                        tag: 2.5.4
+              persistence:
+                data:
+                  accessMode: ReadWriteOnce
+                  size: 10Gi
+                  globalMounts:
+                    - path: /usr/src/paperless/data
+            """,
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    claim = find(result.resources, "PersistentVolumeClaim", "paperless-data")  # v2/v3 naming
+    assert claim.origin.file == "repo/apps/paperless/values.yaml"
+    assert claim.origin.line == 10  # `data:` under `persistence:`
+    deployment = find(result.resources, "Deployment", "paperless")
+    mounts = deployment.body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert mounts == [{"name": "data", "mountPath": "/usr/src/paperless/data"}]
+    assert "1 interpreted as app-template" in messages(result.notes)[-1]

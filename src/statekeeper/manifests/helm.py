@@ -129,6 +129,8 @@ class Release:
     values_path: tuple[str | int, ...]  # where `values` sit in the declaring document
     secret_strings: list[str] = field(default_factory=list)
     post_render: list[dict[str, Any]] = field(default_factory=list)  # kustomize patches
+    # Values given to `helm template` when not `values` (an umbrella chart has its own).
+    render_values: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -169,6 +171,8 @@ def expand_releases(
     notes: list[Note],
     kustomize_dirs: Iterable[Path],
     options: HelmOptions,
+    *,
+    chart_dirs: Iterable[Path] = (),
 ) -> HelmSummary:
     """Find every release among `resources` (and kustomize `helmCharts` of `kustomize_dirs`),
     append the objects they stand for to `resources` and a note per skipped release."""
@@ -177,7 +181,7 @@ def expand_releases(
     seen: set[tuple[str, str, str]] = set()
     added: list[Resource] = []
     releases: list[Release] = []
-    for release in _releases(resources, kustomize_dirs):
+    for release in _releases(resources, kustomize_dirs, chart_dirs):
         key = (release.resource.origin.file, release.what, release.resource.origin.overlay or "")
         if key not in seen:
             seen.add(key)
@@ -232,7 +236,9 @@ def _expand_one(release: Release, renderer: _Renderer | None) -> tuple[list[Reso
 # --------------------------------------------------------------------------- discovery
 
 
-def _releases(resources: Sequence[Resource], kustomize_dirs: Iterable[Path]) -> Iterable[Release]:
+def _releases(
+    resources: Sequence[Resource], kustomize_dirs: Iterable[Path], chart_dirs: Iterable[Path]
+) -> Iterable[Release]:
     index = _Index(resources)
     for resource in list(resources):
         api = resource.api_version
@@ -242,6 +248,46 @@ def _releases(resources: Sequence[Resource], kustomize_dirs: Iterable[Path]) -> 
             yield from _argo_releases(resource)
     for directory in sorted(kustomize_dirs):
         yield from _kustomize_charts(directory)
+    for directory in sorted(chart_dirs):
+        release = _umbrella_chart(directory)
+        if release is not None:
+            yield release
+
+
+def _umbrella_chart(directory: Path) -> Release | None:
+    """A chart folder of the repo whose only job is to depend on app-template (Argo CD
+    ApplicationSets over `apps/*`): its `values.yaml` under the dependency's key (or alias) are
+    app-template values. The release is named after the folder, as such ApplicationSets do."""
+    try:
+        chart = yaml.load((directory / "Chart.yaml").read_bytes(), Loader=K8sLoader)
+    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+        return None
+    dependencies = chart.get("dependencies") if isinstance(chart, dict) else None
+    for dependency in dependencies if isinstance(dependencies, list) else []:
+        if not isinstance(dependency, dict) or dependency.get("name") != "app-template":
+            continue
+        key = str(dependency.get("alias") or "app-template")
+        values_file = directory / "values.yaml"
+        try:
+            values = yaml.load(values_file.read_bytes(), Loader=K8sLoader)
+        except (OSError, yaml.YAMLError, RecursionError, ValueError):
+            values = None
+        sub = values.get(key) if isinstance(values, dict) else None
+        where = relative_to_cwd(values_file if values_file.is_file() else directory / "Chart.yaml")
+        holder = Resource(
+            {"apiVersion": "v2", "kind": "Chart"}, Origin(where, 0, 1),
+            {"source_dir": relative_to_cwd(directory)},
+        )  # fmt: skip
+        version = dependency.get("version")
+        source = ChartSource(
+            "local", str(directory), "app-template", str(version) if version else None
+        )
+        return Release(
+            holder, f"chart {relative_to_cwd(directory)} (app-template)", directory.name, None,
+            source, copy.deepcopy(sub) if isinstance(sub, dict) else {}, (key,),
+            render_values={},
+        )  # fmt: skip
+    return None
 
 
 class _Index:
@@ -645,7 +691,8 @@ class _Renderer:
             values_file = Path(tmp, "values.yaml")
             fd = os.open(values_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                yaml.safe_dump(release.values, handle, sort_keys=False)
+                values = release.values if release.render_values is None else release.render_values
+                yaml.safe_dump(values, handle, sort_keys=False)
             argv = [self.helm, "template", release.name, str(chart), "--values", str(values_file)]
             if release.namespace:
                 argv += ["--namespace", release.namespace]

@@ -181,6 +181,7 @@ def load_sources(
             result.notes,
             loader.kustomize_dirs,
             helm if helm is not None else helm_releases.HelmOptions(max_bytes=max_file_bytes),
+            chart_dirs=loader.helm_charts,
         )
         return result
     finally:
@@ -218,6 +219,7 @@ class _Loader:
         self.env_of = env_of
         self.seen: set[str] = set()
         self.kustomize_dirs: set[Path] = set()  # for kustomize `helmCharts` entries
+        self.helm_charts: list[Path] = []  # chart folders (umbrella charts of app-template)
 
     # ------------------------------------------------------------------ problems
 
@@ -289,6 +291,7 @@ class _Loader:
         found = tree.yaml_files or tree.kustomize_dirs or tree.helm_charts
         if not found and not tree.problems:
             self.result.notes.append(Note("no YAML files in this directory or below", str(path)))
+        self.helm_charts.extend(tree.helm_charts)
         for chart in tree.helm_charts:
             self.result.notes.append(
                 Note(
