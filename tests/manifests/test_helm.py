@@ -185,6 +185,9 @@ ARGO_APP = """\
                 size: 1Gi
                 accessMode: ReadWriteOnce
                 storageClass: fast
+          parameters:
+            - name: persistence.data.size
+              value: 2Gi
     """
 
 
@@ -226,6 +229,7 @@ def test_argo_cd_helm_source_app_template_v3(repo: Path, tmp_path: Path) -> None
     claim = find(result.resources, "PersistentVolumeClaim", "vaultwarden-data")  # v3 name
     assert claim.namespace == "vaultwarden"
     assert claim.body["spec"]["storageClassName"] == "fast"
+    assert claim.body["spec"]["resources"]["requests"]["storage"] == "2Gi"  # helm.parameters
     deployment = find(result.resources, "Deployment", "vaultwarden")
     assert deployment.body["spec"]["template"]["spec"]["volumes"] == [
         {"name": "data", "persistentVolumeClaim": {"claimName": "vaultwarden-data"}}
@@ -237,7 +241,8 @@ def test_argo_cd_helm_source_app_template_v3(repo: Path, tmp_path: Path) -> None
     container = ["spec", "template", "spec", "containers", 0]
     main_lines = [i + 1 for i, line in enumerate(lines) if line == "main:"]  # controller, container
     assert deployment.origin.line == main_lines[0]
-    assert field_line(deployment, [*container, "image"]) == main_lines[1]
+    assert field_line(deployment, [*container, "image"]) == lines.index("image:") + 1
+    assert field_line(deployment, [*container, "volumeMounts", 0]) == main_lines[1]
 
 
 def test_audit_finds_the_sqlite_app_and_points_at_the_values(

@@ -154,8 +154,18 @@ class ValuesLocator:
                 best = (prefix, values_path)
         if best is None:
             return None
-        # The deepest values key that exists: a field the chart defaults has no line.
+        # The field itself when the values use its name (`image`, `env`, `storageClass`…),
+        # else the deepest values key that exists: a field the chart defaults has no line.
         values_path = best[1]
+        rest: list[str | int] = []
+        for step in path[len(best[0]) :]:
+            if not isinstance(step, str):
+                break
+            rest.append(step)
+        if rest:
+            line = field_line(self.release, [*self.base, *values_path, *rest])
+            if line is not None:
+                return line
         for end in range(len(values_path), 0, -1):
             line = field_line(self.release, [*self.base, *values_path[:end]])
             if line is not None:
@@ -478,6 +488,9 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
                 values = _deep_merge(values, parsed)
         if isinstance(helm.get("valuesObject"), dict):
             values = _deep_merge(values, copy.deepcopy(helm["valuesObject"]))
+        for parameter in helm.get("parameters") or []:  # `--set name=value`, applied last
+            if isinstance(parameter, dict) and parameter.get("name"):
+                _set_path(values, str(parameter["name"]), parameter.get("value"))
         name = str(helm.get("releaseName") or resource.name)
         values_path = (*path, "helm", "valuesObject")
         yield Release(
