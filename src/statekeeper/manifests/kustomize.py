@@ -101,7 +101,7 @@ def read_kustomization(directory: Path) -> Kustomization:
                 found.patches.add(norm(directory / ref))
     for key in _CHILD_KEYS:
         for entry in _as_list(data.get(key)):
-            if not isinstance(entry, str):
+            if not isinstance(entry, str) or "\0" in entry:
                 continue
             path = norm(directory / entry)
             if path != norm(directory) and _has_kustomization(path):
@@ -117,6 +117,8 @@ def read_kustomization(directory: Path) -> Kustomization:
         elif isinstance(value, str) and "\n" not in value and 0 < len(value) < 4096:
             text = value.split("=", 1)[-1] if "=" in value else value  # `files: [key=path]`
             path = norm(directory / text)
+            if "\0" in path:
+                continue  # not a path (and os.path would refuse it)
             if os.path.isdir(path):  # noqa: PTH112 - str path
                 inside = norm(directory)
                 if not (_has_kustomization(path) or inside == path or inside.startswith(path)):
@@ -266,7 +268,8 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
     if done.returncode != 0:
         message = first_error(done.stderr)
         where = relative_to_cwd(kustomization_file(root))
-        remote = bool(reach.remote) and _is_fetch_error(message, reach.remote)
+        full = done.stderr.decode("utf-8", "replace")
+        remote = bool(reach.remote) and _is_fetch_error(full, reach.remote)
         if remote:
             reason = f"remote base cannot be fetched (offline?), not audited: {message}"
         else:
@@ -279,7 +282,8 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
 def _is_fetch_error(message: str, remote: Sequence[str]) -> bool:
     text = message.lower()
     return any(ref.lower() in text for ref in remote) or any(
-        word in text for word in ("git clone", "git fetch", "no such host", "dial tcp", "git ")
+        word in text
+        for word in ("git clone", "git fetch", "no such host", "dial tcp", "git ", "connect to")
     )
 
 
