@@ -662,3 +662,42 @@ def test_umbrella_chart_of_app_template_is_interpreted_from_its_values(
     mounts = deployment.body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert mounts == [{"name": "data", "mountPath": "/usr/src/paperless/data"}]
     assert "1 interpreted as app-template" in messages(result.notes)[-1]
+
+
+def test_kustomize_helm_charts_entries_are_never_silent(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    write(repo, {
+        "apps/media/kustomization.yaml": f"""\
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            namespace: media
+            helmCharts:
+              - name: app-template
+                repo: oci://{CLOSED}/bjw-s-labs/helm
+                version: 4.1.1
+                releaseName: jellyfin
+                valuesInline:
+                  controllers:
+                    jellyfin:
+                      containers:
+                        app:
+                          image: {{repository: jellyfin/jellyfin, tag: "10.10"}}
+                  persistence:
+                    config:
+                      existingClaim: jellyfin-config
+              - name: ingress-nginx
+                repo: http://{CLOSED}/charts
+                version: 4.11.0
+            """,
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    deployment = find(result.resources, "Deployment", "jellyfin")
+    assert deployment.namespace == "media"
+    assert deployment.origin.file == "repo/apps/media/kustomization.yaml"
+    notes = messages(result.notes)
+    assert (
+        f"kustomize helmCharts ingress-nginx: chart not reachable offline: http://{CLOSED}/charts "
+        "chart ingress-nginx 4.11.0" in notes
+    )
+    assert notes[-1].startswith("Helm releases: 2 found, 0 rendered with helm, 1 interpreted")
