@@ -459,39 +459,51 @@ def _files_in(folder: str, *, recursive: bool) -> list[str]:
 # --------------------------------------------------------------------------- origins
 
 
-def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
-    """Remove kustomize's origin annotation from `body` and return it parsed."""
+# Cluster-scoped kinds a GitOps repo holds (Flux's targetNamespace leaves them alone).
+_CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "StorageClass", "PersistentVolume", "CustomResourceDefinition",
+        "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver", "VolumeSnapshotClass",
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Node",
+    }
+)  # fmt: skip
+
+
+def is_namespaced(body: dict[str, Any]) -> bool:
+    """Whether an object lives in a namespace (kinds named `Cluster…` are cluster-wide)."""
+    kind = str(body.get("kind", ""))
+    return kind not in _CLUSTER_SCOPED and not kind.startswith("Cluster")
+
+
+def _pop_annotation(body: dict[str, Any], key: str) -> Any:
+    """Remove the annotation `key` (kustomize's build metadata) from `body`; its YAML value
+    parsed, or None when absent or unreadable."""
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):
         return None
     annotations = metadata.get("annotations")
-    if not isinstance(annotations, dict) or ORIGIN_ANNOTATION not in annotations:
+    if not isinstance(annotations, dict) or key not in annotations:
         return None
-    text = annotations.pop(ORIGIN_ANNOTATION)
+    text = annotations.pop(key)
     if not annotations:
         del metadata["annotations"]
     try:
-        parsed = yaml.load(str(text), Loader=K8sLoader)
+        return yaml.load(str(text), Loader=K8sLoader)
     except yaml.YAMLError:
         return None
+
+
+def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Remove kustomize's origin annotation from `body` and return it parsed."""
+    parsed = _pop_annotation(body, ORIGIN_ANNOTATION)
     return parsed if isinstance(parsed, dict) else None
 
 
 def pop_patched_in(body: dict[str, Any], base: Path) -> list[str]:
     """Remove kustomize's transformations annotation from `body`; return the kustomization
     files (relative to the working directory) whose patches changed the object."""
-    metadata = body.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    if not isinstance(annotations, dict) or TRANSFORMATIONS_ANNOTATION not in annotations:
-        return []
-    assert isinstance(metadata, dict)
-    text = annotations.pop(TRANSFORMATIONS_ANNOTATION)
-    if not annotations:
-        del metadata["annotations"]
-    try:
-        parsed = yaml.load(str(text), Loader=K8sLoader)
-    except yaml.YAMLError:
-        return []
+    parsed = _pop_annotation(body, TRANSFORMATIONS_ANNOTATION)
     found: list[str] = []
     for entry in parsed if isinstance(parsed, list) else []:
         if not isinstance(entry, dict) or entry.get("repo"):
