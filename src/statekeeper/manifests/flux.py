@@ -41,7 +41,7 @@ _API = "kustomize.toolkit.fluxcd.io/"
 _SUBST = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
 _UNRESOLVED = re.compile(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 SUBSTITUTE_ANNOTATION = "kustomize.toolkit.fluxcd.io/substitute"
-_CLUSTER_SCOPED = frozenset(
+CLUSTER_SCOPED = frozenset(
     {"Namespace", "StorageClass", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
      "CustomResourceDefinition", "PriorityClass", "IngressClass", "VolumeSnapshotClass",
      "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService",
@@ -173,7 +173,7 @@ def _variables(flux: _FluxKustomization, resources: Sequence[Resource]) -> dict[
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
         for resource in resources:
             if resource.kind == kind and resource.name == name:
-                variables.update(_data(resource))
+                variables.update(config_data(resource))
                 break
     substitute = post.get("substitute")
     if isinstance(substitute, dict):
@@ -181,7 +181,8 @@ def _variables(flux: _FluxKustomization, resources: Sequence[Resource]) -> dict[
     return variables
 
 
-def _data(resource: Resource) -> dict[str, str]:
+def config_data(resource: Resource) -> dict[str, str]:
+    """A ConfigMap's or Secret's data, decoded (`stringData` wins over `data`)."""
     out: dict[str, str] = {}
     secret = resource.kind == "Secret"
     for field_name, encoded in (("data", secret), ("stringData", False)):
@@ -206,7 +207,7 @@ def _apply(
     unresolved: set[str],
 ) -> None:
     body = resource.body
-    if flux.target_namespace and resource.kind not in _CLUSTER_SCOPED:
+    if flux.target_namespace and resource.kind not in CLUSTER_SCOPED:
         metadata = body.get("metadata")
         if isinstance(metadata, dict):
             body = {**body, "metadata": {**metadata, "namespace": flux.target_namespace}}

@@ -24,8 +24,7 @@ substitution), so a HelmRelease is read as Flux would hand it to helm-controller
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import copy
 import hashlib
 import os
@@ -44,29 +43,12 @@ import yaml
 from statekeeper.findings import Note
 from statekeeper.manifests import apptemplate
 from statekeeper.manifests.files import kustomization_file, relative_to_cwd
+from statekeeper.manifests.flux import CLUSTER_SCOPED, config_data
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.manifests.yaml import K8sLoader, ReadError, parse_documents
 
 HELM_TIMEOUT_S = 120.0
 PULL_WORKERS = 4
-_CLUSTER_SCOPED = frozenset(
-    {
-        "Namespace",
-        "StorageClass",
-        "PersistentVolume",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "PriorityClass",
-        "IngressClass",
-        "VolumeSnapshotClass",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-        "APIService",
-        "CSIDriver",
-        "RuntimeClass",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -598,20 +580,12 @@ def _merge_values_from(
 def _data_value(found: Resource, key: str, release: Release) -> str | None:
     """A ConfigMap's or Secret's value for `key`; a Secret's values are remembered so that no
     message repeats them."""
-    secret = found.kind == "Secret"
-    for field_name, encoded in (("stringData", False), ("data", secret)):
-        data = found.body.get(field_name)
-        if isinstance(data, dict) and key in data and data[key] is not None:
-            value = str(data[key])
-            if encoded:
-                try:
-                    value = base64.b64decode(value, validate=True).decode("utf-8")
-                except (binascii.Error, UnicodeDecodeError):
-                    return None
-            if secret:
-                release.secret_strings.extend(_strings(yaml.safe_load(value) if value else None))
-            return value
-    return None
+    value = config_data(found).get(key)
+    if value is not None and found.kind == "Secret":
+        with contextlib.suppress(yaml.YAMLError):
+            release.secret_strings.extend(_strings(yaml.safe_load(value)))
+        release.secret_strings.append(value)
+    return value
 
 
 def _strings(value: Any) -> list[str]:
@@ -817,7 +791,7 @@ class _Renderer:
             if (
                 isinstance(metadata, dict)
                 and release.namespace
-                and body["kind"] not in _CLUSTER_SCOPED
+                and body["kind"] not in CLUSTER_SCOPED
             ):
                 metadata.setdefault("namespace", release.namespace)
             extras = dict(release.resource.extras)
