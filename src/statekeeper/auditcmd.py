@@ -44,6 +44,7 @@ class AuditOptions:
     write_baseline: Path | None = None
     srcroot: Path | None = None
     strict_inputs: bool = False
+    helm_repo_config: Path | None = None
     fail_if_no_objects: bool = False
     color: str | None = None
     quiet: bool = False
@@ -65,6 +66,8 @@ def run(options: AuditOptions) -> int:
         # A typo here would silently switch off every storage-class check: refuse it.
         known = ", ".join(sorted(effective_policy.overlay_environments()))
         raise StatekeeperError(f"--env {env!r}: unknown environment (the policy knows: {known})")
+    if options.helm_repo_config is not None and not options.helm_repo_config.is_file():
+        raise StatekeeperError(f"--helm-repo-config {options.helm_repo_config}: no such file")
     sources = list(options.paths or _config_paths(settings) or ["."])
     report = _run(sources, effective_policy, env, options, settings)
 
@@ -181,6 +184,7 @@ def _run(
         stdin=sys.stdin.buffer if "-" in sources else None,
         only=_wanted_rules(options.rules),
         strict_inputs=options.strict_inputs,
+        helm_repo_config=str(options.helm_repo_config) if options.helm_repo_config else None,
         quiet=options.quiet,
         exclude=_excluder(settings),
     )

@@ -150,13 +150,16 @@ def run_audit(
     strict_inputs: bool = False,
     quiet: bool = False,
     exclude: Callable[[str], bool] | None = None,
+    helm_repo_config: str | None = None,
 ) -> Report:
     """Load the sources (files, dirs, `-`, kustomization roots), build the inventory, evaluate.
 
     Inputs that cannot be read or rendered become findings (SK002/SK003); `strict_inputs`
     makes the first of them an InputError instead. `quiet` hides the rendering progress bar.
     `exclude(file)` true drops what was read from that file (objects, notes, input problems)
-    before anything judges it (a config file's `exclude` globs)."""
+    before anything judges it (a config file's `exclude` globs). `helm_repo_config` is the
+    helm repositories.yaml charts are fetched with (default: helm's own)."""
+    from statekeeper.manifests.helm import HelmOptions
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic
@@ -173,6 +176,8 @@ def run_audit(
             stdin=stdin,
             strict=strict_inputs,
             quiet=quiet,
+            # Without rendering, app-template values are still interpreted (no helm runs).
+            helm=HelmOptions(render=render, repository_config=helm_repo_config),
         )
         if exclude is not None:
             loaded.resources = [r for r in loaded.resources if not exclude(r.origin.file)]

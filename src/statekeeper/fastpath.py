@@ -23,6 +23,7 @@ SPEC: dict[tuple[str, ...], tuple[str, str, tuple[str, ...] | None]] = {
     ("--policy",): ("policy", "path", None),
     ("--env",): ("env", "value", None),
     ("--no-render",): ("no_render", "flag", None),
+    ("--helm-repo-config",): ("helm_repo_config", "path", None),
     ("--format", "-f"): ("formats", "list", FORMATS),
     ("--output", "-o"): ("outputs", "list", None),
     ("--fail-on",): ("fail_on", "value", ("error", "warning", "info", "never")),

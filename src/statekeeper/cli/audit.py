@@ -127,8 +127,20 @@ def audit(
     ] = None,
     no_render: Annotated[
         bool,
-        typer.Option("--no-render", help="Do not render kustomize overlays; read files as-is."),
+        typer.Option(
+            "--no-render",
+            help="Do not render kustomize overlays or Helm charts; read files as-is "
+            "(app-template values are still interpreted).",
+        ),
     ] = False,
+    helm_repo_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--helm-repo-config",
+            help="helm repositories.yaml to fetch charts with (default: helm's own, the "
+            "user's); charts that cannot be fetched are listed in notes.",
+        ),
+    ] = None,
     fmt: Annotated[
         list[OutputFormat] | None,
         typer.Option(
@@ -242,6 +254,7 @@ def audit(
         write_baseline=write_baseline,
         srcroot=srcroot,
         strict_inputs=strict_inputs,
+        helm_repo_config=helm_repo_config,
         fail_if_no_objects=fail_if_no_objects,
         color=color.value if color else None,
         quiet=quiet,

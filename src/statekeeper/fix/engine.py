@@ -153,7 +153,17 @@ def plan_fixes(
         style=style,
         detected=dict(detected or {}),
     )
-    groups = group_findings(f for f in findings if wanted is None or f.rule in wanted)
+    groups = []
+    for group in group_findings(f for f in findings if wanted is None or f.rule in wanted):
+        helm_file = _rendered_from_helm(ctx.index, group)
+        if helm_file is None:
+            groups.append(group)
+        else:
+            ctx.refuse(
+                group,
+                f"cannot fix: value comes from the chart ({group.kind} {group.name} is rendered "
+                f"from the Helm release in {helm_file}; change its values there)",
+            )
     for family, run in _FAMILIES:
         mine = [g for g in groups if g.rule in family]
         if mine:
@@ -168,3 +178,24 @@ def plan_fixes(
         cannot=ctx.cannot,
         notes=list(dict.fromkeys(ctx.notes)),
     )
+
+
+_HELM_KINDS = frozenset({"HelmRelease", "Application"})
+_CHART_OBJECTS = frozenset(
+    {"Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "Pod", "PersistentVolumeClaim"}
+)
+
+
+def _rendered_from_helm(index: SourceIndex, group: FindingGroup) -> str | None:
+    """The file of the HelmRelease (or Argo CD Application) a finding's object was rendered
+    or interpreted from: the object itself is written nowhere, its values are."""
+    if group.kind not in _CHART_OBJECTS:
+        return None  # e.g. SK401 names a namespace, whichever file it was seen in
+    for finding in group.findings:
+        if finding.file is None:
+            return None
+        docs = index.docs.get(Path(finding.file).resolve(), [])
+        declares = any(d.kind == group.kind and d.name == group.name for d in docs)
+        if declares or not any(d.kind in _HELM_KINDS for d in docs):
+            return None
+    return group.findings[0].file

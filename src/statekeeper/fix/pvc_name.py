@@ -17,6 +17,7 @@ from typing import Any
 
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token
 from statekeeper.fix.sources import SourceDoc
+from statekeeper.manifests.flux import is_unresolved
 
 RULES = ("SK103",)
 PVC = "PersistentVolumeClaim"
@@ -47,6 +48,13 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
         )
         return
     old = group.name
+    if is_unresolved(old):
+        ctx.refuse(
+            group,
+            f"the claim's name {old!r} holds a Flux postBuild variable not resolved in this "
+            "repo: no name is built from it",
+        )
+        return
     if not ctx.root.is_dir():
         # The workloads, patches and replacements that name the claim live in other files: a
         # rename seen through one file would leave them pointing at a claim that is gone.

@@ -32,6 +32,10 @@ def field_line(resource: Resource, path: Sequence[str | int]) -> int | None:
     objects, a list index into items that have a `name` (containers, volumes, ...) is matched
     by that name, since patches may reorder or add items.
     """
+    values_of = resource.extras.get("values_of")
+    if values_of is not None:  # interpreted from Helm values (`helm.ValuesLocator`)
+        line: int | None = values_of.locate(path)
+        return line
     origin = resource.origin
     if origin.file == STDIN_NAME:
         return None

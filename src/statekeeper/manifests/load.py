@@ -23,7 +23,8 @@ from typing import Any, BinaryIO
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Note
-from statekeeper.manifests import kustomize
+from statekeeper.manifests import flux, kustomize
+from statekeeper.manifests import helm as helm_releases
 from statekeeper.manifests.environments import EnvironmentMap, deployed_paths
 from statekeeper.manifests.files import (
     KUSTOMIZATION_NAMES,
@@ -138,6 +139,7 @@ def load_sources(
     strict: bool = False,
     quiet: bool = False,
     cache: bool = True,
+    helm: helm_releases.HelmOptions | None = None,
 ) -> LoadResult:
     """Read every path (file, directory, `-` for stdin) into resources.
 
@@ -146,8 +148,10 @@ def load_sources(
     environment and those whose environment is unknown), and the files a root reads are judged
     only as rendered. `overlay_envs` maps folder names (aliases) to environments,
     `env_paths` environments to path globs. A progress bar is shown on a terminal unless
-    `quiet`. Raises InputError for usage errors, for a named file or stdin that cannot be read,
-    and (with `strict`) for the first input problem.
+    `quiet`. Helm releases (Flux HelmRelease, Argo CD Helm sources, kustomize helmCharts) are
+    rendered, interpreted (app-template) or noted as `helm` says (`statekeeper.manifests.helm`;
+    default: render when helm is on PATH). Raises InputError for usage errors, for a named
+    file or stdin that cannot be read, and (with `strict`) for the first input problem.
     """
     # Parsed YAML holds no reference cycles (recursive aliases are refused), so the cyclic
     # garbage collector has nothing to find; left on, it re-scans every object kept so far
@@ -169,7 +173,17 @@ def load_sources(
             quiet=quiet,
             cache=cache,
         )
-        return loader.result
+        result = loader.result
+        if render:
+            flux.apply_flux(result.resources, result.notes, max_bytes=max_file_bytes)
+        helm_releases.expand_releases(
+            result.resources,
+            result.notes,
+            loader.kustomize_dirs,
+            helm if helm is not None else helm_releases.HelmOptions(max_bytes=max_file_bytes),
+            chart_dirs=loader.helm_charts,
+        )
+        return result
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -205,6 +219,8 @@ class _Loader:
         self.strict = strict
         self.env_of = env_of
         self.seen: set[str] = set()
+        self.kustomize_dirs: set[Path] = set()  # for kustomize `helmCharts` entries
+        self.helm_charts: list[Path] = []  # chart folders (umbrella charts of app-template)
 
     # ------------------------------------------------------------------ problems
 
@@ -241,6 +257,7 @@ class _Loader:
                 assert path is not None
                 trees[index] = self._walk(path)
         kustomize_dirs = {d for tree in trees.values() for d in tree.kustomize_dirs}
+        self.kustomize_dirs = kustomize_dirs
         graph = kustomize.Graph.build(kustomize_dirs)
         plan = _Plan(patches=graph.patch_owners())
         if render and kustomize_dirs:
@@ -275,6 +292,7 @@ class _Loader:
         found = tree.yaml_files or tree.kustomize_dirs or tree.helm_charts
         if not found and not tree.problems:
             self.result.notes.append(Note("no YAML files in this directory or below", str(path)))
+        self.helm_charts.extend(tree.helm_charts)
         for chart in tree.helm_charts:
             self.result.notes.append(
                 Note(

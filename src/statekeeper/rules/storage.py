@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.detect import image_matches
 from statekeeper.inventory.model import Claim, Inventory, is_under
+from statekeeper.manifests.flux import is_unresolved
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register
 
@@ -337,6 +338,12 @@ def _pvc_name_message(claim: Claim, policy: Policy) -> str:
     Without an app the example keeps the `<app>` placeholder: a name made up from the claim's
     own name (`<app>-mealie-data-pvc`) would invent an app that may not exist."""
     naming = policy.pvc_naming
+    if is_unresolved(claim.name) or (claim.app and is_unresolved(claim.app)):
+        # `${APP}` left by Flux postBuild: a name built from it would be wrong either way.
+        return (
+            f"PVC name {claim.name!r} does not match {naming.pattern} (it holds a Flux "
+            "variable that is not resolved in this repo; no name suggested)"
+        )
     if claim.app:
         purpose = claim_purpose(claim, policy) or "data"
         example = naming.pattern.replace("<app>", claim.app).replace("<purpose>", purpose)
