@@ -210,6 +210,33 @@ def stale_positions(
     return local, remote
 
 
+def scratch_prefix(db: Path) -> str:
+    """Name prefix of the scratch folders a restore of `db` creates beside it."""
+    return f".statekeeper-{db.name}.restoring-"
+
+
+def remove_leftover_scratch(db: Path) -> int:
+    """Delete the scratch folders that interrupted restores of `db` left beside it (an agent
+    killed mid-download). They only ever hold a copy being downloaded, never the live DB: the
+    copy is renamed out of its folder before it becomes the DB. Returns the bytes freed."""
+    freed = 0
+    try:
+        leftovers = [p for p in db.parent.iterdir() if p.name.startswith(scratch_prefix(db))]
+    except OSError:
+        return 0
+    for folder in leftovers:
+        if folder.is_symlink() or not folder.is_dir():
+            continue  # not ours: we only ever create real directories
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder)
+        freed += size
+        log.warning(
+            "removed the scratch folder of an interrupted restore",
+            extra={"db": str(db), "folder": str(folder), "bytes": size},
+        )
+    return freed
+
+
 def _write_marker(db: Path) -> None:
     path = marker_path(db)
     if not path.exists():
@@ -330,6 +357,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     """Decide and act for one database; raises RefusedError / InfraError to stop the start."""
     started = time.monotonic()
     db.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftover_scratch(db)
     present = db.exists()
     size = db.stat().st_size if present else 0
     extras = [p for p in db_files(db) if p != db]
@@ -370,7 +398,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         problem = "missing"
     log.warning(f"database {problem}", extra={"db": str(db)})
 
-    workdir = Path(tempfile.mkdtemp(prefix=f".statekeeper-{db.name}.restoring-", dir=db.parent))
+    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
     try:
         fetched = fetch_replica(config, db, config_file, bucket, workdir)
         log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})

@@ -19,7 +19,6 @@ seconds (defaults 20 s + 10 s: raise it from the Kubernetes default 30 s to e.g.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import random
@@ -40,7 +39,7 @@ from statekeeper.agent.lease import Lease
 from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.metrics import HealthServer, SidecarMetrics
-from statekeeper.agent.procs import run_bounded
+from statekeeper.agent.procs import die_with_parent, run_bounded
 from statekeeper.agent.rclone import rclone_binary, sync_to_remote
 from statekeeper.errors import EXIT_OK, ConfigError, InfraError
 
@@ -100,27 +99,6 @@ def relay_litestream_line(line: str) -> None:
     fields = {k: v for k, v in record.items() if k not in _RESERVED}
     fields["source"] = "litestream"
     log.log(level, str(record.get("msg", "")), extra=fields)
-
-
-def _load_libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# Loaded once in the parent: nothing that takes a lock (dlopen) may run in the forked child.
-_LIBC = _load_libc()
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM litestream if the sidecar dies (even by SIGKILL), so that a restarted
-    sidecar never finds a stray replicator: never two at once. Linux only; a no-op elsewhere.
-    (The signal fires when the *thread* that started litestream ends: the supervisor thread,
-    which lives until litestream is stopped.)"""
-    prctl = getattr(_LIBC, "prctl", None)
-    if prctl is not None:
-        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 class Sidecar:
@@ -332,7 +310,10 @@ class Sidecar:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                preexec_fn=_die_with_parent,  # only prctl(): no locks in the child
+                # SIGTERM litestream if the sidecar dies (even by SIGKILL), so that a restarted
+                # sidecar never finds a stray replicator. The supervisor thread that starts it
+                # lives until litestream is stopped.
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         except OSError as exc:
             log.error("cannot start litestream", extra={"error": exc.strerror or str(exc)})
