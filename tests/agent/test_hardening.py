@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from tests.agent.helpers import (
     TcpProxy,
+    add_rows,
     agent_config,
     agent_env,
     make_db,
@@ -30,7 +32,10 @@ from tests.agent.helpers import (
     unique_name,
     wait_for,
 )
+from tests.agent.test_run import FAST, Sidecar, restore_replica, sidecars, start
 from tests.conftest import S3Server
+
+__all__ = ["sidecars"]  # the fixture, shared with test_run
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -132,3 +137,118 @@ def _scratch_folders(db: Path) -> list[Path]:
 
 def _scratch_bytes(db: Path) -> int:
     return sum(f.stat().st_size for d in _scratch_folders(db) for f in d.rglob("*") if f.is_file())
+
+
+# --- sidecar helpers -------------------------------------------------------------------------
+
+
+def sidecar_env(
+    child_env: dict[str, str], endpoint: str, bucket: str, db: Path, **extra: str
+) -> dict[str, str]:
+    return agent_env(child_env, endpoint, bucket, sqlite_paths=[db], **{**FAST, **extra})
+
+
+# --- 22 ------------------------------------------------------------------------------------
+
+
+def test_case_22_symlinked_db_path_replicates_and_restores_through_the_link(
+    s3: S3Server,
+    tmp_path: Path,
+    child_env: dict[str, str],
+    litestream_bin: str,
+    sidecars: list[Sidecar],
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    real = make_db(tmp_path / "volume" / "real" / "app.db", rows=20)
+    link = tmp_path / "volume" / "app.db"
+    link.symlink_to(real)
+    env = sidecar_env(child_env, s3.endpoint, bucket, link)
+    sidecar = start(sidecars, env, tmp_path)
+    wait_for(lambda: sidecar.get("/ready")[0] == 200, timeout=60)
+    add_rows(link, 30, prefix="through-the-link")  # the app writes through the link
+    wait_for(lambda: sidecar.metric("statekeeper_litestream_replicating", db=str(link)), timeout=60)
+    assert sidecar.metric("statekeeper_litestream_sync_errors_total", db=str(link)) == 0.0
+    assert sidecar.terminate() == 0
+    expected = row_values(link)
+    assert len(expected) == 50
+    # (the bare litestream CLI is given the real path, as the agent gives it)
+    config = agent_config(s3.endpoint, bucket, sqlite_paths=[real])
+    assert restore_replica(config, real, tmp_path / "check.db", child_env, litestream_bin) == (
+        expected
+    )
+
+    # The volume is lost but the link (e.g. from the image) is still there: the restore goes
+    # through it, and the link stays a link.
+    shutil.rmtree(real.parent)
+    result = run_agent(["restore"], sidecar_env(child_env, s3.endpoint, bucket, link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and real.is_file()
+    assert row_values(link) == expected
+
+
+# --- 23 ------------------------------------------------------------------------------------
+
+
+def test_case_23_litestream_sync_errors_show_in_metrics_and_readiness(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], sidecars: list[Sidecar]
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=20)
+    proxy = TcpProxy(s3.port)
+    try:
+        # A lease TTL longer than the partition: the sync errors, not the lease, are observed.
+        env = sidecar_env(
+            child_env, proxy.endpoint, bucket, db, lease_ttl="120s", sync_stale_after="5s"
+        )
+        sidecar = start(sidecars, env, tmp_path)
+        label = str(db)
+        wait_for(lambda: sidecar.get("/ready")[0] == 200, timeout=60)
+        wait_for(lambda: sidecar.metric("statekeeper_litestream_replicating", db=label), timeout=60)
+        assert sidecar.metric("statekeeper_litestream_consecutive_errors", db=label) == 0.0
+
+        proxy.set_mode("drop")  # S3 partitioned away: litestream is up, no sync succeeds
+        add_rows(db, 5, prefix="during-partition")
+        wait_for(
+            lambda: sidecar.metric("statekeeper_litestream_replicating", db=label) == 0.0,
+            timeout=60,
+        )
+        assert sidecar.metric("statekeeper_litestream_up") == 1.0  # up, yet not replicating
+        _status, body = wait_for(lambda: _not_ready(sidecar), timeout=60)
+        assert "has not synced" in body and label in body
+        proxy.set_mode("pass")
+        wait_for(lambda: sidecar.metric("statekeeper_litestream_replicating", db=label), timeout=90)
+        wait_for(lambda: sidecar.get("/ready")[0] == 200, timeout=60)
+
+        # A local failure litestream reports on every sync: its LTX folder is not a folder.
+        state = db.with_name(".app.db-litestream")
+        state.rename(state.with_name("aside"))
+        state.write_text("not a directory\n")
+        add_rows(db, 5, prefix="during-local-failure")
+        errors = wait_for(
+            lambda: sidecar.metric("statekeeper_litestream_sync_errors_total", db=label), timeout=60
+        )
+        assert errors >= 1
+        wait_for(
+            lambda: (
+                (sidecar.metric("statekeeper_litestream_consecutive_errors", db=label) or 0) >= 1
+            ),
+            timeout=60,
+        )
+        _status, body = wait_for(lambda: _not_ready(sidecar), timeout=60)
+        assert "has not synced" in body and "not a directory" in body
+        state.unlink()
+        state.with_name("aside").rename(state)
+        wait_for(
+            lambda: sidecar.metric("statekeeper_litestream_consecutive_errors", db=label) == 0.0,
+            timeout=90,
+        )
+        wait_for(lambda: sidecar.get("/ready")[0] == 200, timeout=60)
+        assert sidecar.metric("statekeeper_litestream_replicating", db=label) == 1.0
+        assert sidecar.terminate() == 0
+    finally:
+        proxy.close()
+
+
+def _not_ready(sidecar: Sidecar) -> tuple[int, str] | None:
+    status, body = sidecar.get("/ready")
+    return (status, body) if status == 503 else None

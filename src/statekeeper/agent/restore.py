@@ -57,7 +57,9 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
-from statekeeper.agent.litestream import ltx_json, restore_command, write_config
+from statekeeper.agent.hwm import Mark, behind_message, read_mark, restorable_position
+from statekeeper.agent.lease import LeaseStore
+from statekeeper.agent.litestream import ltx_json, real_db_path, restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, probe_endpoint
@@ -261,6 +263,7 @@ class BucketCheck:
     def __init__(self, config: AgentConfig) -> None:
         self._config = config
         self._error: BaseException | None = None
+        self._store: LeaseStore | None = None
         self.listed = False
         self._thread = threading.Thread(target=self._run, name="s3-probe", daemon=True)
         self._thread.start()
@@ -280,6 +283,13 @@ class BucketCheck:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def mark(self, db: Path) -> Mark | None:
+        """The high-water mark of `db` (agent/hwm.py), once the bucket answered."""
+        self.confirm()
+        if self._store is None:
+            self._store = LeaseStore(self._config)
+        return read_mark(self._config, db, self._store)
 
     def confirm(self) -> None:
         """Unless a listing already proved it: the bucket answers with these credentials."""
@@ -354,8 +364,17 @@ def _restore_txid(stdout: str) -> str | None:
 
 
 def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck) -> DbOutcome:
-    """Decide and act for one database; raises RefusedError / InfraError to stop the start."""
+    """Decide and act for one database; raises RefusedError / InfraError to stop the start.
+
+    A symlinked DB path is resolved first: the checks, the quarantine and the restored copy all
+    happen at the link's target (the restore goes through the link, which stays a link)."""
     started = time.monotonic()
+    link, db = db, real_db_path(db)
+    if db != link.absolute():
+        log.info(
+            "database path is a symlink: using its target",
+            extra={"db": str(link), "target": str(db)},
+        )
     db.parent.mkdir(parents=True, exist_ok=True)
     remove_leftover_scratch(db)
     present = db.exists()
@@ -389,7 +408,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 },
             )
             _write_marker(db)
-            return DbOutcome(str(db), "kept", "integrity check ok", duration_s=_since(started))
+            return DbOutcome(str(link), "kept", "integrity check ok", duration_s=_since(started))
         else:
             problem = f"corrupt ({check.detail})"
     elif present:
@@ -402,6 +421,17 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     try:
         fetched = fetch_replica(config, db, config_file, bucket, workdir)
         log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
+        mark = bucket.mark(link)
+        if fetched is not None and mark is not None:
+            _refuse_behind_mark(config, link, db, config_file, fetched, mark)
+        if fetched is None and mark is not None:
+            deleted = (
+                f"there is no replica at s3://{config.bucket}/{config.replica_key(link)}, but "
+                f"its high-water mark says txid {mark.txid:016x} was acknowledged at "
+                f"{mark.time}: the replica was deleted"
+            )
+        else:
+            deleted = ""
         if fetched is not None:
             restored = check_fetched(config, db, fetched)
             old = db_files(db)  # stale -wal/-shm must never meet a restored DB
@@ -421,7 +451,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 },
             )
             return DbOutcome(
-                str(db),
+                str(link),
                 "restored",
                 f"{problem}; restored from replica",
                 restored_bytes=restored,
@@ -437,10 +467,20 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
 
-    where = f"s3://{config.bucket}/{config.replica_key(db)}"
+    where = f"s3://{config.bucket}/{config.replica_key(link)}"
     holds_data = any(p.stat().st_size > 0 for p in extras if p.name.endswith("-wal"))
-    if not marker_path(db).exists() and (
-        (problem == "missing" and not extras) or (problem.startswith("empty") and not holds_data)
+    if deleted and not config.allow_empty:
+        raise RefusedError(
+            f"{link} is {problem} and {deleted}; refusing to start. Restore it from another "
+            "copy, or pass --allow-empty (STATEKEEPER_ALLOW_EMPTY=true) to start empty"
+        )
+    if (
+        not deleted
+        and not marker_path(db).exists()
+        and (
+            (problem == "missing" and not extras)
+            or (problem.startswith("empty") and not holds_data)
+        )
     ):
         # Nothing to lose: no DB (or a 0-byte one, as some apps create before their schema)
         # on a volume that never held it, and the bucket, which answered, holds no replica.
@@ -448,7 +488,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
             "first start: the bucket answers and holds no replica; the app will create the DB",
             extra={"db": str(db), "replica": where},
         )
-        return DbOutcome(str(db), "first-start", f"no local data and no replica at {where}")
+        return DbOutcome(str(link), "first-start", f"no local data and no replica at {where}")
 
     if problem == "missing" and not marker_path(db).exists():
         reason = (
@@ -472,8 +512,23 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         extra={"db": str(db), "reason": reason, "quarantined": len(moved)},
     )
     return DbOutcome(
-        str(db), "started-empty", reason, quarantined=moved, duration_s=_since(started)
+        str(link), "started-empty", reason, quarantined=moved, duration_s=_since(started)
     )
+
+
+def _refuse_behind_mark(
+    config: AgentConfig, link: Path, db: Path, config_file: Path, fetched: Fetched, mark: Mark
+) -> None:
+    """RefusedError when the restored copy is older than the replica's high-water mark: the
+    replica lost acknowledged transactions (e.g. its newest LTX files were deleted)."""
+    try:
+        txid = int(fetched.txid or "", 16)
+    except ValueError:
+        txid = restorable_position(ltx_json(config, db, config_file)).restorable
+    if txid >= mark.txid:
+        return
+    position = restorable_position(ltx_json(config, db, config_file))
+    raise RefusedError(f"{link}: " + behind_message(config, link, position, mark))
 
 
 def _since(started: float) -> float:
