@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ from tests.agent.helpers import (
     make_db,
     pid_alive,
     process_children,
+    replica_objects,
     row_values,
     run_agent,
     seed_replica,
     unique_name,
     wait_for,
 )
-from tests.agent.test_run import FAST, Sidecar, restore_replica, sidecars, start
+from tests.agent.test_run import FAST, Sidecar, Writer, restore_replica, sidecars, start
 from tests.conftest import S3Server
 
 __all__ = ["sidecars"]  # the fixture, shared with test_run
@@ -252,3 +254,105 @@ def test_case_23_litestream_sync_errors_show_in_metrics_and_readiness(
 def _not_ready(sidecar: Sidecar) -> tuple[int, str] | None:
     status, body = sidecar.get("/ready")
     return (status, body) if status == 503 else None
+
+
+# --- 24 ------------------------------------------------------------------------------------
+
+
+def test_case_24_replica_deleted_while_running_is_alerted_and_reseeded(
+    s3: S3Server,
+    tmp_path: Path,
+    child_env: dict[str, str],
+    litestream_bin: str,
+    sidecars: list[Sidecar],
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=20)
+    label = str(db)
+    sidecar = start(sidecars, sidecar_env(child_env, s3.endpoint, bucket, db), tmp_path)
+    wait_for(lambda: sidecar.metric("statekeeper_replica_restorable", db=label) == 1.0, timeout=60)
+    config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
+    client = s3.client()
+    assert mark_txid(s3, config, db) >= 1  # the high-water mark object exists
+
+    writer = Writer(db, pause=0.05)  # the app keeps writing throughout
+    writer.start()
+    try:
+        wait_for(lambda: len(writer.committed) > 20, timeout=60)
+        deleted_at = time.time()
+        for key in replica_objects(client, bucket, config.replica_key(db)):
+            client.delete_object(Bucket=bucket, Key=key)
+        wait_for(
+            lambda: sidecar.metric("statekeeper_replica_restorable", db=label) == 0.0, timeout=60
+        )
+        alerts = [r for r in sidecar.records() if r.get("msg") == "replica not restorable"]
+        assert alerts and alerts[0]["level"] == "error" and alerts[0]["db"] == label
+        wait_for(
+            lambda: sidecar.metric("statekeeper_replica_reseeds_total", db=label) == 1.0,
+            timeout=60,
+        )
+        wait_for(
+            lambda: sidecar.metric("statekeeper_replica_restorable", db=label) == 1.0, timeout=90
+        )
+        good = sidecar.metric("statekeeper_replica_last_restorable_timestamp_seconds", db=label)
+        assert good is not None and good > deleted_at
+    finally:
+        writer.stop()
+    assert any(r.get("msg") == "replica restorable again" for r in sidecar.records())
+    assert sidecar.terminate() == 0
+    restored = restore_replica(config, db, tmp_path / "check.db", child_env, litestream_bin)
+    assert restored == row_values(db)
+
+
+def mark_txid(s3: S3Server, config: Any, db: Path) -> int:
+    body = s3.client().get_object(Bucket=config.bucket, Key=f"{config.prefix}/hwm/{db.name}.json")
+    return int(json.loads(body["Body"].read())["txid"], 16)
+
+
+# --- 25 ------------------------------------------------------------------------------------
+
+
+def test_case_25_newest_ltx_deleted_verify_and_restore_refuse_by_the_high_water_mark(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], sidecars: list[Sidecar]
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=50)
+    label = str(db)
+    env = sidecar_env(child_env, s3.endpoint, bucket, db)
+    sidecar = start(sidecars, env, tmp_path)
+    wait_for(lambda: sidecar.metric("statekeeper_replica_restorable", db=label) == 1.0, timeout=60)
+    for batch in range(3):  # three more transactions, each acknowledged in its own LTX file
+        before = sidecar.metric("statekeeper_replica_restorable_txid", db=label) or 0
+        add_rows(db, 100, prefix=f"batch-{batch}")
+        wait_for(
+            lambda b=before: (
+                (sidecar.metric("statekeeper_replica_restorable_txid", db=label) or 0) > b
+            ),
+            timeout=60,
+        )
+    assert sidecar.terminate() == 0
+    config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
+    mark = mark_txid(s3, config, db)
+    client = s3.client()
+    newest = [
+        key
+        for key in replica_objects(client, bucket, config.replica_key(db))
+        if key.endswith(f"-{mark:016x}.ltx") and "/0009/" not in key
+    ]
+    assert newest
+    for key in newest:  # every file holding the newest transaction
+        client.delete_object(Bucket=bucket, Key=key)
+
+    verify = run_agent(["verify"], env)
+    assert verify.returncode == 5, verify.stderr
+    report = json.loads(verify.stdout)["databases"][0]
+    assert report["high_water_mark"] == f"{mark:016x}"
+    assert any("behind its high-water mark" in p for p in report["problems"])
+
+    target = tmp_path / "empty-volume" / "app.db"
+    result = run_agent(["restore"], sidecar_env(child_env, s3.endpoint, bucket, target))
+    assert result.returncode == 3, result.stderr
+    line = [ln for ln in result.stderr.splitlines() if ln.startswith("statekeeper: error:")]
+    assert len(line) == 1 and "high-water mark" in line[0] and "litestream restore -txid" in line[0]
+    assert not target.exists()
+    assert [p for p in target.parent.iterdir() if ".restoring-" in p.name] == []
