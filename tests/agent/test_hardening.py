@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,15 @@ from tests.agent.helpers import (
     unique_name,
     wait_for,
 )
-from tests.agent.test_run import FAST, Sidecar, Writer, restore_replica, sidecars, start
+from tests.agent.test_run import (
+    FAST,
+    Sidecar,
+    Writer,
+    replicators_of,
+    restore_replica,
+    sidecars,
+    start,
+)
 from tests.conftest import S3Server
 
 __all__ = ["sidecars"]  # the fixture, shared with test_run
@@ -356,3 +366,87 @@ def test_case_25_newest_ltx_deleted_verify_and_restore_refuse_by_the_high_water_
     assert len(line) == 1 and "high-water mark" in line[0] and "litestream restore -txid" in line[0]
     assert not target.exists()
     assert [p for p in target.parent.iterdir() if ".restoring-" in p.name] == []
+
+
+# --- 26 ------------------------------------------------------------------------------------
+
+
+class ReplicatorSampler(threading.Thread):
+    """Counts the `litestream replicate` processes on `db` every 20 ms; `most` is the peak."""
+
+    def __init__(self, db: Path) -> None:
+        super().__init__(daemon=True)
+        self.db = db
+        self.most = 0
+        self.samples = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.02):
+            self.most = max(self.most, len(replicators_of(self.db)))
+            self.samples += 1
+
+    def stop(self) -> int:
+        self.halt.set()
+        self.join(timeout=10)
+        return self.most
+
+
+@pytest.mark.parametrize("fault", ["sigstop", "hanging-renewal", "partition"])
+def test_case_26_fencing_holds_when_the_holder_is_frozen_hung_or_cut_off(
+    fault: str,
+    s3: S3Server,
+    tmp_path: Path,
+    child_env: dict[str, str],
+    litestream_bin: str,
+    sidecars: list[Sidecar],
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=20)
+    proxy = TcpProxy(s3.port)  # pod-a reaches S3 through it; pod-b directly
+    writer = Writer(db, pause=0.02)
+    sampler = ReplicatorSampler(db)
+    try:
+        pod_a = start(sidecars, sidecar_env(child_env, proxy.endpoint, bucket, db), tmp_path)
+        wait_for(lambda: pod_a.get("/ready")[0] == 200, timeout=60)
+        env_b = sidecar_env(child_env, s3.endpoint, bucket, db, holder="pod-b")
+        pod_b = start(sidecars, env_b, tmp_path)
+        wait_for(
+            lambda: any(r.get("msg") == "waiting for the lease" for r in pod_b.records()),
+            timeout=60,
+        )
+        writer.start()
+        sampler.start()
+        wait_for(lambda: len(writer.committed) > 50, timeout=60)
+
+        if fault == "sigstop":
+            os.kill(pod_a.proc.pid, signal.SIGSTOP)  # frozen longer than the lease TTL
+        else:
+            proxy.set_mode("hang" if fault == "hanging-renewal" else "drop")
+        wait_for(lambda: pod_b.get("/ready")[0] == 200, timeout=90)
+        wait_for(lambda: len(replicators_of(db)) == 1, timeout=30)
+        assert replicators_of(db) == pod_b.litestream_children()
+        assert pod_a.litestream_children() == []  # fenced, though pod-a could not act
+        committed = len(writer.committed)
+        wait_for(lambda: len(writer.committed) > committed + 50, timeout=60)
+
+        if fault == "sigstop":
+            os.kill(pod_a.proc.pid, signal.SIGCONT)
+        else:
+            proxy.set_mode("pass")
+        # pod-a learns it lost the lease and stays out: no second replicator, ever.
+        wait_for(lambda: "pod-b" in pod_a.get("/ready")[1], timeout=60)
+        assert pod_a.get("/ready")[0] == 503
+        writer.stop()
+        assert pod_b.terminate() == 0
+        assert pod_a.terminate() == 0
+        assert sampler.stop() == 1 and sampler.samples > 10
+    finally:
+        writer.halt.set()
+        sampler.halt.set()
+        proxy.close()
+    fenced = [r for r in pod_a.records() if "fenced" in str(r.get("msg", ""))]
+    assert fenced, "pod-a's litestream was not stopped by the fence"
+    config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
+    restored = restore_replica(config, db, tmp_path / "check.db", child_env, litestream_bin)
+    assert restored == row_values(db)  # not one committed row short

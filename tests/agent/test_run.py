@@ -114,12 +114,15 @@ class Sidecar:
         return self.metrics().get((name, tuple(sorted(labels.items()))))
 
     def litestream_children(self) -> list[int]:
-        """`litestream replicate` children (not the short `litestream ltx` status probes)."""
-        return [
-            pid
-            for pid in children(self.proc.pid)
-            if "litestream" in cmdline(pid) and " replicate " in cmdline(pid)
-        ]
+        """`litestream replicate` processes under this sidecar (they run under the fence, a
+        watchdog child; the short `litestream ltx` status probes are left out)."""
+        found = []
+        for pid in children(self.proc.pid):
+            for candidate in [pid, *children(pid)]:
+                args = cmdline(candidate).split()
+                if len(args) > 1 and args[0].endswith("litestream") and args[1] == "replicate":
+                    found.append(candidate)
+        return found
 
     def terminate(self, timeout: float = 40) -> int:
         self.proc.send_signal(signal.SIGTERM)

@@ -3,8 +3,10 @@
 Four activities, each in its own thread, all sleeping on `threading.Event.wait` (no busy polling):
 
   lease      (main thread) acquire / renew the lease every `lease_heartbeat`
-  supervisor runs exactly one `litestream replicate` while the lease is held; restarts it with
-             backoff when it dies; SIGTERM (then SIGKILL) when the lease is lost or on shutdown
+  supervisor runs exactly one `litestream replicate` while the lease is held, under the fence
+             (agent/fence.py: a watchdog that kills it when the lease deadline passes, even
+             if this process is frozen); restarts it with backoff when it dies; SIGKILL when
+             the lease is lost, SIGTERM (then SIGKILL) on shutdown
   sync       guarded `rclone sync` of every config path every `rclone_interval` ± jitter, runs never
              overlap, each bounded by `rclone_timeout`; one final sync on shutdown
   status     every `status_interval`, `litestream ltx -json` per DB → replica lag metrics
@@ -25,6 +27,7 @@ import random
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -35,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.fence import write_deadline
 from statekeeper.agent.hwm import Position, read_mark, restorable_position, write_mark
 from statekeeper.agent.lease import Lease
 from statekeeper.agent.litestream import (
@@ -145,6 +149,11 @@ class Sidecar:
         self._last_holder: str | None = None
         self._newest: dict[str, float] = {}
         self.workdir = workdir
+        # The fence's deadline: extended by every lease write, read by the watchdog that runs
+        # litestream (agent/fence.py), which kills it once the deadline passes.
+        self.deadline_file = workdir / "lease-deadline"
+        write_deadline(self.deadline_file, 0.0)
+        self.lease.on_renewed = lambda until: write_deadline(self.deadline_file, until)
         self.litestream_config = workdir / "litestream.yml"
         self.control_socket = workdir / "litestream.sock"
         self._threads: list[threading.Thread] = []
@@ -305,6 +314,7 @@ class Sidecar:
             self._held.set()
         else:
             log.warning("lease not held: replication paused", extra={"holder": self.config.holder})
+            write_deadline(self.deadline_file, 0.0)  # the fence kills litestream at once
             self._held.clear()
         self._supervisor_wake.set()
 
@@ -343,7 +353,13 @@ class Sidecar:
         started = 0.0
         while True:
             self._supervisor_wake.clear()
-            want = self._held.is_set() and not self.stop.is_set() and bool(self.config.sqlite_paths)
+            want = (
+                self._held.is_set()
+                and not self.stop.is_set()
+                and bool(self.config.sqlite_paths)
+                # a thawed agent must not restart a fenced litestream on a stale `_held`
+                and self.lease.valid_until > time.monotonic()
+            )
             proc = self._litestream
             if proc is not None and self._litestream_exited.is_set():
                 self._litestream = None
@@ -378,6 +394,11 @@ class Sidecar:
     def _start_litestream(self) -> None:
         self._litestream_exited.clear()
         cmd = [
+            sys.executable,
+            "-m",
+            "statekeeper.agent.fence",
+            str(self.deadline_file),
+            "--",
             litestream_binary(),
             "replicate",
             "-config",
@@ -460,7 +481,10 @@ class Sidecar:
             # replica already. Pushing more (an explicit sync) would interleave two writers.
             log.warning("lease lost: stopping litestream without a final sync")
         budget = max(1.0, budget - budget / 2)
-        proc.send_signal(signal.SIGTERM)
+        if not self.stop.is_set() and not reseed:
+            proc.kill()  # the fence's SIGKILL: no shutdown sync into a replica now shared
+        else:
+            proc.send_signal(signal.SIGTERM)  # the fence passes it on: litestream's own flush
         if not self._litestream_exited.wait(budget):
             log.error("litestream did not stop in time, killing it", extra={"pid": proc.pid})
             proc.kill()
