@@ -63,7 +63,7 @@ from statekeeper.agent.litestream import ltx_json, real_db_path, restore_command
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, probe_endpoint
-from statekeeper.agent.sqlite import db_files, integrity_check
+from statekeeper.agent.sqlite import content_digest, db_files, integrity_check
 from statekeeper.errors import EXIT_OK, InfraError, RefusedError
 
 log = get_logger("restore")
@@ -84,6 +84,15 @@ class DbOutcome:
     txid: str | None = None
     quarantined: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    # The restored file's identity (`file_identity`): lets `agent run` tell that the DB is
+    # still exactly the copy restored at `txid`, without restoring it again to compare.
+    file_id: str | None = None
+
+
+def file_identity(path: Path) -> str:
+    """device:inode:size:mtime_ns of `path`: changes with any write to it."""
+    info = path.stat()
+    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
 @dataclass
@@ -200,12 +209,7 @@ def stale_positions(
     """(local, replica) TXIDs when the healthy `db` is older than its replica, else None."""
     local = local_txid(db)
     if local is None:
-        log.warning(
-            "local replication position unknown (no litestream LTX files beside the DB): "
-            "cannot tell whether it is older than its replica; kept",
-            extra={"db": str(db), "litestream_dir": str(litestream_dir(db))},
-        )
-        return None
+        return None  # unknown: decided by content (`stale_by_content`)
     remote = replica_txid(config, db, config_file, bucket)
     if local >= remote:  # includes "no replica" (0) and a local DB ahead of its replica
         return None
@@ -237,6 +241,30 @@ def remove_leftover_scratch(db: Path) -> int:
             extra={"db": str(db), "folder": str(folder), "bytes": size},
         )
     return freed
+
+
+def stale_by_content(
+    config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck, workdir: Path
+) -> Fetched | None:
+    """For a healthy `db` whose replication position is unknown: its replica's newest state,
+    restored into `workdir`, when that differs from `db` by content (`content_digest`); None
+    when there is no replica or both hold the same data. Without a position a differing DB
+    cannot be shown to be newer, and litestream would make it the replica's head."""
+    fetched = fetch_replica(config, db, config_file, bucket, workdir)
+    if fetched is None:
+        log.info("local replication position unknown; no replica: kept", extra={"db": str(db)})
+        return None
+    if content_digest(db) == content_digest(fetched.path):
+        log.info(
+            "local replication position unknown, but the DB holds its replica's newest state: kept",
+            extra={"db": str(db), "txid": fetched.txid or ""},
+        )
+        return None
+    log.warning(
+        "local replication position unknown and the DB differs from its replica's newest state",
+        extra={"db": str(db), "replica_txid": fetched.txid or ""},
+    )
+    return fetched
 
 
 def _write_marker(db: Path) -> None:
@@ -382,6 +410,8 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     extras = [p for p in db_files(db) if p != db]
 
     stale = False
+    workdir: Path | None = None
+    prefetched: Fetched | None = None
     if present and size > 0:
         check = integrity_check(db, config.integrity)
         positions = stale_positions(config, db, config_file, bucket) if check.ok else None
@@ -395,6 +425,36 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 raise RefusedError(
                     f"{db} is {problem}: it was probably restored from an old volume snapshot, "
                     "and starting would make this old state the replica's newest; "
+                    "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
+                    "local copy and restore the replica, or investigate"
+                )
+        elif check.ok and local_txid(db) is None:
+            # Only the DB files came back (no litestream position): compare by content.
+            workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
+            try:
+                prefetched = stale_by_content(config, db, config_file, bucket, workdir)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            if prefetched is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+                _write_marker(db)
+                return DbOutcome(
+                    str(link),
+                    "kept",
+                    "integrity check ok; same content as its replica (or no replica)",
+                    duration_s=_since(started),
+                )
+            stale = True
+            problem = (
+                "different from its replica's newest state while its replication position "
+                f"is unknown (no litestream LTX files in {litestream_dir(db)})"
+            )
+            if config.on_stale != "restore":
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise RefusedError(
+                    f"{db} is {problem}: probably only the DB files came back from an old "
+                    "snapshot, and starting would make this state the replica's newest; "
                     "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
                     "local copy and restore the replica, or investigate"
                 )
@@ -417,9 +477,10 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         problem = "missing"
     log.warning(f"database {problem}", extra={"db": str(db)})
 
-    workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
     try:
-        fetched = fetch_replica(config, db, config_file, bucket, workdir)
+        fetched = prefetched or fetch_replica(config, db, config_file, bucket, workdir)
         log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
         mark = bucket.mark(link)
         if fetched is not None and mark is not None:
@@ -458,6 +519,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 txid=fetched.txid,
                 quarantined=moved,
                 duration_s=_since(started),
+                file_id=file_identity(db),
             )
         if stale:  # the replica vanished since `litestream ltx` saw it: keep everything
             raise RefusedError(
@@ -626,3 +688,73 @@ def main(config: AgentConfig) -> int:
     """CLI entry point: 0 when the app may start; errors propagate as StatekeeperError."""
     run_restore(config)
     return EXIT_OK
+
+
+def refuse_stale_start(config: AgentConfig, workdir: Path) -> None:
+    """`agent run`'s check before litestream first starts: the same staleness decision as
+    `agent restore` (by position, else by content), so a sidecar started without the init
+    container never makes an old DB the replica's newest state. RefusedError (exit 3) when a DB
+    is stale; an S3 that cannot answer skips the check with a warning (the sidecar must run
+    through outages). A DB still exactly as `agent restore` left it (status file) is judged by
+    its restored TXID, without a second download."""
+    dbs = [db for db in config.sqlite_paths if _has_data(real_db_path(db))]
+    if not dbs:
+        return
+    config_file = write_config(config, workdir / "preflight.yml")
+    bucket = BucketCheck(config)
+    restored = {d.get("db"): d for d in (read_status(config) or {}).get("databases", [])}
+    for db in dbs:
+        real = real_db_path(db)
+        try:
+            problem = _stale_problem(config, db, real, config_file, bucket, restored.get(str(db)))
+        except InfraError as exc:
+            log.warning("staleness check skipped: S3 cannot answer", extra={"error": str(exc)})
+            return
+        if problem is not None:
+            raise RefusedError(
+                f"{db} is {problem}; litestream was not started, because it would make this "
+                "state the replica's newest; run `statekeeper agent restore` (with "
+                "--on-stale restore) before the sidecar, or investigate"
+            )
+
+
+def _has_data(db: Path) -> bool:
+    try:
+        return db.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _stale_problem(
+    config: AgentConfig,
+    db: Path,
+    real: Path,
+    config_file: Path,
+    bucket: BucketCheck,
+    restored: dict[str, Any] | None,
+) -> str | None:
+    positions = stale_positions(config, real, config_file, bucket)
+    if positions is not None:
+        local, remote = positions
+        return f"older than its replica (local txid {local:016x}, replica txid {remote:016x})"
+    if local_txid(real) is not None:
+        return None
+    if (
+        restored
+        and restored.get("file_id") == file_identity(real)
+        and restored.get("txid")
+        and not real.with_name(real.name + "-wal").exists()
+    ):
+        at = int(str(restored["txid"]), 16)
+        remote = replica_txid(config, real, config_file, bucket)
+        if at >= remote:
+            return None
+        return f"the copy restored at txid {at:016x}, older than its replica ({remote:016x})"
+    # Scratch beside the DB (room for a copy of it), like a restore's; removed either way.
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(real), dir=real.parent) as scratch:
+        if stale_by_content(config, real, config_file, bucket, Path(scratch)) is None:
+            return None
+    return (
+        "different from its replica's newest state while its replication position is unknown "
+        f"(no litestream LTX files in {litestream_dir(real)})"
+    )

@@ -812,6 +812,10 @@ def main(config: AgentConfig) -> int:
     if config.config_paths:
         rclone_binary()
     with tempfile.TemporaryDirectory(prefix="statekeeper-agent-") as workdir:
+        if config.sqlite_paths:
+            from statekeeper.agent.restore import refuse_stale_start
+
+            refuse_stale_start(config, Path(workdir))
         sidecar = Sidecar(config, Path(workdir))
         sidecar.metrics.restored_bytes.set(restored_bytes(config))
         try:
