@@ -450,3 +450,78 @@ def test_case_26_fencing_holds_when_the_holder_is_frozen_hung_or_cut_off(
     config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
     restored = restore_replica(config, db, tmp_path / "check.db", child_env, litestream_bin)
     assert restored == row_values(db)  # not one committed row short
+
+
+# --- 29-31: smaller ones (item 8) --------------------------------------------------------------
+
+HALF_DONE_TRANSACTION = """
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA cache_size=5")  # tiny cache: the transaction spills pages into the DB file
+con.execute("BEGIN")
+con.executemany("INSERT INTO items (body) VALUES (?)", [("z" * 2000,) for _ in range(3000)])
+os._exit(0)  # the app dies mid-transaction: no COMMIT, no ROLLBACK
+"""
+
+
+def test_case_29_hot_rollback_journal_is_rolled_back_after_a_copy(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str]
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = tmp_path / "data" / "app.db"
+    db.parent.mkdir()
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT)")
+    con.executemany("INSERT INTO items (body) VALUES (?)", [(f"row-{i}",) for i in range(100)])
+    con.commit()
+    con.close()
+    subprocess.run([sys.executable, "-c", HALF_DONE_TRANSACTION, str(db)], check=True)
+    journal = db.with_name("app.db-journal")
+    assert journal.stat().st_size > 0  # a hot journal
+    torn_size = db.stat().st_size
+
+    result = run_agent(["restore"], agent_env(child_env, s3.endpoint, bucket, sqlite_paths=[db]))
+    assert result.returncode == 0, result.stderr
+    assert row_values(db) == list(range(1, 101))  # the unfinished transaction is gone
+    [folder] = list((db.parent / ".statekeeper-quarantine").iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == ["app.db", "app.db-journal"]
+    assert (folder / "app.db").stat().st_size == torn_size  # the copy as found
+    assert any("hot rollback journal" in r.get("msg", "") for r in records(result.stderr))
+
+
+def test_case_30_sidecar_with_missing_db_but_replica_data_is_not_ready(
+    s3: S3Server,
+    tmp_path: Path,
+    child_env: dict[str, str],
+    litestream_bin: str,
+    sidecars: list[Sidecar],
+) -> None:
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=10)
+    work = tmp_path / "work"
+    work.mkdir()
+    seed_replica(
+        agent_config(s3.endpoint, bucket, sqlite_paths=[db]),
+        work,
+        child_env,
+        litestream_bin=litestream_bin,
+    )
+    shutil.rmtree(db.parent)  # the volume is empty and no init container restored it
+    sidecar = start(sidecars, sidecar_env(child_env, s3.endpoint, bucket, db), tmp_path)
+    status, body = wait_for(
+        lambda: (lambda r: r if "does not exist" in r[1] else None)(sidecar.get("/ready")),
+        timeout=60,
+    )
+    assert status == 503 and str(db) in body and "agent restore" in body
+    assert sidecar.terminate() == 0
+
+
+def test_case_31_run_without_credentials_fails_fast(
+    child_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {k: v for k, v in child_env.items() if not k.startswith("AWS_")}
+    env = sidecar_env(env, "http://127.0.0.1:9", "bkt", tmp_path / "app.db")
+    result = run_agent(["run"], env, timeout=60)
+    assert result.returncode == 4
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("statekeeper: error:") and "AWS_ACCESS_KEY_ID" in lines[-1]

@@ -290,3 +290,38 @@ def test_a_prefix_of_only_slashes_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"prefix \(STATEKEEPER_PREFIX or --prefix\)"):
         load_config(env=env)
     assert load_config(env={**env, "STATEKEEPER_PREFIX": "/app/"}).lease_key == "app/lease"
+
+
+def test_case_28_symlinks_are_kept_as_symlinks_and_links_outside_are_reported(
+    s3: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 4: a symlinked file and a symlinked directory inside the config path come
+    back as the same symlinks (with their targets' content); a link pointing outside is kept
+    as a link and named in a warning (its target is not backed up)."""
+    import logging
+
+    conf = tmp_path / "config"
+    write_tree(conf, {"real.yaml": "homeassistant: {}\n", "pkgs/lights.yaml": "light: []\n"})
+    (conf / "configuration.yaml").symlink_to("real.yaml")
+    (conf / "packages").symlink_to("pkgs", target_is_directory=True)
+    outside = tmp_path / "elsewhere" / "secrets.yaml"
+    write_tree(outside.parent, {"secrets.yaml": "token: x\n"})
+    (conf / "secrets.yaml").symlink_to(outside)
+    config = config_for(s3, conf)
+
+    caplog.set_level(logging.WARNING, logger="statekeeper.agent")
+    stats = sync_to_remote(config, conf, now=NOW)
+    assert stats.refused is None and stats.uploaded == 5
+    warnings = [r for r in caplog.records if "outside the config path" in r.getMessage()]
+    assert [r.__dict__["link"] for r in warnings] == [str(conf / "secrets.yaml")]
+
+    lost = tmp_path / "lost"
+    conf.rename(lost)  # the volume is lost
+    copy_from_remote(config, conf)
+    assert (conf / "configuration.yaml").is_symlink()
+    assert os.readlink(conf / "configuration.yaml") == "real.yaml"
+    assert (conf / "configuration.yaml").read_text() == "homeassistant: {}\n"
+    assert (conf / "packages").is_symlink() and os.readlink(conf / "packages") == "pkgs"
+    assert (conf / "packages" / "lights.yaml").read_text() == "light: []\n"
+    assert os.readlink(conf / "secrets.yaml") == str(outside)
+    assert sorted(p.name for p in conf.iterdir()) == sorted(p.name for p in lost.iterdir())

@@ -12,12 +12,16 @@ not used: with `--backup-dir` it counts every *replaced* file as a delete, so an
 few files would trip it.) Whatever the sync replaces or deletes is moved (`--backup-dir`) to
 `<prefix>/files-history/<dir>/<UTC time>/`; history folders older than `history_days` are pruned
 after a successful sync.
+
+Symlinks are kept as symlinks (`--links`), in both directions; a link whose target lies outside
+the config path is logged once (its target is not backed up).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -52,7 +56,41 @@ SQLITE_EXCLUDES = (
     ".statekeeper*/**",
 )
 # rclone runs once per sync; its own retry loop would only eat the deadline (the sidecar retries).
-_COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "5s")
+# `--links`: a symlink is kept as a symlink (stored as `<name>.rclonelink` holding its target, and
+# made a symlink again on restore) instead of being skipped without a word.
+_COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "5s", "--links")
+_warned_links: set[tuple[str, str]] = set()
+
+
+def links_outside(directory: Path) -> list[tuple[Path, str]]:
+    """Symlinks under `directory` whose target lies outside it: (link, target). They are backed
+    up as links, but what they point to is not."""
+    root = Path(os.path.realpath(directory))
+    found = []
+    for base, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            path = Path(base) / name
+            if not path.is_symlink():
+                continue
+            target = str(path.readlink())
+            resolved = Path(os.path.realpath(path))
+            if resolved != root and root not in resolved.parents:
+                found.append((path, target))
+    return found
+
+
+def warn_links_outside(directory: Path) -> int:
+    """Log each link pointing outside `directory` once per process; returns how many there are."""
+    outside = links_outside(directory)
+    for link, target in outside:
+        if (str(link), target) not in _warned_links:
+            _warned_links.add((str(link), target))
+            log.warning(
+                "symlink points outside the config path: kept as a link, its target is not "
+                "backed up",
+                extra={"path": str(directory), "link": str(link), "target": target},
+            )
+    return len(outside)
 
 
 @dataclass(frozen=True)
@@ -240,6 +278,8 @@ def sync_to_remote(
     """
     target = remote(config, config.files_key(directory))
     filters = filter_flags(config, directory)
+    if directory.is_dir():
+        warn_links_outside(directory)
     local = list_files(config, str(directory), filters, deadline) if directory.is_dir() else {}
     remote_files = list_files(config, target, filters, deadline)
     if not local and not remote_files:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -157,6 +158,37 @@ def quarantine(db: Path, files: list[Path]) -> list[str]:
     _fsync_dir(db.parent)
     log.warning("quarantined", extra={"db": str(db), "folder": str(folder), "files": len(moved)})
     return moved
+
+
+def roll_back_hot_journal(db: Path) -> list[str]:
+    """A hot rollback journal (`<db>-journal`, non-empty: the app died mid-transaction) makes
+    every read-only open fail. Copy the DB and its journal to quarantine, then let SQLite roll
+    the transaction back (a read-write open does it), so the DB can be checked. Returns the
+    copies' paths ([] when there is no hot journal)."""
+    journal = db.with_name(db.name + "-journal")
+    try:
+        if journal.stat().st_size == 0:
+            return []
+    except FileNotFoundError:
+        return []
+    folder = db.parent / QUARANTINE_DIR / f"{db.name}-{_utc_stamp()}"
+    folder.mkdir(parents=True, exist_ok=False)
+    copies = []
+    for path in (db, journal):
+        shutil.copy2(path, folder / path.name)
+        copies.append(str(folder / path.name))
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        con.execute("PRAGMA schema_version").fetchone()  # any read rolls a hot journal back
+    except sqlite3.DatabaseError as exc:
+        log.warning("rollback of the hot journal failed", extra={"db": str(db), "error": str(exc)})
+    finally:
+        con.close()
+    log.warning(
+        "hot rollback journal: the unfinished transaction was rolled back (copies kept)",
+        extra={"db": str(db), "folder": str(folder)},
+    )
+    return copies
 
 
 def litestream_dir(db: Path) -> Path:
@@ -413,6 +445,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     workdir: Path | None = None
     prefetched: Fetched | None = None
     if present and size > 0:
+        roll_back_hot_journal(db)
         check = integrity_check(db, config.integrity)
         positions = stale_positions(config, db, config_file, bucket) if check.ok else None
         if positions is not None:

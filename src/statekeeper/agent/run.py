@@ -811,6 +811,8 @@ def main(config: AgentConfig) -> int:
         litestream_binary()
     if config.config_paths:
         rclone_binary()
+    # No credentials can never work: fail now (exit 4) instead of staying up, unready.
+    Lease(config).store  # noqa: B018  (raises InfraError naming the missing variables)
     with tempfile.TemporaryDirectory(prefix="statekeeper-agent-") as workdir:
         if config.sqlite_paths:
             from statekeeper.agent.restore import refuse_stale_start
