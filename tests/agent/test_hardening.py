@@ -525,3 +525,35 @@ def test_case_31_run_without_credentials_fails_fast(
     assert result.returncode == 4
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("statekeeper: error:") and "AWS_ACCESS_KEY_ID" in lines[-1]
+
+
+def test_case_32_a_plain_http_server_is_not_reported_as_a_missing_bucket(
+    child_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An endpoint that speaks HTTP but not S3 (a web server answering 404 to everything)."""
+    import http.server
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"not found")
+
+        do_HEAD = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        env = agent_env(child_env, endpoint, "bkt", sqlite_paths=[tmp_path / "app.db"])
+        for command in (["restore"], ["verify"]):
+            result = run_agent(command, {**env, "STATEKEEPER_S3_TIMEOUT": "2s"}, timeout=60)
+            assert result.returncode == 4, result.stderr
+            line = result.stderr.strip().splitlines()[-1]
+            assert "does not look like an S3 server" in line and "does not exist" not in line
+    finally:
+        server.shutdown()

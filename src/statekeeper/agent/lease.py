@@ -154,6 +154,10 @@ class LeaseStore:
             )
         if err.code == "NoSuchBucket":
             return f"{self._where} does not exist; create it or fix STATEKEEPER_BUCKET"
+        if err.code == str(err.status):  # no S3 error document: not an S3 server
+            from statekeeper.agent.s3 import not_s3
+
+            return not_s3(self.config).replace("HTTP 404", f"HTTP {err.status}")
         return f"S3 error from {self._where}: {err.code}"
 
     def get(self, key: str) -> StoredObject | None:
