@@ -325,3 +325,22 @@ def test_case_28_symlinks_are_kept_as_symlinks_and_links_outside_are_reported(
     assert (conf / "packages" / "lights.yaml").read_text() == "light: []\n"
     assert os.readlink(conf / "secrets.yaml") == str(outside)
     assert sorted(p.name for p in conf.iterdir()) == sorted(p.name for p in lost.iterdir())
+
+
+def test_case_33_a_name_rclone_cannot_upload_is_reported_and_the_rest_syncs(
+    s3: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 8: a file name with a newline used to fail every later sync."""
+    import logging
+
+    conf = tmp_path / "config"
+    write_tree(conf, {"good.yaml": "a: 1\n", "sub/also.yaml": "b: 2\n"})
+    (conf / "bad\nname.yaml").write_text("c: 3\n")
+    config = config_for(s3, conf)
+    caplog.set_level(logging.WARNING, logger="statekeeper.agent")
+    for _ in range(2):  # every sync succeeds, not only the first
+        stats = sync_to_remote(config, conf, now=NOW)
+        assert stats.refused is None and stats.unuploadable == 1
+    assert remote_files(s3, config, conf) == ["good.yaml", "sub/also.yaml"]
+    warned = [r for r in caplog.records if "control character" in r.getMessage()]
+    assert len(warned) == 1 and "bad\\nname.yaml" in warned[0].__dict__["file"]

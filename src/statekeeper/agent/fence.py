@@ -6,11 +6,12 @@ passes, whatever the agent's main process is doing.
 The agent writes the deadline file after every successful lease write: one number, the
 CLOCK_MONOTONIC second (system-wide on Linux, the clock of Python's `time.monotonic()`) until
 which the lease is locally valid (`Lease.valid_until`: the request's start + `ttl - heartbeat`).
-The watchdog reads it every POLL seconds; once the deadline has passed it SIGKILLs litestream (no
+The watchdog re-reads it every POLL seconds and when the deadline it knows arrives; once the
+deadline has passed it SIGKILLs litestream (no
 shutdown sync: another pod may hold the lease by then) and exits with FENCED. So the replicator
 stops before any contender can see the lease expire, even when the agent is frozen (SIGSTOP, a
 stalled page-in), its renewal hangs, or S3 is partitioned away: only a renewal extends the
-deadline. A contender waits `ttl` plus a margin (`lease.TAKEOVER_MARGIN`) on the server's clock.
+deadline. A contender waits `ttl` plus a margin (`lease.takeover_margin`) on the server's clock.
 
 Signals: SIGTERM/SIGINT are passed on to litestream (the agent's orderly stop, with its flush).
 litestream gets SIGKILL if the watchdog dies, the watchdog SIGTERM if the agent dies (both via
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-POLL = 0.2  # seconds between deadline checks
+POLL = 1.0  # the deadline file is re-read at least this often (and at the deadline itself)
 FENCED = 75  # exit status after killing litestream at the deadline
 
 
@@ -74,8 +75,11 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     while True:
+        # Sleep until the deadline as known (re-read at least every POLL seconds, so that a
+        # lease given up early — the file set to 0 — is seen within POLL).
+        wait = max(0.02, min(POLL, deadline - time.monotonic()))
         try:
-            return child.wait(timeout=POLL)
+            return child.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             pass
         deadline = read_deadline(deadline_file, deadline)

@@ -12,6 +12,7 @@ Every metric is set from an observed fact, never from an intention:
   statekeeper_rclone_sync_refusals_total{path} syncs refused to protect the remote copy
   statekeeper_rclone_sync_duration_seconds     wall-clock duration of each sync run (histogram)
   statekeeper_restored_bytes                   bytes `agent restore` wrote at this pod's start
+  statekeeper_rclone_files_skipped{path}       files the last sync left out (control characters)
   statekeeper_litestream_last_sync_timestamp_seconds{db}  litestream's last successful sync
                                                (its control socket's `last_sync_at`)
   statekeeper_litestream_replicating{db}       1 while that sync is at most `sync_stale_after` old
@@ -96,6 +97,12 @@ class SidecarMetrics:
             registry=r,
         )
 
+        self.files_skipped = Gauge(
+            "statekeeper_rclone_files_skipped",
+            "Files the last sync of a config path left out (names with control characters)",
+            ["path"],
+            registry=r,
+        )
         self.last_sync = Gauge(
             "statekeeper_litestream_last_sync_timestamp_seconds",
             "Unix time of litestream's last successful sync of a database",

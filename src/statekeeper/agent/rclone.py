@@ -119,6 +119,7 @@ class SyncStats:
     pruned: list[str] = field(default_factory=list)
     refused: str | None = None
     skipped: bool = False
+    unuploadable: int = 0  # names with control characters, left out (see UNUPLOADABLE)
 
 
 def rclone_binary() -> str:
@@ -158,9 +159,41 @@ def _escape(pattern: str) -> str:
     return "".join("\\" + ch if ch in "*?[]{}\\" else ch for ch in pattern)
 
 
+# Names with control characters (a newline…): rclone's local backend encodes them as Unicode
+# control pictures (U+2400-U+241F) and an S3 store may reject the upload, which used to fail
+# every later sync. They are left out (both directions), reported and counted instead.
+UNUPLOADABLE = ("*{{[\\x{2400}-\\x{241f}]}}*", "*{{[\\x{2400}-\\x{241f}]}}*/**")
+_warned_names: set[str] = set()
+
+
+def unuploadable_names(directory: Path) -> list[Path]:
+    """Files and directories under `directory` whose name holds a control character."""
+    found = []
+    for base, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+                found.append(Path(base) / name)
+        dirs[:] = [d for d in dirs if not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in d)]
+    return found
+
+
+def warn_unuploadable(directory: Path) -> int:
+    """Log each name rclone cannot upload once per process; returns how many there are."""
+    names = unuploadable_names(directory)
+    for path in names:
+        if str(path) not in _warned_names:
+            _warned_names.add(str(path))
+            log.warning(
+                "file name with a control character is not backed up (rename it)",
+                extra={"path": str(directory), "file": repr(str(path))},
+            )
+    return len(names)
+
+
 def filter_flags(config: AgentConfig, directory: Path) -> list[str]:
-    """`--exclude` flags keeping SQLite files, their journals and litestream state out of rclone."""
-    patterns = list(SQLITE_EXCLUDES)
+    """`--exclude` flags keeping SQLite files, their journals, litestream state and names with
+    control characters out of rclone."""
+    patterns = [*SQLITE_EXCLUDES, *UNUPLOADABLE]
     for db in config.sqlite_paths:
         try:
             relative = db.resolve().relative_to(directory.resolve())
@@ -278,8 +311,10 @@ def sync_to_remote(
     """
     target = remote(config, config.files_key(directory))
     filters = filter_flags(config, directory)
+    unuploadable = 0
     if directory.is_dir():
         warn_links_outside(directory)
+        unuploadable = warn_unuploadable(directory)
     local = list_files(config, str(directory), filters, deadline) if directory.is_dir() else {}
     remote_files = list_files(config, target, filters, deadline)
     if not local and not remote_files:
@@ -330,6 +365,7 @@ def sync_to_remote(
         deleted=len(doomed),
         history=history_key if server_side else None,
         pruned=pruned,
+        unuploadable=unuploadable,
     )
 
 

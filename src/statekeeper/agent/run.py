@@ -161,6 +161,7 @@ class Sidecar:
             # Export the per-path series from the start (at 0), so rate()/alerts see them.
             self.metrics.sync_failures.labels(path=str(directory))
             self.metrics.sync_refusals.labels(path=str(directory))
+            self.metrics.files_skipped.labels(path=str(directory))
         # Databases by label (the configured path); litestream sees the real paths.
         self._real = {str(db): real_db_path(db) for db in config.sqlite_paths}
         self._label_by_name = {real.name: label for label, real in self._real.items()}
@@ -581,6 +582,7 @@ class Sidecar:
                     log.error("config sync refused", extra={"path": label, "reason": stats.refused})
                     continue
                 self.metrics.sync_last_success.labels(path=label).set(time.time())
+                self.metrics.files_skipped.labels(path=label).set(stats.unuploadable)
                 log.info(
                     "config synced",
                     extra={
