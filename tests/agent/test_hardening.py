@@ -557,3 +557,42 @@ def test_case_32_a_plain_http_server_is_not_reported_as_a_missing_bucket(
             assert "does not look like an S3 server" in line and "does not exist" not in line
     finally:
         server.shutdown()
+
+
+def test_case_34_disk_full_during_restore_names_enospc_and_the_space_needed(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], litestream_bin: str
+) -> None:
+    """The target volume is a 256 KiB tmpfs, mounted in a private user + mount namespace
+    (`unshare -rm`), smaller than the replica's snapshot."""
+    bucket = s3.make_bucket(unique_name())
+    source = make_db(tmp_path / "src" / "app.db", rows=0)
+    add_random_rows(source, 200, 2000)  # ~0.8 MB incompressible
+    work = tmp_path / "work"
+    work.mkdir()
+    seed_replica(
+        agent_config(s3.endpoint, bucket, sqlite_paths=[source]),
+        work,
+        child_env,
+        litestream_bin=litestream_bin,
+    )
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    target = volume / "app.db"
+    env = agent_env(child_env, s3.endpoint, bucket, sqlite_paths=[target])
+    script = (
+        f'mount -t tmpfs -o size=256k tmpfs "{volume}" && '
+        f'exec "{sys.executable}" -m statekeeper agent restore'
+    )
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 4, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("statekeeper: error: no space left on device (ENOSPC)")
+    assert "bytes free" in line and "needs at least" in line
+    assert "S3 reachability" not in line

@@ -383,6 +383,8 @@ def fetch_replica(
         abort=bucket.failed,
     )
     if result.returncode != 0:
+        if "no space left on device" in result.stderr.lower():
+            raise InfraError(no_space_message(config, db, config_file, workdir))
         bucket.confirm()  # names the cause when it is S3 (unreachable, credentials, bucket)
         raise InfraError(
             f"litestream restore of {db} failed (exit {result.returncode}); "
@@ -394,6 +396,24 @@ def fetch_replica(
     if not temp.exists():
         return None
     return Fetched(temp, _restore_txid(result.stdout))
+
+
+def no_space_message(config: AgentConfig, db: Path, config_file: Path, workdir: Path) -> str:
+    """One line for a restore that ran out of disk: ENOSPC, free space, and the space needed
+    (at least the newest snapshot's size; the restored DB is usually larger)."""
+    free = shutil.disk_usage(workdir).free
+    try:
+        entries = ltx_json(config, db, config_file)
+        snapshots = [e for e in entries if int(e.get("level", 0)) == 9]
+        newest = max(snapshots, key=lambda e: int(str(e["max_txid"]), 16)) if snapshots else None
+        needed = f"at least {int(newest['size'])} bytes" if newest else "an unknown amount"
+    except (InfraError, KeyError, ValueError):
+        needed = "an unknown amount"
+    return (
+        f"no space left on device (ENOSPC) restoring {db} into {db.parent}: {free} bytes free, "
+        f"the replica needs {needed} (its newest snapshot; more with later transactions); "
+        "free space on the volume or enlarge it"
+    )
 
 
 def check_fetched(config: AgentConfig, db: Path, fetched: Fetched) -> int:
