@@ -596,3 +596,33 @@ def test_case_34_disk_full_during_restore_names_enospc_and_the_space_needed(
     assert line.startswith("statekeeper: error: no space left on device (ENOSPC)")
     assert "bytes free" in line and "needs at least" in line
     assert "S3 reachability" not in line
+
+
+def test_case_35_replica_deleted_while_down_is_not_a_first_start(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], sidecars: list[Sidecar]
+) -> None:
+    """The high-water mark outlives the replica: a restore onto an empty volume refuses instead
+    of starting empty; --allow-empty starts empty and removes the mark (the loss is accepted)."""
+    bucket = s3.make_bucket(unique_name())
+    db = make_db(tmp_path / "data" / "app.db", rows=30)
+    sidecar = start(sidecars, sidecar_env(child_env, s3.endpoint, bucket, db), tmp_path)
+    wait_for(
+        lambda: sidecar.metric("statekeeper_replica_restorable", db=str(db)) == 1.0, timeout=60
+    )
+    assert sidecar.terminate() == 0
+    config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
+    client = s3.client()
+    for key in replica_objects(client, bucket, config.replica_key(db)):
+        client.delete_object(Bucket=bucket, Key=key)
+
+    target = tmp_path / "new-volume" / "app.db"
+    env = sidecar_env(child_env, s3.endpoint, bucket, target)
+    refused = run_agent(["restore"], env)
+    assert refused.returncode == 3, refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert "high-water mark" in line and "the replica was deleted" in line
+    assert not target.exists()
+
+    started = run_agent(["restore", "--allow-empty"], env)
+    assert started.returncode == 0, started.stderr
+    assert replica_objects(client, bucket, f"{config.prefix}/hwm") == []

@@ -351,6 +351,19 @@ class BucketCheck:
             self._store = LeaseStore(self._config)
         return read_mark(self._config, db, self._store)
 
+    def drop_mark(self, db: Path) -> None:
+        """Delete the high-water mark of `db` (InfraError when S3 cannot answer)."""
+        from statekeeper.agent.hwm import mark_key
+        from statekeeper.agent.lease import S3Error
+
+        if self._store is None:
+            self._store = LeaseStore(self._config)
+        try:
+            self._store.delete(mark_key(self._config, db))
+        except S3Error as err:
+            if err.code != "NoSuchKey":
+                raise InfraError(self._store.describe(err)) from None
+
     def confirm(self) -> None:
         """Unless a listing already proved it: the bucket answers with these credentials."""
         if self.listed:
@@ -622,6 +635,11 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
             "--allow-empty (STATEKEEPER_ALLOW_EMPTY=true) starts with an empty database"
         )
     moved = quarantine(db, db_files(db))
+    if deleted:
+        # Starting empty accepts the loss: a new DB's TXIDs start low again, and the old mark
+        # would make the new replica look behind for ever.
+        bucket.drop_mark(link)
+        log.warning("allow-empty: high-water mark removed", extra={"db": str(link)})
     log.warning(
         "allow-empty: starting with an empty database",
         extra={"db": str(db), "reason": reason, "quarantined": len(moved)},
