@@ -315,7 +315,6 @@ class Sidecar:
             self._held.set()
         else:
             log.warning("lease not held: replication paused", extra={"holder": self.config.holder})
-            write_deadline(self.deadline_file, 0.0)  # the fence kills litestream at once
             self._held.clear()
         self._supervisor_wake.set()
 
