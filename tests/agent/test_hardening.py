@@ -328,9 +328,14 @@ def test_case_25_newest_ltx_deleted_verify_and_restore_refuse_by_the_high_water_
     bucket = s3.make_bucket(unique_name())
     db = make_db(tmp_path / "data" / "app.db", rows=50)
     label = str(db)
-    env = sidecar_env(child_env, s3.endpoint, bucket, db)
+    # Scratch restores every 2 s too (the less frequent, thorough half of the check).
+    env = sidecar_env(child_env, s3.endpoint, bucket, db, restore_check_interval="2s")
     sidecar = start(sidecars, env, tmp_path)
     wait_for(lambda: sidecar.metric("statekeeper_replica_restorable", db=label) == 1.0, timeout=60)
+    wait_for(
+        lambda: any(r.get("msg") == "scratch restore checked" for r in sidecar.records()),
+        timeout=60,
+    )
     for batch in range(3):  # three more transactions, each acknowledged in its own LTX file
         before = sidecar.metric("statekeeper_replica_restorable_txid", db=label) or 0
         add_rows(db, 100, prefix=f"batch-{batch}")
@@ -341,6 +346,8 @@ def test_case_25_newest_ltx_deleted_verify_and_restore_refuse_by_the_high_water_
             timeout=60,
         )
     assert sidecar.terminate() == 0
+    drills = [r for r in sidecar.records() if r.get("msg") == "scratch restore checked"]
+    assert drills and all(r["ok"] for r in drills)
     config = agent_config(s3.endpoint, bucket, sqlite_paths=[db])
     mark = mark_txid(s3, config, db)
     client = s3.client()
