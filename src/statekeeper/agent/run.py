@@ -660,12 +660,14 @@ class Sidecar:
                 newest = newest_ltx_time(entries)
                 if newest is not None:
                     self._newest[label] = newest
-                    self.metrics.replica_newest.labels(db=label).set(newest)
-                undecided |= self._check_restorable(db, entries, started)
             if label in self._newest:
+                # lag first: a scrape that sees the newest timestamp also sees its lag
                 self.metrics.replica_lag.labels(db=label).set(
                     max(0.0, time.time() - self._newest[label])
                 )
+                self.metrics.replica_newest.labels(db=label).set(self._newest[label])
+            if entries is not None:
+                undecided |= self._check_restorable(db, entries, started)
         return undecided
 
     def _mark(self, db: Path) -> int | None:
