@@ -35,6 +35,7 @@ from tests.agent.helpers import (
     agent_config,
     agent_env,
     make_db,
+    process_children,
     replica_objects,
     row_values,
     run_agent,
@@ -117,8 +118,8 @@ class Sidecar:
         """`litestream replicate` processes under this sidecar (they run under the fence, a
         watchdog child; the short `litestream ltx` status probes are left out)."""
         found = []
-        for pid in children(self.proc.pid):
-            for candidate in [pid, *children(pid)]:
+        for pid in process_children(self.proc.pid):
+            for candidate in [pid, *process_children(pid)]:
                 args = cmdline(candidate).split()
                 if len(args) > 1 and args[0].endswith("litestream") and args[1] == "replicate":
                     found.append(candidate)
@@ -133,21 +134,6 @@ class Sidecar:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def cmdline(pid: int) -> str:
@@ -193,23 +179,9 @@ def restore_replica(
     config: AgentConfig, db: Path, out: Path, env: dict[str, str], litestream_bin: str
 ) -> list[int]:
     """Restore `db`'s replica with the real `litestream restore` into `out`; check it; ids."""
-    config_file = write_config(config, out.parent / f"restore-{out.name}.yml", dbs=[db])
-    cmd = [litestream_bin, "restore", "-config", str(config_file), "-no-expand-env"]
-    result = subprocess.run(
-        [*cmd, "-o", str(out), str(db)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    con = sqlite3.connect(out)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        con.close()
-    return row_values(out)
+    ids = try_restore_replica(config, db, out, env, litestream_bin)
+    assert ids is not None, f"no replica of {db} to restore"
+    return ids
 
 
 def try_restore_replica(
