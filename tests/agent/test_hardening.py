@@ -308,7 +308,10 @@ def test_case_24_replica_deleted_while_running_is_alerted_and_reseeded(
         assert good is not None and good > deleted_at
     finally:
         writer.stop()
-    assert any(r.get("msg") == "replica restorable again" for r in sidecar.records())
+    wait_for(
+        lambda: any(r.get("msg") == "replica restorable again" for r in sidecar.records()),
+        timeout=30,
+    )
     assert sidecar.terminate() == 0
     restored = restore_replica(config, db, tmp_path / "check.db", child_env, litestream_bin)
     assert restored == row_values(db)

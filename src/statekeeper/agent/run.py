@@ -697,10 +697,8 @@ class Sidecar:
         problem = self._restorability_problem(db, position, mark)
         if problem is None and self._scratch_check_due():
             problem = self._scratch_check(db)
+        # Logs first, metrics after: whoever sees a metric change finds its log line.
         if problem is None:
-            self.metrics.restorable.labels(db=label).set(1)
-            self.metrics.last_restorable.labels(db=label).set(time.time())
-            self.metrics.restorable_txid.labels(db=label).set(position.restorable)
             if mark is not None and position.restorable > mark:
                 try:
                     write_mark(self.config, db, position.restorable, self.lease.store)
@@ -712,11 +710,14 @@ class Sidecar:
                     "replica restorable again",
                     extra={"db": label, "txid": f"{position.restorable:016x}"},
                 )
+            self.metrics.last_restorable.labels(db=label).set(time.time())
+            self.metrics.restorable_txid.labels(db=label).set(position.restorable)
+            self.metrics.restorable.labels(db=label).set(1)
             return False
-        self.metrics.restorable.labels(db=label).set(0)
         if self._unrestorable.get(label) != problem:
             log.error("replica not restorable", extra={"db": label, "problem": problem})
         self._unrestorable[label] = problem
+        self.metrics.restorable.labels(db=label).set(0)
         now = time.monotonic()
         if now - self._reseeded_at.get(label, -1e9) < max(60.0, 5 * self.config.status_interval):
             return False  # re-seeded recently: alert, but do not restart litestream in a loop
