@@ -6,7 +6,13 @@
    sidecar's Python process (utime+stime from /proc) is sampled over `--idle-seconds`, and of its
    children (litestream replicate, the `litestream ltx` probes) separately. RSS = VmRSS/VmHWM.
    The Python process's CPU is read from /proc/<pid>/task/*/schedstat (ns precision).
-   Targets: Python process ≤ 1 % of a core, ≤ 60 MB.
+   The fence (the watchdog litestream runs under, agent/fence.py) is measured on its own.
+   Targets: Python process (+ fence) ≤ 1 % of a core, ≤ 60 MB.
+
+1b. Replica deleted (issue 13). With the default check interval (STATEKEEPER_STATUS_INTERVAL
+   30 s) and a writer at 5 commits/s, every object of the replica is deleted; measured: seconds
+   until `statekeeper_replica_restorable` drops to 0 (the alert) and until it is 1 again (after
+   the re-seed). Target: both ≤ 2 check intervals.
 
 2. Data lost after kill -9 of the whole pod. A "pod" = one process group holding a writer
    (one row per transaction, `--rate` commits/s, each commit's id and time logged after COMMIT
@@ -184,18 +190,51 @@ def own_cpu_ns(pid: int) -> int:
     return total
 
 
-def children_ticks(pid: int) -> int:
-    total = 0
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid → (parent pid, utime+stime ticks, cmdline) of every process."""
+    out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total
+        out[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]), cmdline)
+    return out
+
+
+def descendants(pid: int, table: dict[int, tuple[int, int, str]]) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, (ppid, _, _) in table.items() if ppid == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def children_ticks(pid: int) -> tuple[int, int]:
+    """(CPU ticks of the live fence watchdog, of every other live descendant: litestream, the
+    `litestream ltx` probes, rclone)."""
+    table = _processes()
+    fence = other = 0
+    for child in descendants(pid, table):
+        _, ticks, cmdline = table[child]
+        if "statekeeper.agent.fence" in cmdline:
+            fence += ticks
+        else:
+            other += ticks
+    return fence, other
+
+
+def fence_rss_kb(pid: int) -> int:
+    table = _processes()
+    for child in descendants(pid, table):
+        if "statekeeper.agent.fence" in table[child][2]:
+            return rss_kb(child).get("VmRSS", 0)
+    return 0
 
 
 def rss_kb(pid: int) -> dict[str, int]:
@@ -223,25 +262,99 @@ def bench_idle(endpoint: str, work: Path, seconds: float, warmup: float) -> dict
             time.sleep(warmup)  # first snapshot, first status probe, imports settled
             _, reaped0 = cpu_ticks(proc.pid)
             own0 = own_cpu_ns(proc.pid)
-            live0 = children_ticks(proc.pid)
+            fence0, live0 = children_ticks(proc.pid)
             t0 = time.monotonic()
             time.sleep(seconds)
             _, reaped1 = cpu_ticks(proc.pid)
             own1 = own_cpu_ns(proc.pid)
-            live1 = children_ticks(proc.pid)
+            fence1, live1 = children_ticks(proc.pid)
             elapsed = time.monotonic() - t0
             memory = rss_kb(proc.pid)
+            fence_rss = fence_rss_kb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
     own_pct = 100.0 * (own1 - own0) / 1e9 / elapsed
+    fence_pct = 100.0 * (fence1 - fence0) / TICK / elapsed
     children_pct = 100.0 * ((reaped1 - reaped0) + (live1 - live0)) / TICK / elapsed
     return {
         "seconds": round(elapsed, 1),
         "python_cpu_pct_of_core": round(own_pct, 3),
+        "fence_cpu_pct_of_core": round(fence_pct, 3),
+        "fence_rss_mb": round(fence_rss / 1024, 1),
         "children_cpu_pct_of_core": round(children_pct, 3),
         "python_rss_mb": round(memory.get("VmRSS", 0) / 1024, 1),
         "python_peak_rss_mb": round(memory.get("VmHWM", 0) / 1024, 1),
+    }
+
+
+def metric(port: int, name: str) -> float | None:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def bench_replica_deleted(endpoint: str, work: Path, run: int, interval: str) -> dict[str, Any]:
+    """Every object of the replica deleted while the app writes: seconds until the sidecar
+    alerts (`statekeeper_replica_restorable` 0) and until the replica is restorable again."""
+    import boto3
+
+    bucket = f"deleted{run}"
+    make_bucket(endpoint, bucket)
+    db, conf = make_app(work / f"deleted{run}")
+    log_path = work / f"deleted{run}-sidecar.log"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=TEST_KEY_ID,
+        aws_secret_access_key=TEST_SECRET,
+    )
+    name = "statekeeper_replica_restorable"
+    with log_path.open("w") as log:
+        env = sidecar_env(endpoint, bucket, db, conf, status_interval=interval)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "statekeeper", "agent", "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), "5", str(work / f"deleted{run}.log")]
+        )
+        try:
+            port = wait_ready(log_path, proc)
+            while metric(port, name) != 1.0:
+                time.sleep(0.2)
+            time.sleep(3.0)  # some writes after the first good check
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix="app/sqlite/"
+            )
+            keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+            deleted_at = time.monotonic()
+            for key in keys:
+                client.delete_object(Bucket=bucket, Key=key)
+            while metric(port, name) != 0.0:
+                time.sleep(0.1)
+            alerted_at = time.monotonic()
+            while metric(port, name) != 1.0:
+                time.sleep(0.1)
+            restorable_at = time.monotonic()
+        finally:
+            writer.kill()
+            writer.wait()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    seconds = float(interval.rstrip("s"))
+    return {
+        "run": run,
+        "check_interval_s": seconds,
+        "objects_deleted": len(keys),
+        "to_alert_s": round(alerted_at - deleted_at, 2),
+        "to_restorable_s": round(restorable_at - deleted_at, 2),
+        "to_restorable_intervals": round((restorable_at - deleted_at) / seconds, 2),
     }
 
 
@@ -331,6 +444,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--load-seconds", type=float, default=12.0)
     parser.add_argument("--rate", type=float, default=50.0, help="writer commits per second")
+    parser.add_argument("--deletion-runs", type=int, default=2)
+    parser.add_argument(
+        "--check-interval", default="30s", help="STATEKEEPER_STATUS_INTERVAL (default: 30s)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -344,11 +461,22 @@ def main() -> int:
             idle = bench_idle(endpoint, work, args.idle_seconds, args.warmup)
             results["idle"] = idle
             print(
-                f"idle: python {idle['python_cpu_pct_of_core']:.3f} % of a core "
-                f"(children {idle['children_cpu_pct_of_core']:.3f} %), "
+                f"idle: python {idle['python_cpu_pct_of_core']:.3f} % of a core, fence "
+                f"{idle['fence_cpu_pct_of_core']:.3f} % ({idle['fence_rss_mb']} MB), "
+                f"(other children {idle['children_cpu_pct_of_core']:.3f} %), "
                 f"RSS {idle['python_rss_mb']} MB (peak {idle['python_peak_rss_mb']} MB) "
                 f"over {idle['seconds']} s"
             )
+            deletions = []
+            for run in range(1, args.deletion_runs + 1):
+                outcome = bench_replica_deleted(endpoint, work, run, args.check_interval)
+                deletions.append(outcome)
+                print(
+                    f"replica deleted run {run}: alert after {outcome['to_alert_s']} s, "
+                    f"restorable again after {outcome['to_restorable_s']} s = "
+                    f"{outcome['to_restorable_intervals']} check intervals (target ≤ 2)"
+                )
+            results["replica_deleted"] = deletions
             kills = []
             for run in range(1, args.runs + 1):
                 outcome = bench_pod_kill(endpoint, work, run, args.load_seconds, args.rate)

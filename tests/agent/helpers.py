@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +308,134 @@ def strict_s3_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# --- a loopback TCP proxy in front of S3 ------------------------------------------------------
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of `target_port`, to put faults between a client and S3.
+
+    `mode`: "pass" forwards bytes (at most `rate` bytes/s from the server when set), "hang"
+    accepts connections and forwards nothing any more (a peer that never answers), "drop" closes
+    every connection and each new one at once (a partition). `endpoint` is http://127.0.0.1:port.
+    """
+
+    def __init__(self, target_port: int, *, rate: int | None = None) -> None:
+        import socket
+        import threading
+
+        self.target_port = target_port
+        self.rate = rate
+        self.mode = "pass"
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_mode(self, mode: str) -> None:
+        assert mode in ("pass", "hang", "drop")
+        self.mode = mode
+        if mode == "drop":
+            with self._lock:
+                for sock in self._sockets:
+                    _close_quietly(sock)
+                self._sockets.clear()
+
+    def close(self) -> None:
+        self._closed.set()
+        _close_quietly(self._listener)
+        self.set_mode("drop")
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if self.mode == "drop":
+                _close_quietly(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                _close_quietly(client)
+                continue
+            with self._lock:
+                self._sockets += [client, server]
+            for src, dst, limited in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, limited), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any, limited: bool) -> None:
+        import select
+
+        try:
+            while not self._closed.is_set():
+                if self.mode == "hang":
+                    time.sleep(0.1)
+                    continue
+                readable, _, _ = select.select([src], [], [], 0.1)
+                if not readable:
+                    continue
+                size = 65536
+                if limited and self.rate:
+                    size = max(1, self.rate // 10)
+                data = src.recv(size)
+                if not data:
+                    break
+                while self.mode == "hang" and not self._closed.is_set():
+                    time.sleep(0.1)  # a response caught mid-way never arrives
+                dst.sendall(data)
+                if limited and self.rate:
+                    time.sleep(len(data) / self.rate)
+        except (OSError, ValueError):  # ValueError: the other direction closed the socket
+            pass
+        finally:
+            _close_quietly(src)
+            _close_quietly(dst)
+
+
+def _close_quietly(sock: Any) -> None:
+    import socket
+
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with suppress(OSError):
+        sock.close()
+
+
+def process_children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

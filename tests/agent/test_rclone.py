@@ -290,3 +290,57 @@ def test_a_prefix_of_only_slashes_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"prefix \(STATEKEEPER_PREFIX or --prefix\)"):
         load_config(env=env)
     assert load_config(env={**env, "STATEKEEPER_PREFIX": "/app/"}).lease_key == "app/lease"
+
+
+def test_case_28_symlinks_are_kept_as_symlinks_and_links_outside_are_reported(
+    s3: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 4: a symlinked file and a symlinked directory inside the config path come
+    back as the same symlinks (with their targets' content); a link pointing outside is kept
+    as a link and named in a warning (its target is not backed up)."""
+    import logging
+
+    conf = tmp_path / "config"
+    write_tree(conf, {"real.yaml": "homeassistant: {}\n", "pkgs/lights.yaml": "light: []\n"})
+    (conf / "configuration.yaml").symlink_to("real.yaml")
+    (conf / "packages").symlink_to("pkgs", target_is_directory=True)
+    outside = tmp_path / "elsewhere" / "secrets.yaml"
+    write_tree(outside.parent, {"secrets.yaml": "token: x\n"})
+    (conf / "secrets.yaml").symlink_to(outside)
+    config = config_for(s3, conf)
+
+    caplog.set_level(logging.WARNING, logger="statekeeper.agent")
+    stats = sync_to_remote(config, conf, now=NOW)
+    assert stats.refused is None and stats.uploaded == 5
+    warnings = [r for r in caplog.records if "outside the config path" in r.getMessage()]
+    assert [r.__dict__["link"] for r in warnings] == [str(conf / "secrets.yaml")]
+
+    lost = tmp_path / "lost"
+    conf.rename(lost)  # the volume is lost
+    copy_from_remote(config, conf)
+    assert (conf / "configuration.yaml").is_symlink()
+    assert os.readlink(conf / "configuration.yaml") == "real.yaml"
+    assert (conf / "configuration.yaml").read_text() == "homeassistant: {}\n"
+    assert (conf / "packages").is_symlink() and os.readlink(conf / "packages") == "pkgs"
+    assert (conf / "packages" / "lights.yaml").read_text() == "light: []\n"
+    assert os.readlink(conf / "secrets.yaml") == str(outside)
+    assert sorted(p.name for p in conf.iterdir()) == sorted(p.name for p in lost.iterdir())
+
+
+def test_case_33_a_name_rclone_cannot_upload_is_reported_and_the_rest_syncs(
+    s3: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 8: a file name with a newline used to fail every later sync."""
+    import logging
+
+    conf = tmp_path / "config"
+    write_tree(conf, {"good.yaml": "a: 1\n", "sub/also.yaml": "b: 2\n"})
+    (conf / "bad\nname.yaml").write_text("c: 3\n")
+    config = config_for(s3, conf)
+    caplog.set_level(logging.WARNING, logger="statekeeper.agent")
+    for _ in range(2):  # every sync succeeds, not only the first
+        stats = sync_to_remote(config, conf, now=NOW)
+        assert stats.refused is None and stats.unuploadable == 1
+    assert remote_files(s3, config, conf) == ["good.yaml", "sub/also.yaml"]
+    warned = [r for r in caplog.records if "control character" in r.getMessage()]
+    assert len(warned) == 1 and "bad\\nname.yaml" in warned[0].__dict__["file"]

@@ -7,7 +7,7 @@ copy is then put back as the local DB: healthy, but behind the replica. Two vari
 `volume` brings back litestream's own `.app.db-litestream/` folder too (a volume snapshot, local
 position TXID 1); `db-only` brings back only app.db/-wal/-shm (local position unknown).
 
-Why it matters (observed with litestream 0.5.17, kept as the `db-only` characterisation below):
+Why it matters (observed with litestream 0.5.17):
 litestream, started on such a DB, logs "detected database behind replica" but does NOT refuse:
 since benbjohnson/litestream PR #783 a DB behind its replica is taken for a fresh restore, and its
 state is written as the replica's new head (the next TXID), the app's next row on top of it. The
@@ -22,10 +22,11 @@ can when it knows the local position:
     untouched; with STATEKEEPER_ON_STALE=restore it quarantines the local copy (db files and
     `.app.db-litestream/`) and restores the replica: all N+M rows, and replication continues
     from them.
-  - `db-only`: THE REMAINING GAP. Without litestream's local files the position is unknown, so
-    `agent restore` keeps the DB with a warning, and litestream then resets the replica's
-    history to the stale state exactly as described above. Asserted here so that a change in
-    either statekeeper or litestream shows up.
+  - `db-only`: without litestream's local files the position is unknown, so the DB is compared
+    by content (`sqlite.content_digest`) with a scratch restore of the replica's newest state:
+    it differs, so `agent restore` refuses (or, with on_stale=restore, quarantines and
+    restores), and `agent run` refuses before starting litestream. A DB-only copy that holds
+    exactly the newest state is kept.
 """
 
 from __future__ import annotations
@@ -243,51 +244,69 @@ def test_stale_volume_on_stale_restore_quarantines_and_restores(
     assert body_of(world.work / "restored-latest.db", OLD_ROWS + 1).startswith("newer-")
 
 
-def test_db_only_copy_is_kept_and_resets_replica_history(
+def test_db_only_copy_is_refused_by_content(
     s3: S3Server, tmp_path: Path, child_env: dict[str, str], litestream_bin: str
 ) -> None:
-    """The remaining gap: position unknown → kept with a warning, and litestream then makes the
-    stale state the replica's newest (see the module docstring)."""
+    """Case 27 (issue 13 item 3): only the DB files came back, so the position is unknown. The
+    DB is compared by content with a scratch restore of the replica: it differs, so `agent
+    restore` refuses (nothing moved), and so does `agent run` before litestream starts."""
     world = make_stale(s3, tmp_path, child_env, litestream_bin, volume=False)
-    config, db, work = world.config, world.db, world.work
+    before = tree(world.db.parent)
+    env = agent_env(child_env, s3.endpoint, world.bucket, sqlite_paths=[world.db])
 
-    result = run_agent(
-        ["restore"], agent_env(child_env, s3.endpoint, world.bucket, sqlite_paths=[db])
+    result = run_agent(["restore"], env)
+    assert result.returncode == 3, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("statekeeper: error")]
+    assert len(error) == 1 and "differs" not in error[0]
+    assert "different from its replica's newest state" in error[0]
+    assert "position is unknown" in error[0] and "STATEKEEPER_ON_STALE=restore" in error[0]
+    after = tree(world.db.parent)
+    assert {k: after[k] for k in before} == before  # nothing moved
+    assert not [p for p in world.db.parent.iterdir() if ".restoring-" in p.name]
+
+    run = run_agent(["run"], {**env, "STATEKEEPER_PORT": "0"}, timeout=120)
+    assert run.returncode == 3, run.stderr
+    assert "litestream was not started" in run.stderr
+    assert world.keys() == world.newest_keys  # the replica untouched by either
+    latest = restore_rows(world.config, world.db, world.work, child_env, "latest")
+    assert latest == list(range(1, OLD_ROWS + NEW_ROWS + 1))
+
+
+def test_db_only_copy_on_stale_restore_quarantines_and_restores(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], litestream_bin: str
+) -> None:
+    world = make_stale(s3, tmp_path, child_env, litestream_bin, volume=False)
+    env = agent_env(
+        child_env, s3.endpoint, world.bucket, sqlite_paths=[world.db], on_stale="restore"
     )
+    result = run_agent(["restore"], env)
     assert result.returncode == 0, result.stderr
-    assert "local replication position unknown" in result.stderr
-    status = read_status(config)
+    assert row_values(world.db) == list(range(1, OLD_ROWS + NEW_ROWS + 1))
+    [folder] = list((world.db.parent / ".statekeeper-quarantine").iterdir())
+    assert (folder / "app.db").exists()
+    status = read_status(world.config)
+    assert status is not None
+    [outcome] = status["databases"]
+    assert outcome["action"] == "restored"
+    assert "different from its replica" in outcome["reason"]
+
+
+def test_db_only_copy_of_the_newest_state_is_kept(
+    s3: S3Server, tmp_path: Path, child_env: dict[str, str], litestream_bin: str
+) -> None:
+    """Same content as the replica's newest state (e.g. copied after a clean stop): kept."""
+    world = make_stale(s3, tmp_path, child_env, litestream_bin, volume=False)
+    newest = world.work / "restored-newest.db"
+    assert len(restore_rows(world.config, world.db, world.work, child_env, "newest")) == (
+        OLD_ROWS + NEW_ROWS
+    )
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{world.db}{suffix}").unlink(missing_ok=True)
+    shutil.copy2(newest, world.db)
+    env = agent_env(child_env, s3.endpoint, world.bucket, sqlite_paths=[world.db])
+    result = run_agent(["restore"], env)
+    assert result.returncode == 0, result.stderr
+    status = read_status(world.config)
     assert status is not None
     assert [d["action"] for d in status["databases"]] == ["kept"]
-
-    #    The sidecar's litestream starts on the stale DB; the app writes one more row.
-    with world.replicate():
-        # litestream first writes the stale DB as the next TXID (no refusal, no error) ...
-        wait_for(lambda: replica_max_txid(config, db, work) > world.newest_txid)
-        stale_txid = replica_max_txid(config, db, work)
-        add_rows(db, 1, prefix="after")
-        # ... then the new row on top of it.
-        wait_for(lambda: replica_max_txid(config, db, work) > stale_txid)
-    log = max(work.glob("litestream-*.log"), key=lambda p: p.stat().st_mtime).read_text()
-    assert "detected database behind replica" in log
-    final_txid = replica_max_txid(config, db, work)
-
-    # The local DB was not brought forward: old rows + the new one, whose id reuses N+1.
-    assert row_values(db) == list(range(1, OLD_ROWS + 2))
-    assert body_of(db, OLD_ROWS + 1).startswith(f"after-{OLD_ROWS + 1}-")
-
-    # The latest restore point is the stale history: the M newer rows are gone from it.
-    latest = restore_rows(config, db, work, child_env, "latest")
-    assert latest == list(range(1, OLD_ROWS + 2))
-    assert body_of(work / "restored-latest.db", OLD_ROWS + 1).startswith("after-")
-    #    The TXID litestream wrote first holds exactly the stale DB.
-    at_stale = restore_rows(config, db, work, child_env, "stale", f"{stale_txid:016x}")
-    assert at_stale == list(range(1, OLD_ROWS + 1))
-
-    #    Nothing was deleted: the newer LTX files are still there and a point-in-time restore
-    #    to the old newest TXID still returns all N+M rows (until retention removes them).
-    assert world.newest_keys <= world.keys()
-    assert final_txid > stale_txid > world.newest_txid
-    recovered = restore_rows(config, db, work, child_env, "recovered", f"{world.newest_txid:016x}")
-    assert recovered == list(range(1, OLD_ROWS + NEW_ROWS + 1))
-    assert body_of(work / "restored-recovered.db", OLD_ROWS + 1).startswith("newer-")
+    assert "same content as its replica" in status["databases"][0]["reason"]

@@ -9,6 +9,7 @@ Bucket layout (stable, documented in README.md):
   <prefix>/files/<directory name>/    rclone copy of each config directory
   <prefix>/files-history/<directory name>/<UTC date-time>/   what a sync replaced or deleted
   <prefix>/lease                      the replication lease
+  <prefix>/hwm/<db file name>.json    high-water mark: newest TXID seen restorable (agent/hwm.py)
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class AgentConfig(BaseModel):
     status_interval: float = Field(
         30.0, gt=0, description="Seconds between replica status probes (litestream ltx)"
     )
+    sync_stale_after: float = Field(
+        30.0, gt=0, description="litestream counts as replicating while its last sync is newer"
+    )
+    restore_check_interval: float = Field(
+        86400.0, ge=0, description="Seconds between scratch restores of each replica (0 = never)"
+    )
     holder: str = Field(default_factory=lambda: os.environ.get("POD_NAME") or socket.gethostname())
     log_format: Literal["text", "json"] = "text"
     access_key_id: SecretStr | None = None
@@ -90,6 +97,8 @@ class AgentConfig(BaseModel):
         "lease_ttl",
         "lease_heartbeat",
         "status_interval",
+        "sync_stale_after",
+        "restore_check_interval",
         mode="before",
     )
     @classmethod
@@ -175,6 +184,8 @@ ENV_VARS: dict[str, str] = {
     "STATEKEEPER_LEASE_TTL": "lease_ttl",
     "STATEKEEPER_LEASE_HEARTBEAT": "lease_heartbeat",
     "STATEKEEPER_STATUS_INTERVAL": "status_interval",
+    "STATEKEEPER_SYNC_STALE_AFTER": "sync_stale_after",
+    "STATEKEEPER_RESTORE_CHECK_INTERVAL": "restore_check_interval",
     "STATEKEEPER_HOLDER": "holder",
     "STATEKEEPER_LOG_FORMAT": "log_format",
 }

@@ -8,7 +8,9 @@ back to check our token is the one stored (TTL + heartbeat, last writer wins a t
 Freshness is judged on the *server's* clock only: a lease's age is the response `Date` header minus
 its `Last-Modified`, so clock skew between pods cannot make a live lease look expired. Locally the
 holder counts its lease as lost once `ttl - heartbeat` seconds pass without a successful renewal
-(monotonic clock), i.e. before any contender can see it expire.
+(monotonic clock), and its replicator is killed then by a watchdog process (agent/fence.py) that
+does not depend on the agent's main loop; a contender takes the lease over only after `ttl` plus
+a margin (`takeover_margin`).
 
 The three requests the lease needs (GET, conditional PUT, conditional DELETE of one object) are
 signed with botocore's SigV4 signer and sent with urllib, instead of through a boto3 client: a
@@ -27,6 +29,7 @@ import urllib.error
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,6 +40,12 @@ from statekeeper.agent.log import get_logger
 from statekeeper.errors import EXIT_OK, InfraError, RefusedError
 
 log = get_logger("lease")
+
+
+def takeover_margin(ttl: float) -> float:
+    """Seconds a contender waits beyond `ttl` before taking a lease over."""
+    return max(1.0, 0.1 * ttl)
+
 
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
 _UNSUPPORTED_CODES = {"NotImplemented", "501"}
@@ -54,7 +63,9 @@ class LeaseRecord:
 
     @property
     def expired(self) -> bool:
-        return self.age > self.ttl
+        """Past its TTL plus a margin: the holder's fence (agent/fence.py) has stopped its
+        replicator by then, even if that holder is frozen or cut off from S3."""
+        return self.age > self.ttl + takeover_margin(self.ttl)
 
 
 class S3Error(Exception):
@@ -143,6 +154,10 @@ class LeaseStore:
             )
         if err.code == "NoSuchBucket":
             return f"{self._where} does not exist; create it or fix STATEKEEPER_BUCKET"
+        if err.code == str(err.status):  # no S3 error document: not an S3 server
+            from statekeeper.agent.s3 import not_s3
+
+            return not_s3(self.config).replace("HTTP 404", f"HTTP {err.status}")
         return f"S3 error from {self._where}: {err.code}"
 
     def get(self, key: str) -> StoredObject | None:
@@ -194,6 +209,8 @@ class Lease:
         self._seq = 0
         self.conditional = True  # cleared when the store rejects conditional headers
         self.last_seen: LeaseRecord | None = None  # the lease as last read
+        # Called with `valid_until` after every successful write (the sidecar's fence).
+        self.on_renewed: Callable[[float], None] | None = None
 
     @property
     def store(self) -> LeaseStore:
@@ -233,6 +250,13 @@ class Lease:
             self.etag = None
             return False
         return True
+
+    @property
+    def valid_until(self) -> float:
+        """Monotonic time until which the lease counts as ours (0 when it is not)."""
+        if self.etag is None:
+            return 0.0
+        return self._renewed_mono + self._local_validity
 
     @property
     def _local_validity(self) -> float:
@@ -328,6 +352,8 @@ class Lease:
             etag = stored.etag
         self.etag = etag
         self._renewed_mono = started  # validity counts from before the request was sent
+        if self.on_renewed is not None:
+            self.on_renewed(self.valid_until)
         return True
 
 

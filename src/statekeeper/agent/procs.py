@@ -7,17 +7,53 @@ stalled TCP connection, a prompt) must never block a pod start forever.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from statekeeper.agent.log import get_logger
 from statekeeper.errors import InfraError
 
 log = get_logger("procs")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _load_libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded once in the parent: nothing that takes a lock (dlopen) may run in the forked child.
+_LIBC = _load_libc()
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive `sig` when the agent dies, even by SIGKILL
+    (Linux `PR_SET_PDEATHSIG`; a no-op elsewhere). A child started in its own session
+    (`start_new_session`) is out of reach of a signal to the agent's process group, so without
+    this a SIGKILLed agent would leave e.g. a `litestream restore` writing on.
+
+    The signal fires when the *thread* that started the child ends; callers start children from
+    threads that outlive them. When the parent died between fork and prctl, the child exits.
+    """
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the forked child: only syscalls, no locks
+        prctl = getattr(_LIBC, "prctl", None)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def terminate(proc: subprocess.Popen[str], grace: float) -> None:
@@ -72,6 +108,7 @@ def run_bounded(
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
     except OSError as exc:
         raise InfraError(f"cannot run {name}: {exc.strerror or exc}") from None

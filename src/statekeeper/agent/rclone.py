@@ -12,12 +12,16 @@ not used: with `--backup-dir` it counts every *replaced* file as a delete, so an
 few files would trip it.) Whatever the sync replaces or deletes is moved (`--backup-dir`) to
 `<prefix>/files-history/<dir>/<UTC time>/`; history folders older than `history_days` are pruned
 after a successful sync.
+
+Symlinks are kept as symlinks (`--links`), in both directions; a link whose target lies outside
+the config path is logged once (its target is not backed up).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -52,7 +56,41 @@ SQLITE_EXCLUDES = (
     ".statekeeper*/**",
 )
 # rclone runs once per sync; its own retry loop would only eat the deadline (the sidecar retries).
-_COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "5s")
+# `--links`: a symlink is kept as a symlink (stored as `<name>.rclonelink` holding its target, and
+# made a symlink again on restore) instead of being skipped without a word.
+_COMMON_FLAGS = ("--retries", "1", "--low-level-retries", "2", "--contimeout", "5s", "--links")
+_warned_links: set[tuple[str, str]] = set()
+
+
+def links_outside(directory: Path) -> list[tuple[Path, str]]:
+    """Symlinks under `directory` whose target lies outside it: (link, target). They are backed
+    up as links, but what they point to is not."""
+    root = Path(os.path.realpath(directory))
+    found = []
+    for base, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            path = Path(base) / name
+            if not path.is_symlink():
+                continue
+            target = str(path.readlink())
+            resolved = Path(os.path.realpath(path))
+            if resolved != root and root not in resolved.parents:
+                found.append((path, target))
+    return found
+
+
+def warn_links_outside(directory: Path) -> int:
+    """Log each link pointing outside `directory` once per process; returns how many there are."""
+    outside = links_outside(directory)
+    for link, target in outside:
+        if (str(link), target) not in _warned_links:
+            _warned_links.add((str(link), target))
+            log.warning(
+                "symlink points outside the config path: kept as a link, its target is not "
+                "backed up",
+                extra={"path": str(directory), "link": str(link), "target": target},
+            )
+    return len(outside)
 
 
 @dataclass(frozen=True)
@@ -81,6 +119,7 @@ class SyncStats:
     pruned: list[str] = field(default_factory=list)
     refused: str | None = None
     skipped: bool = False
+    unuploadable: int = 0  # names with control characters, left out (see UNUPLOADABLE)
 
 
 def rclone_binary() -> str:
@@ -120,9 +159,41 @@ def _escape(pattern: str) -> str:
     return "".join("\\" + ch if ch in "*?[]{}\\" else ch for ch in pattern)
 
 
+# Names with control characters (a newline…): rclone's local backend encodes them as Unicode
+# control pictures (U+2400-U+241F) and an S3 store may reject the upload, which used to fail
+# every later sync. They are left out (both directions), reported and counted instead.
+UNUPLOADABLE = ("*{{[\\x{2400}-\\x{241f}]}}*", "*{{[\\x{2400}-\\x{241f}]}}*/**")
+_warned_names: set[str] = set()
+
+
+def unuploadable_names(directory: Path) -> list[Path]:
+    """Files and directories under `directory` whose name holds a control character."""
+    found = []
+    for base, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+                found.append(Path(base) / name)
+        dirs[:] = [d for d in dirs if not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in d)]
+    return found
+
+
+def warn_unuploadable(directory: Path) -> int:
+    """Log each name rclone cannot upload once per process; returns how many there are."""
+    names = unuploadable_names(directory)
+    for path in names:
+        if str(path) not in _warned_names:
+            _warned_names.add(str(path))
+            log.warning(
+                "file name with a control character is not backed up (rename it)",
+                extra={"path": str(directory), "file": repr(str(path))},
+            )
+    return len(names)
+
+
 def filter_flags(config: AgentConfig, directory: Path) -> list[str]:
-    """`--exclude` flags keeping SQLite files, their journals and litestream state out of rclone."""
-    patterns = list(SQLITE_EXCLUDES)
+    """`--exclude` flags keeping SQLite files, their journals, litestream state and names with
+    control characters out of rclone."""
+    patterns = [*SQLITE_EXCLUDES, *UNUPLOADABLE]
     for db in config.sqlite_paths:
         try:
             relative = db.resolve().relative_to(directory.resolve())
@@ -240,6 +311,10 @@ def sync_to_remote(
     """
     target = remote(config, config.files_key(directory))
     filters = filter_flags(config, directory)
+    unuploadable = 0
+    if directory.is_dir():
+        warn_links_outside(directory)
+        unuploadable = warn_unuploadable(directory)
     local = list_files(config, str(directory), filters, deadline) if directory.is_dir() else {}
     remote_files = list_files(config, target, filters, deadline)
     if not local and not remote_files:
@@ -290,6 +365,7 @@ def sync_to_remote(
         deleted=len(doomed),
         history=history_key if server_side else None,
         pruned=pruned,
+        unuploadable=unuploadable,
     )
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -57,11 +58,13 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
-from statekeeper.agent.litestream import ltx_json, restore_command, write_config
+from statekeeper.agent.hwm import Mark, behind_message, read_mark, restorable_position
+from statekeeper.agent.lease import LeaseStore
+from statekeeper.agent.litestream import ltx_json, real_db_path, restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.agent.s3 import check_bucket, probe_endpoint
-from statekeeper.agent.sqlite import db_files, integrity_check
+from statekeeper.agent.sqlite import content_digest, db_files, integrity_check
 from statekeeper.errors import EXIT_OK, InfraError, RefusedError
 
 log = get_logger("restore")
@@ -82,6 +85,15 @@ class DbOutcome:
     txid: str | None = None
     quarantined: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    # The restored file's identity (`file_identity`): lets `agent run` tell that the DB is
+    # still exactly the copy restored at `txid`, without restoring it again to compare.
+    file_id: str | None = None
+
+
+def file_identity(path: Path) -> str:
+    """device:inode:size:mtime_ns of `path`: changes with any write to it."""
+    info = path.stat()
+    return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
 @dataclass
@@ -148,6 +160,37 @@ def quarantine(db: Path, files: list[Path]) -> list[str]:
     return moved
 
 
+def roll_back_hot_journal(db: Path) -> list[str]:
+    """A hot rollback journal (`<db>-journal`, non-empty: the app died mid-transaction) makes
+    every read-only open fail. Copy the DB and its journal to quarantine, then let SQLite roll
+    the transaction back (a read-write open does it), so the DB can be checked. Returns the
+    copies' paths ([] when there is no hot journal)."""
+    journal = db.with_name(db.name + "-journal")
+    try:
+        if journal.stat().st_size == 0:
+            return []
+    except FileNotFoundError:
+        return []
+    folder = db.parent / QUARANTINE_DIR / f"{db.name}-{_utc_stamp()}"
+    folder.mkdir(parents=True, exist_ok=False)
+    copies = []
+    for path in (db, journal):
+        shutil.copy2(path, folder / path.name)
+        copies.append(str(folder / path.name))
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        con.execute("PRAGMA schema_version").fetchone()  # any read rolls a hot journal back
+    except sqlite3.DatabaseError as exc:
+        log.warning("rollback of the hot journal failed", extra={"db": str(db), "error": str(exc)})
+    finally:
+        con.close()
+    log.warning(
+        "hot rollback journal: the unfinished transaction was rolled back (copies kept)",
+        extra={"db": str(db), "folder": str(folder)},
+    )
+    return copies
+
+
 def litestream_dir(db: Path) -> Path:
     """`.<db name>-litestream/` beside `db`: litestream 0.5's local state (its position)."""
     return db.with_name(f".{db.name}-litestream")
@@ -198,16 +241,62 @@ def stale_positions(
     """(local, replica) TXIDs when the healthy `db` is older than its replica, else None."""
     local = local_txid(db)
     if local is None:
-        log.warning(
-            "local replication position unknown (no litestream LTX files beside the DB): "
-            "cannot tell whether it is older than its replica; kept",
-            extra={"db": str(db), "litestream_dir": str(litestream_dir(db))},
-        )
-        return None
+        return None  # unknown: decided by content (`stale_by_content`)
     remote = replica_txid(config, db, config_file, bucket)
     if local >= remote:  # includes "no replica" (0) and a local DB ahead of its replica
         return None
     return local, remote
+
+
+def scratch_prefix(db: Path) -> str:
+    """Name prefix of the scratch folders a restore of `db` creates beside it."""
+    return f".statekeeper-{db.name}.restoring-"
+
+
+def remove_leftover_scratch(db: Path) -> int:
+    """Delete the scratch folders that interrupted restores of `db` left beside it (an agent
+    killed mid-download). They only ever hold a copy being downloaded, never the live DB: the
+    copy is renamed out of its folder before it becomes the DB. Returns the bytes freed."""
+    freed = 0
+    try:
+        leftovers = [p for p in db.parent.iterdir() if p.name.startswith(scratch_prefix(db))]
+    except OSError:
+        return 0
+    for folder in leftovers:
+        if folder.is_symlink() or not folder.is_dir():
+            continue  # not ours: we only ever create real directories
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder)
+        freed += size
+        log.warning(
+            "removed the scratch folder of an interrupted restore",
+            extra={"db": str(db), "folder": str(folder), "bytes": size},
+        )
+    return freed
+
+
+def stale_by_content(
+    config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck, workdir: Path
+) -> Fetched | None:
+    """For a healthy `db` whose replication position is unknown: its replica's newest state,
+    restored into `workdir`, when that differs from `db` by content (`content_digest`); None
+    when there is no replica or both hold the same data. Without a position a differing DB
+    cannot be shown to be newer, and litestream would make it the replica's head."""
+    fetched = fetch_replica(config, db, config_file, bucket, workdir)
+    if fetched is None:
+        log.info("local replication position unknown; no replica: kept", extra={"db": str(db)})
+        return None
+    if content_digest(db) == content_digest(fetched.path):
+        log.info(
+            "local replication position unknown, but the DB holds its replica's newest state: kept",
+            extra={"db": str(db), "txid": fetched.txid or ""},
+        )
+        return None
+    log.warning(
+        "local replication position unknown and the DB differs from its replica's newest state",
+        extra={"db": str(db), "replica_txid": fetched.txid or ""},
+    )
+    return fetched
 
 
 def _write_marker(db: Path) -> None:
@@ -234,6 +323,7 @@ class BucketCheck:
     def __init__(self, config: AgentConfig) -> None:
         self._config = config
         self._error: BaseException | None = None
+        self._store: LeaseStore | None = None
         self.listed = False
         self._thread = threading.Thread(target=self._run, name="s3-probe", daemon=True)
         self._thread.start()
@@ -253,6 +343,26 @@ class BucketCheck:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def mark(self, db: Path) -> Mark | None:
+        """The high-water mark of `db` (agent/hwm.py), once the bucket answered."""
+        self.confirm()
+        if self._store is None:
+            self._store = LeaseStore(self._config)
+        return read_mark(self._config, db, self._store)
+
+    def drop_mark(self, db: Path) -> None:
+        """Delete the high-water mark of `db` (InfraError when S3 cannot answer)."""
+        from statekeeper.agent.hwm import mark_key
+        from statekeeper.agent.lease import S3Error
+
+        if self._store is None:
+            self._store = LeaseStore(self._config)
+        try:
+            self._store.delete(mark_key(self._config, db))
+        except S3Error as err:
+            if err.code != "NoSuchKey":
+                raise InfraError(self._store.describe(err)) from None
 
     def confirm(self) -> None:
         """Unless a listing already proved it: the bucket answers with these credentials."""
@@ -286,6 +396,8 @@ def fetch_replica(
         abort=bucket.failed,
     )
     if result.returncode != 0:
+        if "no space left on device" in result.stderr.lower():
+            raise InfraError(no_space_message(config, db, config_file, workdir))
         bucket.confirm()  # names the cause when it is S3 (unreachable, credentials, bucket)
         raise InfraError(
             f"litestream restore of {db} failed (exit {result.returncode}); "
@@ -297,6 +409,24 @@ def fetch_replica(
     if not temp.exists():
         return None
     return Fetched(temp, _restore_txid(result.stdout))
+
+
+def no_space_message(config: AgentConfig, db: Path, config_file: Path, workdir: Path) -> str:
+    """One line for a restore that ran out of disk: ENOSPC, free space, and the space needed
+    (at least the newest snapshot's size; the restored DB is usually larger)."""
+    free = shutil.disk_usage(workdir).free
+    try:
+        entries = ltx_json(config, db, config_file)
+        snapshots = [e for e in entries if int(e.get("level", 0)) == 9]
+        newest = max(snapshots, key=lambda e: int(str(e["max_txid"]), 16)) if snapshots else None
+        needed = f"at least {int(newest['size'])} bytes" if newest else "an unknown amount"
+    except (InfraError, KeyError, ValueError):
+        needed = "an unknown amount"
+    return (
+        f"no space left on device (ENOSPC) restoring {db} into {db.parent}: {free} bytes free, "
+        f"the replica needs {needed} (its newest snapshot; more with later transactions); "
+        "free space on the volume or enlarge it"
+    )
 
 
 def check_fetched(config: AgentConfig, db: Path, fetched: Fetched) -> int:
@@ -327,15 +457,28 @@ def _restore_txid(stdout: str) -> str | None:
 
 
 def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck) -> DbOutcome:
-    """Decide and act for one database; raises RefusedError / InfraError to stop the start."""
+    """Decide and act for one database; raises RefusedError / InfraError to stop the start.
+
+    A symlinked DB path is resolved first: the checks, the quarantine and the restored copy all
+    happen at the link's target (the restore goes through the link, which stays a link)."""
     started = time.monotonic()
+    link, db = db, real_db_path(db)
+    if db != link.absolute():
+        log.info(
+            "database path is a symlink: using its target",
+            extra={"db": str(link), "target": str(db)},
+        )
     db.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftover_scratch(db)
     present = db.exists()
     size = db.stat().st_size if present else 0
     extras = [p for p in db_files(db) if p != db]
 
     stale = False
+    workdir: Path | None = None
+    prefetched: Fetched | None = None
     if present and size > 0:
+        roll_back_hot_journal(db)
         check = integrity_check(db, config.integrity)
         positions = stale_positions(config, db, config_file, bucket) if check.ok else None
         if positions is not None:
@@ -351,6 +494,36 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                     "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
                     "local copy and restore the replica, or investigate"
                 )
+        elif check.ok and local_txid(db) is None:
+            # Only the DB files came back (no litestream position): compare by content.
+            workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
+            try:
+                prefetched = stale_by_content(config, db, config_file, bucket, workdir)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            if prefetched is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+                _write_marker(db)
+                return DbOutcome(
+                    str(link),
+                    "kept",
+                    "integrity check ok; same content as its replica (or no replica)",
+                    duration_s=_since(started),
+                )
+            stale = True
+            problem = (
+                "different from its replica's newest state while its replication position "
+                f"is unknown (no litestream LTX files in {litestream_dir(db)})"
+            )
+            if config.on_stale != "restore":
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise RefusedError(
+                    f"{db} is {problem}: probably only the DB files came back from an old "
+                    "snapshot, and starting would make this state the replica's newest; "
+                    "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
+                    "local copy and restore the replica, or investigate"
+                )
         elif check.ok:
             log.info(
                 "healthy, kept",
@@ -361,7 +534,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 },
             )
             _write_marker(db)
-            return DbOutcome(str(db), "kept", "integrity check ok", duration_s=_since(started))
+            return DbOutcome(str(link), "kept", "integrity check ok", duration_s=_since(started))
         else:
             problem = f"corrupt ({check.detail})"
     elif present:
@@ -370,10 +543,22 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         problem = "missing"
     log.warning(f"database {problem}", extra={"db": str(db)})
 
-    workdir = Path(tempfile.mkdtemp(prefix=f".statekeeper-{db.name}.restoring-", dir=db.parent))
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
     try:
-        fetched = fetch_replica(config, db, config_file, bucket, workdir)
+        fetched = prefetched or fetch_replica(config, db, config_file, bucket, workdir)
         log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
+        mark = bucket.mark(link)
+        if fetched is not None and mark is not None:
+            _refuse_behind_mark(config, link, db, config_file, fetched, mark)
+        if fetched is None and mark is not None:
+            deleted = (
+                f"there is no replica at s3://{config.bucket}/{config.replica_key(link)}, but "
+                f"its high-water mark says txid {mark.txid:016x} was acknowledged at "
+                f"{mark.time}: the replica was deleted"
+            )
+        else:
+            deleted = ""
         if fetched is not None:
             restored = check_fetched(config, db, fetched)
             old = db_files(db)  # stale -wal/-shm must never meet a restored DB
@@ -393,13 +578,14 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
                 },
             )
             return DbOutcome(
-                str(db),
+                str(link),
                 "restored",
                 f"{problem}; restored from replica",
                 restored_bytes=restored,
                 txid=fetched.txid,
                 quarantined=moved,
                 duration_s=_since(started),
+                file_id=file_identity(db),
             )
         if stale:  # the replica vanished since `litestream ltx` saw it: keep everything
             raise RefusedError(
@@ -409,10 +595,20 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
     finally:
         shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
 
-    where = f"s3://{config.bucket}/{config.replica_key(db)}"
+    where = f"s3://{config.bucket}/{config.replica_key(link)}"
     holds_data = any(p.stat().st_size > 0 for p in extras if p.name.endswith("-wal"))
-    if not marker_path(db).exists() and (
-        (problem == "missing" and not extras) or (problem.startswith("empty") and not holds_data)
+    if deleted and not config.allow_empty:
+        raise RefusedError(
+            f"{link} is {problem} and {deleted}; refusing to start. Restore it from another "
+            "copy, or pass --allow-empty (STATEKEEPER_ALLOW_EMPTY=true) to start empty"
+        )
+    if (
+        not deleted
+        and not marker_path(db).exists()
+        and (
+            (problem == "missing" and not extras)
+            or (problem.startswith("empty") and not holds_data)
+        )
     ):
         # Nothing to lose: no DB (or a 0-byte one, as some apps create before their schema)
         # on a volume that never held it, and the bucket, which answered, holds no replica.
@@ -420,7 +616,7 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
             "first start: the bucket answers and holds no replica; the app will create the DB",
             extra={"db": str(db), "replica": where},
         )
-        return DbOutcome(str(db), "first-start", f"no local data and no replica at {where}")
+        return DbOutcome(str(link), "first-start", f"no local data and no replica at {where}")
 
     if problem == "missing" and not marker_path(db).exists():
         reason = (
@@ -439,13 +635,33 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
             "--allow-empty (STATEKEEPER_ALLOW_EMPTY=true) starts with an empty database"
         )
     moved = quarantine(db, db_files(db))
+    if deleted:
+        # Starting empty accepts the loss: a new DB's TXIDs start low again, and the old mark
+        # would make the new replica look behind for ever.
+        bucket.drop_mark(link)
+        log.warning("allow-empty: high-water mark removed", extra={"db": str(link)})
     log.warning(
         "allow-empty: starting with an empty database",
         extra={"db": str(db), "reason": reason, "quarantined": len(moved)},
     )
     return DbOutcome(
-        str(db), "started-empty", reason, quarantined=moved, duration_s=_since(started)
+        str(link), "started-empty", reason, quarantined=moved, duration_s=_since(started)
     )
+
+
+def _refuse_behind_mark(
+    config: AgentConfig, link: Path, db: Path, config_file: Path, fetched: Fetched, mark: Mark
+) -> None:
+    """RefusedError when the restored copy is older than the replica's high-water mark: the
+    replica lost acknowledged transactions (e.g. its newest LTX files were deleted)."""
+    try:
+        txid = int(fetched.txid or "", 16)
+    except ValueError:
+        txid = restorable_position(ltx_json(config, db, config_file)).restorable
+    if txid >= mark.txid:
+        return
+    position = restorable_position(ltx_json(config, db, config_file))
+    raise RefusedError(f"{link}: " + behind_message(config, link, position, mark))
 
 
 def _since(started: float) -> float:
@@ -543,3 +759,73 @@ def main(config: AgentConfig) -> int:
     """CLI entry point: 0 when the app may start; errors propagate as StatekeeperError."""
     run_restore(config)
     return EXIT_OK
+
+
+def refuse_stale_start(config: AgentConfig, workdir: Path) -> None:
+    """`agent run`'s check before litestream first starts: the same staleness decision as
+    `agent restore` (by position, else by content), so a sidecar started without the init
+    container never makes an old DB the replica's newest state. RefusedError (exit 3) when a DB
+    is stale; an S3 that cannot answer skips the check with a warning (the sidecar must run
+    through outages). A DB still exactly as `agent restore` left it (status file) is judged by
+    its restored TXID, without a second download."""
+    dbs = [db for db in config.sqlite_paths if _has_data(real_db_path(db))]
+    if not dbs:
+        return
+    config_file = write_config(config, workdir / "preflight.yml")
+    bucket = BucketCheck(config)
+    restored = {d.get("db"): d for d in (read_status(config) or {}).get("databases", [])}
+    for db in dbs:
+        real = real_db_path(db)
+        try:
+            problem = _stale_problem(config, db, real, config_file, bucket, restored.get(str(db)))
+        except InfraError as exc:
+            log.warning("staleness check skipped: S3 cannot answer", extra={"error": str(exc)})
+            return
+        if problem is not None:
+            raise RefusedError(
+                f"{db} is {problem}; litestream was not started, because it would make this "
+                "state the replica's newest; run `statekeeper agent restore` (with "
+                "--on-stale restore) before the sidecar, or investigate"
+            )
+
+
+def _has_data(db: Path) -> bool:
+    try:
+        return db.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _stale_problem(
+    config: AgentConfig,
+    db: Path,
+    real: Path,
+    config_file: Path,
+    bucket: BucketCheck,
+    restored: dict[str, Any] | None,
+) -> str | None:
+    positions = stale_positions(config, real, config_file, bucket)
+    if positions is not None:
+        local, remote = positions
+        return f"older than its replica (local txid {local:016x}, replica txid {remote:016x})"
+    if local_txid(real) is not None:
+        return None
+    if (
+        restored
+        and restored.get("file_id") == file_identity(real)
+        and restored.get("txid")
+        and not real.with_name(real.name + "-wal").exists()
+    ):
+        at = int(str(restored["txid"]), 16)
+        remote = replica_txid(config, real, config_file, bucket)
+        if at >= remote:
+            return None
+        return f"the copy restored at txid {at:016x}, older than its replica ({remote:016x})"
+    # Scratch beside the DB (room for a copy of it), like a restore's; removed either way.
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix(real), dir=real.parent) as scratch:
+        if stale_by_content(config, real, config_file, bucket, Path(scratch)) is None:
+            return None
+    return (
+        "different from its replica's newest state while its replication position is unknown "
+        f"(no litestream LTX files in {litestream_dir(real)})"
+    )

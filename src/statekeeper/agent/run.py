@@ -3,8 +3,10 @@
 Four activities, each in its own thread, all sleeping on `threading.Event.wait` (no busy polling):
 
   lease      (main thread) acquire / renew the lease every `lease_heartbeat`
-  supervisor runs exactly one `litestream replicate` while the lease is held; restarts it with
-             backoff when it dies; SIGTERM (then SIGKILL) when the lease is lost or on shutdown
+  supervisor runs exactly one `litestream replicate` while the lease is held, under the fence
+             (agent/fence.py: a watchdog that kills it when the lease deadline passes, even
+             if this process is frozen); restarts it with backoff when it dies; SIGKILL when
+             the lease is lost, SIGTERM (then SIGKILL) on shutdown
   sync       guarded `rclone sync` of every config path every `rclone_interval` ± jitter, runs never
              overlap, each bounded by `rclone_timeout`; one final sync on shutdown
   status     every `status_interval`, `litestream ltx -json` per DB → replica lag metrics
@@ -19,13 +21,13 @@ seconds (defaults 20 s + 10 s: raise it from the Kubernetes default 30 s to e.g.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import random
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,12 +38,21 @@ from types import FrameType
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.fence import write_deadline
+from statekeeper.agent.hwm import Position, read_mark, restorable_position, write_mark
 from statekeeper.agent.lease import Lease
-from statekeeper.agent.litestream import litestream_binary, ltx_json, write_config
+from statekeeper.agent.litestream import (
+    litestream_binary,
+    ltx_json,
+    real_db_path,
+    socket_list,
+    write_config,
+)
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.metrics import HealthServer, SidecarMetrics
-from statekeeper.agent.procs import run_bounded
+from statekeeper.agent.procs import die_with_parent, run_bounded
 from statekeeper.agent.rclone import rclone_binary, sync_to_remote
+from statekeeper.agent.restore import local_txid
 from statekeeper.errors import EXIT_OK, ConfigError, InfraError
 
 log = get_logger("run")
@@ -49,12 +60,29 @@ log = get_logger("run")
 RESTART_BACKOFF_MAX = 30.0  # seconds between litestream restarts, at most
 STABLE_RUN = 60.0  # a litestream that ran this long resets the backoff
 RETRY_BASE = 5.0  # first retry of a failed sync after min(interval, this), then doubling
+SYNC_POLL = 5.0  # litestream's control socket (`/list`) is asked this often, at most
+RECHECK_DELAY = 1.0  # a replica check that could not decide yet (or a re-seed) is redone after
 
 
 def shutdown_sync_timeout(config: AgentConfig) -> float:
     """litestream's own flush budget on SIGTERM (`shutdown-sync-timeout`): 40 % of ours. The
     first half of our budget goes to an explicit `litestream sync -wait` (see `_flush`)."""
     return max(1.0, round(config.shutdown_timeout * 0.4, 1))
+
+
+def parse_rfc3339(stamp: object) -> float | None:
+    """Unix time of an RFC 3339 string (Go's, with nanoseconds), None when it is not one."""
+    if not isinstance(stamp, str):
+        return None
+    text = stamp.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python's fromisoformat takes at most 6 fractional digits
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def newest_ltx_time(entries: list[dict[str, Any]]) -> float | None:
@@ -83,11 +111,12 @@ def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def relay_litestream_line(line: str) -> None:
-    """Log one line of litestream's JSON log as our own record (`source=litestream`)."""
+def relay_litestream_line(line: str) -> dict[str, Any] | None:
+    """Log one line of litestream's JSON log as our own record (`source=litestream`); returns
+    the parsed record (None for a line that is not a JSON object)."""
     text = line.strip()
     if not text:
-        return
+        return None
     try:
         # litestream repeats "level" (log level, then e.g. a compaction level): keep the first.
         record = json.loads(text, object_pairs_hook=_first_wins)
@@ -95,32 +124,12 @@ def relay_litestream_line(line: str) -> None:
         record = None
     if not isinstance(record, dict):
         log.info(text, extra={"source": "litestream"})
-        return
+        return None
     level = _LEVELS.get(str(record.get("level", "")).upper(), logging.ERROR)
     fields = {k: v for k, v in record.items() if k not in _RESERVED}
     fields["source"] = "litestream"
     log.log(level, str(record.get("msg", "")), extra=fields)
-
-
-def _load_libc() -> Any:
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-# Loaded once in the parent: nothing that takes a lock (dlopen) may run in the forked child.
-_LIBC = _load_libc()
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM litestream if the sidecar dies (even by SIGKILL), so that a restarted
-    sidecar never finds a stray replicator: never two at once. Linux only; a no-op elsewhere.
-    (The signal fires when the *thread* that started litestream ends: the supervisor thread,
-    which lives until litestream is stopped.)"""
-    prctl = getattr(_LIBC, "prctl", None)
-    if prctl is not None:
-        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    return record
 
 
 class Sidecar:
@@ -139,6 +148,12 @@ class Sidecar:
         self._sync_lock = threading.Lock()
         self._last_holder: str | None = None
         self._newest: dict[str, float] = {}
+        self.workdir = workdir
+        # The fence's deadline: extended by every lease write, read by the watchdog that runs
+        # litestream (agent/fence.py), which kills it once the deadline passes.
+        self.deadline_file = workdir / "lease-deadline"
+        write_deadline(self.deadline_file, 0.0)
+        self.lease.on_renewed = lambda until: write_deadline(self.deadline_file, until)
         self.litestream_config = workdir / "litestream.yml"
         self.control_socket = workdir / "litestream.sock"
         self._threads: list[threading.Thread] = []
@@ -146,6 +161,32 @@ class Sidecar:
             # Export the per-path series from the start (at 0), so rate()/alerts see them.
             self.metrics.sync_failures.labels(path=str(directory))
             self.metrics.sync_refusals.labels(path=str(directory))
+            self.metrics.files_skipped.labels(path=str(directory))
+        # Databases by label (the configured path); litestream sees the real paths.
+        self._real = {str(db): real_db_path(db) for db in config.sqlite_paths}
+        self._label_by_name = {real.name: label for label, real in self._real.items()}
+        self._litestream_started_at = 0.0  # unix time the running litestream started
+        self._last_sync: dict[str, float] = {}  # unix time of its last successful sync
+        # A DB sync litestream reported failing: (last error, unix time the streak began,
+        # local L0 TXID then). It clears once the local position moves past that TXID: the
+        # replica-side `last_sync_at` keeps moving while the DB side fails.
+        self._sync_error: dict[str, tuple[str, float, int]] = {}
+        self._status_wake = threading.Event()
+        self._reseed = threading.Event()
+        self._reseeded_at: dict[str, float] = {}
+        self._unrestorable: dict[str, str] = {}  # label → why, while a check fails
+        self._marks: dict[str, int] = {}  # label → high-water mark TXID (stored)
+        self._replica_has_data: dict[str, bool] = {}
+        self._next_scratch_check = time.monotonic() + config.restore_check_interval
+        for label in self._real:
+            for series in (
+                self.metrics.sync_errors,
+                self.metrics.consecutive_errors,
+                self.metrics.replicating,
+                self.metrics.restorable,
+                self.metrics.reseeds,
+            ):
+                series.labels(db=label)
 
     # --- probes ---------------------------------------------------------------------------
 
@@ -161,7 +202,28 @@ class Sidecar:
             # Until its control socket answers, litestream has not picked up the databases: a
             # stop now would lose what the app writes meanwhile, so the pod is not ready yet.
             return False, "litestream is starting"
+        now = time.time()
+        for label, real in self._real.items():
+            if not real.exists() and self._replica_has_data.get(label):
+                return False, (
+                    f"database {label} does not exist but its replica holds data: "
+                    "run `statekeeper agent restore` before the app (init container)"
+                )
+            age = self._sync_age(label, now)
+            if age is not None and age > self.config.sync_stale_after:
+                error = self._sync_error.get(label, ("no error logged", 0.0, 0))[0]
+                return False, f"litestream has not synced {label} for {age:.0f}s: {error}"
         return True, "ok"
+
+    def _sync_age(self, label: str, now: float) -> float | None:
+        """Seconds since litestream last synced `label` (since it started, before its first
+        sync); None while litestream is not running."""
+        if self._litestream is None or not self._litestream_started_at:
+            return None
+        error = self._sync_error.get(label)
+        if error is not None:
+            return now - error[1]
+        return now - max(self._last_sync.get(label, 0.0), self._litestream_started_at)
 
     def _litestream_answers(self) -> bool:
         """True when litestream's control socket accepts a connection."""
@@ -186,6 +248,7 @@ class Sidecar:
             self._stop_started = time.monotonic()
             self.stop.set()
             self._supervisor_wake.set()
+            self._status_wake.set()
 
     def run(self) -> None:
         if self.config.sqlite_paths:
@@ -271,6 +334,8 @@ class Sidecar:
         stragglers = [t.name for t in flushers if t.is_alive()]
         if stragglers:
             log.error("shutdown budget exceeded", extra={"threads": ",".join(stragglers)})
+        elif self.config.sqlite_paths and self.lease.etag is not None:
+            self.write_final_marks()  # still the holder: the flushed state is acknowledged
         try:
             if self.lease.release():
                 log.info("lease released")
@@ -288,7 +353,13 @@ class Sidecar:
         started = 0.0
         while True:
             self._supervisor_wake.clear()
-            want = self._held.is_set() and not self.stop.is_set() and bool(self.config.sqlite_paths)
+            want = (
+                self._held.is_set()
+                and not self.stop.is_set()
+                and bool(self.config.sqlite_paths)
+                # a thawed agent must not restart a fenced litestream on a stale `_held`
+                and self.lease.valid_until > time.monotonic()
+            )
             proc = self._litestream
             if proc is not None and self._litestream_exited.is_set():
                 self._litestream = None
@@ -311,6 +382,11 @@ class Sidecar:
             if not want and proc is not None:
                 self._stop_litestream(proc)
                 continue
+            if want and proc is not None and self._reseed.is_set():
+                # A failed replica check: a restarted litestream writes a new snapshot.
+                self._reseed.clear()
+                self._stop_litestream(proc, reseed=True)
+                continue
             if self.stop.is_set() and self._litestream is None:
                 return
             self._supervisor_wake.wait(timeout=60.0)
@@ -318,6 +394,11 @@ class Sidecar:
     def _start_litestream(self) -> None:
         self._litestream_exited.clear()
         cmd = [
+            sys.executable,
+            "-m",
+            "statekeeper.agent.fence",
+            str(self.deadline_file),
+            "--",
             litestream_binary(),
             "replicate",
             "-config",
@@ -332,7 +413,10 @@ class Sidecar:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
-                preexec_fn=_die_with_parent,  # only prctl(): no locks in the child
+                # SIGTERM litestream if the sidecar dies (even by SIGKILL), so that a restarted
+                # sidecar never finds a stray replicator. The supervisor thread that starts it
+                # lives until litestream is stopped.
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
         except OSError as exc:
             log.error("cannot start litestream", extra={"error": exc.strerror or str(exc)})
@@ -341,6 +425,11 @@ class Sidecar:
             self.stop.wait(RESTART_BACKOFF_MAX)
             return
         self._litestream = proc
+        self._litestream_started_at = time.time()
+        self._last_sync.clear()
+        self._sync_error.clear()
+        for label in self._real:
+            self.metrics.consecutive_errors.labels(db=label).set(0)
         self.metrics.litestream_up.set(1)
         log.info(
             "litestream started", extra={"pid": proc.pid, "dbs": len(self.config.sqlite_paths)}
@@ -353,12 +442,29 @@ class Sidecar:
         """Relay litestream's log lines into ours (one structured record each), then reap it."""
         assert proc.stdout is not None
         for line in proc.stdout:
-            relay_litestream_line(line)
+            record = relay_litestream_line(line)
+            if record is not None and record.get("msg") == "sync error":
+                self._note_sync_error(record)
         proc.wait()
         self._litestream_exited.set()
         self._supervisor_wake.set()
 
-    def _stop_litestream(self, proc: subprocess.Popen[str]) -> None:
+    def _note_sync_error(self, record: dict[str, Any]) -> None:
+        """A `sync error` line of litestream's log: count it for its database."""
+        label = self._label_by_name.get(str(record.get("db", "")))
+        if label is None:
+            return
+        previous = self._sync_error.get(label)
+        since, position = (
+            previous[1:] if previous else (time.time(), local_txid(self._real[label]) or 0)
+        )
+        self._sync_error[label] = (str(record.get("error", "unknown error")), since, position)
+        self.metrics.sync_errors.labels(db=label).inc()
+        consecutive = record.get("consecutive_errors")
+        if isinstance(consecutive, int):
+            self.metrics.consecutive_errors.labels(db=label).set(consecutive)
+
+    def _stop_litestream(self, proc: subprocess.Popen[str], *, reseed: bool = False) -> None:
         """SIGTERM (litestream flushes to the replica), SIGKILL after the shutdown budget."""
         budget = self.config.shutdown_timeout
         if self.stop.is_set():
@@ -368,12 +474,17 @@ class Sidecar:
             flush_until = time.monotonic() + budget / 2
             for db in self.config.sqlite_paths:
                 self._flush(db, flush_until)
+        elif reseed:
+            log.warning("restarting litestream to re-seed the replica (a new snapshot)")
         else:
             # The lease was lost: another replica may hold it and replicate into the same
             # replica already. Pushing more (an explicit sync) would interleave two writers.
             log.warning("lease lost: stopping litestream without a final sync")
         budget = max(1.0, budget - budget / 2)
-        proc.send_signal(signal.SIGTERM)
+        if not self.stop.is_set() and not reseed:
+            proc.kill()  # the fence's SIGKILL: no shutdown sync into a replica now shared
+        else:
+            proc.send_signal(signal.SIGTERM)  # the fence passes it on: litestream's own flush
         if not self._litestream_exited.wait(budget):
             log.error("litestream did not stop in time, killing it", extra={"pid": proc.pid})
             proc.kill()
@@ -404,7 +515,7 @@ class Sidecar:
                 str(max(1, int(remaining))),
                 "-socket",
                 str(self.control_socket),
-                str(db.absolute()),
+                str(real_db_path(db)),
             ]
             try:
                 result = run_bounded(
@@ -470,6 +581,7 @@ class Sidecar:
                     log.error("config sync refused", extra={"path": label, "reason": stats.refused})
                     continue
                 self.metrics.sync_last_success.labels(path=label).set(time.time())
+                self.metrics.files_skipped.labels(path=label).set(stats.unuploadable)
                 log.info(
                     "config synced",
                     extra={
@@ -486,30 +598,192 @@ class Sidecar:
     # --- replica status -------------------------------------------------------------------
 
     def _status_loop(self) -> None:
-        delay = min(2.0, self.config.status_interval)
-        while not self.stop.wait(delay):
-            delay = self.config.status_interval
-            if self._held.is_set():
-                self.probe_replicas()
+        """Every SYNC_POLL: litestream's last sync per DB (control socket, no child process).
+        Every `status_interval`: the replica listing (`litestream ltx`) → lag, restorability,
+        high-water mark; redone after RECHECK_DELAY while a check cannot decide or after a
+        re-seed, so that a broken replica is restorable again within two intervals."""
+        tick = min(SYNC_POLL, self.config.status_interval)
+        next_probe = time.monotonic() + min(2.0, self.config.status_interval)
+        while not self.stop.is_set():
+            self._status_wake.wait(max(0.0, min(tick, next_probe - time.monotonic())))
+            self._status_wake.clear()
+            if self.stop.is_set() or not self._held.is_set() or self._litestream is None:
+                continue
+            self.poll_sync_state()
+            if time.monotonic() >= next_probe:
+                undecided = self.probe_replicas()
+                delay = RECHECK_DELAY if undecided else self.config.status_interval
+                next_probe = time.monotonic() + delay
 
-    def probe_replicas(self) -> None:
-        """Replica lag from `litestream ltx -json`: seconds since the newest LTX file. While S3
-        cannot answer, the lag keeps growing from the last newest timestamp seen."""
+    def poll_sync_state(self) -> None:
+        """litestream's `last_sync_at` per DB → last-sync and replicating metrics."""
+        try:
+            listed = socket_list(self.control_socket)
+        except InfraError:
+            return  # starting or stopping: readiness already says so
+        now = time.time()
+        for label, real in self._real.items():
+            entry = listed.get(real) or {}
+            synced = parse_rfc3339(entry.get("last_sync_at"))
+            if synced is not None:
+                self._last_sync[label] = synced
+                self.metrics.last_sync.labels(db=label).set(synced)
+            error = self._sync_error.get(label)
+            if error is not None and (local_txid(real) or 0) > error[2]:
+                self._sync_error.pop(label, None)
+                self.metrics.consecutive_errors.labels(db=label).set(0)
+                log.info("litestream syncs again", extra={"db": label})
+            fresh = (
+                synced is not None
+                and now - synced <= self.config.sync_stale_after
+                and label not in self._sync_error
+            )
+            self.metrics.replicating.labels(db=label).set(1 if fresh else 0)
+
+    def probe_replicas(self) -> bool:
+        """Per DB: `litestream ltx -json` → replica lag (seconds since the newest LTX file; while
+        S3 cannot answer it keeps growing from the last newest timestamp seen) and the
+        restorability check. Returns True when a check must be redone soon."""
+        undecided = False
         for db in self.config.sqlite_paths:
             label = str(db)
+            started = time.time()
             try:
-                newest = newest_ltx_time(ltx_json(self.config, db, self.litestream_config))
+                entries = ltx_json(self.config, db, self.litestream_config)
                 self.metrics.s3_up.set(1)
             except InfraError as exc:
                 self.metrics.s3_up.set(0)
                 log.warning("replica status unknown", extra={"db": label, "error": str(exc)})
-                newest = None
-            if newest is not None:
-                self._newest[label] = newest
-                self.metrics.replica_newest.labels(db=label).set(newest)
+                entries = None
+            if entries is not None:
+                self._replica_has_data[label] = bool(entries)
+                newest = newest_ltx_time(entries)
+                if newest is not None:
+                    self._newest[label] = newest
             if label in self._newest:
+                # lag first: a scrape that sees the newest timestamp also sees its lag
                 self.metrics.replica_lag.labels(db=label).set(
                     max(0.0, time.time() - self._newest[label])
+                )
+                self.metrics.replica_newest.labels(db=label).set(self._newest[label])
+            if entries is not None:
+                undecided |= self._check_restorable(db, entries, started)
+        return undecided
+
+    def _mark(self, db: Path) -> int | None:
+        """The stored high-water mark TXID of `db` (read once, then what we wrote); None when
+        S3 cannot say."""
+        label = str(db)
+        if label not in self._marks:
+            try:
+                mark = read_mark(self.config, db, self.lease.store)
+            except InfraError as exc:
+                log.warning("high-water mark unknown", extra={"db": label, "error": str(exc)})
+                return None
+            self._marks[label] = mark.txid if mark else 0
+        return self._marks[label]
+
+    def _check_restorable(self, db: Path, entries: list[dict[str, Any]], listed_at: float) -> bool:
+        """Is the replica restorable up to its high-water mark? Metrics, mark, re-seed (see
+        `hwm`). Returns True when it could not decide yet or re-seeded (check again soon)."""
+        label = str(db)
+        synced = self._last_sync.get(label)
+        if synced is None or synced > listed_at:
+            # This litestream has not synced yet (its first sync uploads the snapshot), or
+            # synced while the listing ran: the listing may predate it. Decide next time.
+            return True
+        position = restorable_position(entries)
+        mark = self._mark(db)
+        problem = self._restorability_problem(db, position, mark)
+        if problem is None and self._scratch_check_due():
+            problem = self._scratch_check(db)
+        # Logs first, metrics after: whoever sees a metric change finds its log line.
+        if problem is None:
+            if mark is not None and position.restorable > mark:
+                try:
+                    write_mark(self.config, db, position.restorable, self.lease.store)
+                    self._marks[label] = position.restorable
+                except InfraError as exc:
+                    log.warning("cannot write the high-water mark", extra={"error": str(exc)})
+            if self._unrestorable.pop(label, None) is not None:
+                log.info(
+                    "replica restorable again",
+                    extra={"db": label, "txid": f"{position.restorable:016x}"},
+                )
+            self.metrics.last_restorable.labels(db=label).set(time.time())
+            self.metrics.restorable_txid.labels(db=label).set(position.restorable)
+            self.metrics.restorable.labels(db=label).set(1)
+            return False
+        if self._unrestorable.get(label) != problem:
+            log.error("replica not restorable", extra={"db": label, "problem": problem})
+        self._unrestorable[label] = problem
+        self.metrics.restorable.labels(db=label).set(0)
+        now = time.monotonic()
+        if now - self._reseeded_at.get(label, -1e9) < max(60.0, 5 * self.config.status_interval):
+            return False  # re-seeded recently: alert, but do not restart litestream in a loop
+        self._reseeded_at[label] = now
+        self.metrics.reseeds.labels(db=label).inc()
+        self._reseed.set()
+        self._supervisor_wake.set()
+        return True
+
+    @staticmethod
+    def _restorability_problem(db: Path, position: Position, mark: int | None) -> str | None:
+        if not position.newest:
+            return "the replica is empty"
+        if not position.snapshot:
+            return "the replica has no snapshot"
+        if position.gap:
+            return (
+                f"LTX files are missing after txid {position.restorable:016x} "
+                f"(newest {position.newest:016x})"
+            )
+        if mark is not None and position.restorable < mark:
+            return (
+                f"the replica restores only up to txid {position.restorable:016x}, behind "
+                f"its high-water mark {mark:016x}"
+            )
+        return None
+
+    def _scratch_check_due(self) -> bool:
+        interval = self.config.restore_check_interval
+        return bool(interval) and time.monotonic() >= self._next_scratch_check
+
+    def _scratch_check(self, db: Path) -> str | None:
+        """A real restore of the replica into scratch space and its integrity check (the
+        restore drill of `agent verify`), every `restore_check_interval`."""
+        from statekeeper.agent.verify import check_database
+
+        self._next_scratch_check = time.monotonic() + self.config.restore_check_interval
+        with tempfile.TemporaryDirectory(dir=self.workdir) as scratch:
+            try:
+                report = check_database(
+                    self.config, db, self.litestream_config, Path(scratch), None
+                )
+            except InfraError as exc:
+                return f"scratch restore failed: {exc}"
+        problems = report.get("problems") or []
+        log.info("scratch restore checked", extra={"db": str(db), "ok": not problems})
+        return f"scratch restore: {problems[0]}" if problems else None
+
+    def write_final_marks(self) -> None:
+        """After the final flush: raise each high-water mark to what the replica now holds."""
+        for db in self.config.sqlite_paths:
+            try:
+                position = restorable_position(ltx_json(self.config, db, self.litestream_config))
+            except InfraError:
+                continue
+            mark = self._mark(db)
+            if mark is None or position.gap or not position.snapshot:
+                continue
+            if position.restorable > mark:
+                try:
+                    write_mark(self.config, db, position.restorable, self.lease.store)
+                except InfraError:
+                    continue
+                log.info(
+                    "high-water mark written",
+                    extra={"db": str(db), "txid": f"{position.restorable:016x}"},
                 )
 
 
@@ -541,7 +815,13 @@ def main(config: AgentConfig) -> int:
         litestream_binary()
     if config.config_paths:
         rclone_binary()
+    # No credentials can never work: fail now (exit 4) instead of staying up, unready.
+    Lease(config).store  # noqa: B018  (raises InfraError naming the missing variables)
     with tempfile.TemporaryDirectory(prefix="statekeeper-agent-") as workdir:
+        if config.sqlite_paths:
+            from statekeeper.agent.restore import refuse_stale_start
+
+            refuse_stale_start(config, Path(workdir))
         sidecar = Sidecar(config, Path(workdir))
         sidecar.metrics.restored_bytes.set(restored_bytes(config))
         try:

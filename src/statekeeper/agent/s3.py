@@ -77,14 +77,24 @@ def describe_error(config: AgentConfig, exc: BaseException) -> str:
                 f"S3 credentials refused by {where} ({code or status}); check "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
             )
-        if code in _NO_BUCKET_CODES or status == "404":
+        if code == "NoSuchBucket":
             return f"{where} does not exist; create it or fix STATEKEEPER_BUCKET"
+        if code in _NO_BUCKET_CODES or status == "404":
+            # A bare 404 with no S3 error code: whatever answers there does not speak S3.
+            return not_s3(config)
         return f"S3 error from {where}: {code or status}"
     if isinstance(exc, NoCredentialsError):
         return f"no S3 credentials for {where}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return f"S3 unreachable: {where} did not answer within {config.s3_timeout:g}s"
     return f"S3 unreachable: {where}: {type(exc).__name__}"
+
+
+def not_s3(config: AgentConfig) -> str:
+    return (
+        f"{config.endpoint or 'AWS S3'} answered without an S3 error code (HTTP 404): it does "
+        "not look like an S3 server; check STATEKEEPER_S3_ENDPOINT"
+    )
 
 
 def check_bucket(config: AgentConfig) -> None:

@@ -7,6 +7,7 @@ transactions in the `-wal`, so they are part of what the check sees.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,3 +88,20 @@ def table_row_counts(db: Path) -> dict[str, int]:
         return counts
     finally:
         con.close()
+
+
+def content_digest(db: Path) -> str:
+    """SHA-256 of `db`'s logical content (schema and rows, as `iterdump` writes them; read-only,
+    including its `-wal`). Two files holding the same data have the same digest whatever their
+    page layout, e.g. a live DB and a `litestream restore` of its replica."""
+    digest = hashlib.sha256()
+    con = _connect(db, read_only=True)
+    try:
+        for line in con.iterdump():
+            if "_litestream_" in line:
+                continue  # litestream's own bookkeeping, if any
+            digest.update(line.encode())
+            digest.update(b"\n")
+    finally:
+        con.close()
+    return digest.hexdigest()

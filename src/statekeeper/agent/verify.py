@@ -6,8 +6,10 @@ in the replica, from `litestream ltx -json`), its age, the restored size and eac
 count. For each config path: the files and bytes a restore would bring (a listing of
 `<prefix>/files/<dir name>/`). The report is JSON on stdout (and `--output`).
 
-Exit 0 when every check passes; 5 (VerifyFailed) when a replica is missing, fails to restore,
-fails its check, or its recovery point is older than `--max-age`; 4 when S3 cannot be reached.
+Exit 0 when every check passes; 5 (VerifyFailed) when a replica is missing, has no snapshot or a
+gap in its LTX chain, is behind its high-water mark (agent/hwm.py: acknowledged transactions are
+missing), fails to restore, fails its check, or its recovery point is older than `--max-age` (or
+unknown while `--max-age` is given); 4 when S3 cannot be reached.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.agent.config import AgentConfig, parse_duration
+from statekeeper.agent.hwm import behind_message, read_mark, restorable_position
+from statekeeper.agent.lease import LeaseStore
 from statekeeper.agent.litestream import ltx_json, restore_command, write_config
 from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
@@ -64,6 +68,19 @@ def check_database(
         report["problems"].append("no replica in the bucket")
         return report
     point, txid = recovery_point(entries)
+    position = restorable_position(entries)
+    mark = read_mark(config, db, LeaseStore(config))
+    report["restorable_txid"] = f"{position.restorable:016x}"
+    report["high_water_mark"] = f"{mark.txid:016x}" if mark else None
+    if not position.snapshot:
+        report["problems"].append("the replica has no snapshot: nothing can be restored")
+    elif position.gap:
+        report["problems"].append(
+            f"LTX files are missing after txid {position.restorable:016x} "
+            f"(newest {position.newest:016x}): a restore stops there"
+        )
+    if mark is not None and position.restorable < mark.txid:
+        report["problems"].append(behind_message(config, db, position, mark))
     now = datetime.now(UTC)
     report["recovery_point"] = point.isoformat() if point else None
     report["age_seconds"] = round((now - point).total_seconds(), 1) if point else None
@@ -87,7 +104,12 @@ def check_database(
         report["problems"].append(f"integrity check failed: {check.detail}")
         return report
     report["tables"] = table_row_counts(target)
-    if (
+    if max_age is not None and report["age_seconds"] is None:
+        report["problems"].append(
+            f"no recovery point is known (no LTX timestamp), so --max-age ({max_age:g}s) "
+            "cannot pass"
+        )
+    elif (
         max_age is not None
         and report["age_seconds"] is not None
         and report["age_seconds"] > max_age
