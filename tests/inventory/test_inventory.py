@@ -140,7 +140,7 @@ def test_sqlite_detection(kwargs: dict[str, str], dbs: list[str]) -> None:
     [
         ({}, ["/config"], None),
         ({"conf": "configMap: {name: settings}"}, [], None),  # read-only input, not state
-        ({"conf": "emptyDir: {}"}, ["/config"], None),
+        ({"conf": "emptyDir: {}"}, [], None),  # lives as long as the pod: nothing to sync
         ({"annotations": "{statekeeper.io/config-path: '/data/conf, /config'}"},
          ["/data/conf", "/config"], None),
         ({"annotations": "{statekeeper.io/config-path: none}"}, [], None),

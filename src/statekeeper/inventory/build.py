@@ -14,13 +14,14 @@ the app is unknown (None), never a guess such as `.` for the working directory.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from statekeeper.findings import Note
-from statekeeper.inventory.detect import classify_container, container_script, detect_state
+from statekeeper.inventory.detect import container_script, detect_state
 from statekeeper.inventory.model import (
     WORKLOAD_KINDS,
     App,
@@ -37,6 +38,7 @@ from statekeeper.inventory.model import (
     Volume,
     Workload,
 )
+from statekeeper.inventory.providers import classify_container, detect_providers
 from statekeeper.manifests.load import KUSTOMIZATION_NAMES
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import Policy
@@ -135,7 +137,17 @@ def build_inventory(
             _add_env_from_config_maps(container, workload, inv)
             container.script = container_script(container, workload, inv.config_map)
             container.role = classify_container(container, policy)
+        detect_providers(workload, policy)
         detect_state(workload, policy, inv.config_map)
+        if workload.sqlite_unknown:
+            inv.notes.append(
+                Note(
+                    f"{workload.kind} {workload.name}: {workload.sqlite_unknown}; SQLite backup "
+                    "rules not applied (set statekeeper.io/sqlite to decide)",
+                    workload.resource.origin.file,
+                    workload.resource.origin.line,
+                )
+            )
         source_app = _source_app(workload.resource)
         for container in workload.all_containers:
             for mount in container.mounts:
@@ -322,11 +334,19 @@ def _workload(resource: Resource, environment: str | None) -> Workload | None:
     if not isinstance(pod_spec, dict):
         return None
     pod_path = (*template_path, "spec")
-    annotations = {}
+    annotations: dict[str, str] = {}
     template_annotations = _dig(template, "metadata", "annotations")
     if isinstance(template_annotations, dict) and resource.kind != "Pod":
         annotations.update({str(k): str(v) for k, v in template_annotations.items()})
     annotations.update(resource.annotations)
+    # What a downward-API fieldRef reads: the pod's own annotations (the template's).
+    pod_annotations = (
+        resource.annotations
+        if resource.kind == "Pod"
+        else {str(k): str(v) for k, v in (template_annotations or {}).items()}
+        if isinstance(template_annotations, dict)
+        else {}
+    )
 
     volumes: dict[str, Volume] = {}
     raw_volumes = pod_spec.get("volumes")
@@ -338,8 +358,10 @@ def _workload(resource: Resource, environment: str | None) -> Workload | None:
         resource=resource,
         pod_path=pod_path,
         scope=_scope(resource),
-        containers=_containers(pod_spec, "containers", pod_path, init=False),
-        init_containers=_containers(pod_spec, "initContainers", pod_path, init=True),
+        containers=_containers(pod_spec, "containers", pod_path, pod_annotations, init=False),
+        init_containers=_containers(
+            pod_spec, "initContainers", pod_path, pod_annotations, init=True
+        ),
         volumes=volumes,
         annotations=annotations,
         environment=environment,
@@ -382,8 +404,16 @@ def _volume(raw: dict[str, Any], index: int) -> Volume:
     return volume
 
 
+_ANNOTATION_FIELD = re.compile(r"""^metadata\.annotations\[['"](?P<key>[^'"]+)['"]\]$""")
+
+
 def _containers(
-    pod_spec: dict[str, Any], key: str, pod_path: FieldPath, *, init: bool
+    pod_spec: dict[str, Any],
+    key: str,
+    pod_path: FieldPath,
+    pod_annotations: dict[str, str],
+    *,
+    init: bool,
 ) -> list[Container]:
     raw_list = pod_spec.get(key)
     result: list[Container] = []
@@ -409,11 +439,17 @@ def _containers(
             if not isinstance(var, dict) or not var.get("name"):
                 continue
             value_from = var.get("valueFrom")
-            if isinstance(value_from, dict):
+            field_path = _dig(value_from, "fieldRef", "fieldPath")
+            annotation = _ANNOTATION_FIELD.match(str(field_path)) if field_path else None
+            if annotation is not None:
+                text = pod_annotations.get(annotation.group("key"), "")
+                env.append(EnvVar(str(var["name"]), text, "annotation", e_index, annotation["key"]))
+            elif isinstance(value_from, dict):
                 source = next(
                     (k for k in ("secretKeyRef", "configMapKeyRef") if k in value_from), "other"
                 )
-                env.append(EnvVar(str(var["name"]), None, source, e_index))
+                secret = _dig(value_from, "secretKeyRef", "name")
+                env.append(EnvVar(str(var["name"]), None, source, e_index, str(secret or "")))
             else:
                 value = var.get("value")
                 env.append(

@@ -94,25 +94,7 @@ def _image_matches(image: str, patterns: tuple[str, ...]) -> bool:
 # containers
 
 
-def classify_container(container: Container, policy: Policy) -> str:
-    """The role statekeeper sees in a container (see `Container.role`)."""
-    script = container.script
-    agent = policy.agent
-    if agent.restore_marker in script and container.runs_before_app:
-        return "agent-restore"
-    if agent.run_marker in script and container.long_running:
-        return "agent-run"
-    sqlite = policy.tiers.sqlite
-    if image_matches(container.image, sqlite.litestream_images) or _runs(script, "litestream"):
-        return "litestream"
-    if image_matches(container.image, policy.tiers.config.rclone_images) or _runs(script, "rclone"):
-        return "rclone"
-    if container.runs_before_app and any(m in script for m in sqlite.integrity_markers):
-        return "integrity"
-    return "app"
-
-
-def _runs(script: str, program: str) -> bool:
+def runs_program(script: str, program: str) -> bool:
     """True if `program` appears as a command word in the script."""
     return re.search(rf"(?:^|[\s/;&|(]){re.escape(program)}(?:\s|$)", script) is not None
 
@@ -370,7 +352,8 @@ def detect_state(workload: Workload, policy: Policy, config_maps: Any) -> None:
         for container in workload.app_containers:
             for mount in container.mounts:
                 volume = workload.volumes.get(mount.volume)
-                holds_state = volume is None or volume.holds_state
+                # /config on an emptyDir lives as long as the pod: nothing to sync.
+                holds_state = volume is None or (volume.holds_state and not volume.ephemeral)
                 if mount.path in wanted and holds_state and mount.path not in seen:
                     seen.append(mount.path)
         workload.config_paths = seen
@@ -403,17 +386,18 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
             if call.subcommand == "replicate" and call.positional:
                 path = posixpath.normpath(call.positional[0])
                 backup_side.setdefault(path, SqliteDb(path, "litestream command", container.name))
-    for container in workload.containers_with_role("agent-run", "agent-restore"):
-        value = container.env_value(policy.agent.sqlite_env)
-        if isinstance(value, str) and value.strip():
-            reasons.append(f"statekeeper agent {policy.agent.sqlite_env}")
-            for path in split_list(value):
-                path = posixpath.normpath(path)
-                backup_side.setdefault(path, SqliteDb(path, policy.agent.sqlite_env,
-                                                      container.name))  # fmt: skip
+    for use in workload.providers:
+        if use.sqlite_paths and use.container is not None:
+            reasons.append(f"{use.provider} {use.sqlite_source}")
+            for path in use.sqlite_paths:
+                backup_side.setdefault(path, SqliteDb(path, use.sqlite_source,
+                                                      use.container.name))  # fmt: skip
+    server, unknown = server_database_evidence(workload, policy)
     for container in workload.app_containers:
         for known in policy.tiers.sqlite.known_images:
             if image_matches(container.image, known.images):
+                if server or unknown:
+                    continue  # the image can run on SQLite, but is configured otherwise
                 reasons.append(f"known image {container.image}")
                 for path in known.paths:
                     if container.mount_for(path) is not None:
@@ -426,6 +410,51 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
     workload.sqlite = bool(reasons)
     workload.sqlite_reason = reasons[0] if reasons else ""
     workload.sqlite_dbs = list((app_side or backup_side).values())
+    if not reasons:
+        workload.server_database = server
+        workload.sqlite_unknown = unknown
+
+
+def server_database_evidence(workload: Workload, policy: Policy) -> tuple[str, str]:
+    """(evidence that the app uses a database server, why it cannot be told) - each "" if none.
+
+    A URL variable with a server scheme, an engine variable naming a server, or an `envFrom`
+    Secret whose name says so is evidence; a URL or engine variable set through a reference
+    statekeeper cannot read leaves it unknown. Values are never quoted (a URL may hold a
+    password): only the variable and the scheme or engine.
+    """
+    rules = policy.backup.server_database
+    unknown = ""
+    for container in workload.app_containers:
+        for var in container.env:
+            url = matches_any(var.name, rules.url_env)
+            engine = matches_any(var.name, rules.type_env)
+            if not (url or engine):
+                continue
+            if var.source not in ("value", "configMapRef", "annotation"):
+                words = _words(var.ref)
+                if var.ref and words & set(rules.secret_words):
+                    return (f"env {var.name} from Secret {var.ref!r} (server database)", "")
+                unknown = unknown or (
+                    f"env {var.name} comes from {var.source} {var.ref!r}".replace(" ''", "")
+                    + ": cannot tell whether the app uses SQLite"
+                )
+                continue
+            value = (var.value or "").strip()
+            if url:
+                scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+                if scheme and matches_any(scheme, rules.url_schemes):
+                    return (f"env {var.name}={scheme}://… (server database)", "")
+            elif value.lower() in {t.lower() for t in rules.server_types}:
+                return (f"env {var.name}={value} (server database)", "")
+        for ref_kind, name in container.env_from:
+            if ref_kind == "secretRef" and _words(name) & set(rules.secret_words):
+                return (f"envFrom Secret {name!r} (server database)", "")
+    return ("", unknown)
+
+
+def _words(name: str) -> set[str]:
+    return {w for w in re.split(r"[-_.]", name.lower()) if w}
 
 
 def _db_paths_named(container: Container, extensions: list[str]) -> list[tuple[str, str]]:
@@ -494,13 +523,6 @@ def remote_type(container: Container, destination: str) -> str | None:
 
 def sync_interval(container: Container, policy: Policy) -> tuple[float | None, str]:
     """The period of a container's config sync in seconds, and where it was read from."""
-    if container.role == "agent-run":
-        value = container.env_value(policy.agent.interval_env)
-        if value is None:
-            return parse_duration(policy.agent.default_interval), "agent default"
-        if isinstance(value, str):
-            return parse_duration(value), f"env {policy.agent.interval_env}={value}"
-        return None, f"env {policy.agent.interval_env} (from a reference)"
     tier = policy.tiers.config
     for name in tier.interval_env:
         value = container.env_value(name)
@@ -625,7 +647,6 @@ __all__ = [
     "ANNOTATION_CONFIG_PATH",
     "ANNOTATION_IGNORE",
     "ANNOTATION_SQLITE",
-    "classify_container",
     "cron_interval",
     "detect_state",
     "image_matches",

@@ -37,14 +37,17 @@ class Mount:
 
 @dataclass(slots=True)
 class EnvVar:
-    """One `env` entry: `source` is "value", "secretKeyRef", "configMapKeyRef", "other", or
-    "configMapRef" for a variable that comes from an `envFrom` ConfigMap found in the inventory
-    (appended after `env`, which wins, as in Kubernetes)."""
+    """One `env` entry: `source` is "value", "secretKeyRef", "configMapKeyRef", "other",
+    "annotation" for a `fieldRef` to `metadata.annotations['…']` of the pod template (the value is
+    the annotation's, "" when the template lacks it), or "configMapRef" for a variable that comes
+    from an `envFrom` ConfigMap found in the inventory (appended after `env`, which wins, as in
+    Kubernetes)."""
 
     name: str
     value: str | None
     source: str
     index: int
+    ref: str = ""  # the annotation an "annotation" variable reads, the Secret of a secretKeyRef
 
 
 @dataclass(slots=True)
@@ -90,7 +93,9 @@ class Container:
         """The plain value of env var `name`; UNSET if set through valueFrom; None if absent."""
         for var in self.env:
             if var.name == name:
-                return var.value if var.source in ("value", "configMapRef") else UNSET
+                if var.source in ("value", "configMapRef", "annotation"):
+                    return var.value
+                return UNSET
         return None
 
     def mount_for(self, path: str) -> Mount | None:
@@ -147,6 +152,30 @@ class LitestreamConfig:
     dbs: list[LitestreamDb]
     inline_credentials: list[str]  # credential keys written in the file (names only)
     error: str | None = None
+
+
+@dataclass(slots=True)
+class ProviderUse:
+    """One backup provider protecting a workload: a container (or an admission-injected
+    provider, `container` None) and what it covers. Paths are as the container sees them;
+    None means "set, but through a reference statekeeper cannot read" (trusted)."""
+
+    provider: str
+    container: Container | None
+    tiers: frozenset[str]
+    evidence: str  # how it was spotted, for messages
+    sqlite_paths: list[str] | None = None
+    sqlite_source: str = ""
+    file_paths: list[str] | None = None
+    file_source: str = ""
+    interval: float | None = None
+    interval_source: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.container is None:
+            return f"{self.provider} (injected)"
+        return f"{self.provider} container {self.container.name!r}"
 
 
 @dataclass(slots=True)
@@ -213,6 +242,9 @@ class Workload:
     sqlite_reason: str = ""
     sqlite_dbs: list[SqliteDb] = field(default_factory=list)
     sqlite_explicit: bool = False  # paths from the statekeeper.io/sqlite annotation
+    server_database: str = ""  # evidence that the app uses a database server, not SQLite
+    sqlite_unknown: str = ""  # why SQLite use cannot be decided (a note, not a finding)
+    providers: list[ProviderUse] = field(default_factory=list)
     config_paths: list[str] = field(default_factory=list)
     backup_exempt: str | None = None  # reason from `statekeeper.io/backup: "none: <reason>"`
     litestream_configs: list[tuple[Container, LitestreamConfig | None, str]] = field(
@@ -234,6 +266,13 @@ class Workload:
     @property
     def long_running(self) -> bool:
         return self.kind in LONG_RUNNING_KINDS
+
+    @property
+    def cron_schedule(self) -> str | None:
+        """A CronJob's `spec.schedule`."""
+        spec = self.resource.body.get("spec") if self.kind == "CronJob" else None
+        value = spec.get("schedule") if isinstance(spec, dict) else None
+        return str(value) if value else None
 
     @property
     def all_containers(self) -> list[Container]:
