@@ -41,7 +41,7 @@ from statekeeper.inventory.model import (
 from statekeeper.inventory.providers import classify_container, detect_providers
 from statekeeper.manifests.load import KUSTOMIZATION_NAMES
 from statekeeper.manifests.resource import Origin, Resource
-from statekeeper.policy.model import Policy
+from statekeeper.policy.model import STARTUP_TIERS, Policy
 
 _CLUSTER_SCOPED = frozenset(
     {"Namespace", "StorageClass", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
@@ -138,8 +138,32 @@ def build_inventory(
             container.script = container_script(container, workload, inv.config_map)
             container.role = classify_container(container, policy)
         detect_providers(workload, policy)
+        for use in workload.providers:
+            side = use.container
+            if side is None or not side.native_sidecar or not use.tiers & STARTUP_TIERS:
+                continue
+            if "startupProbe" not in side.raw and workload.long_running:
+                inv.notes.append(
+                    Note(
+                        f"{workload.kind} {workload.name}: {use.provider} native sidecar "
+                        f"{side.name!r} restores at start but has no startupProbe: Kubernetes "
+                        "starts the next container once a native sidecar has started, which "
+                        "may be before its restore ends",
+                        workload.resource.origin.file,
+                        workload.resource.origin.line,
+                    )
+                )
         detect_state(workload, policy, inv.config_map)
-        if workload.sqlite_unknown:
+        if workload.server_database and workload.long_running:
+            inv.notes.append(
+                Note(
+                    f"{workload.kind} {workload.name}: not judged as a SQLite app: "
+                    f"{workload.server_database}",
+                    workload.resource.origin.file,
+                    workload.resource.origin.line,
+                )
+            )
+        if workload.sqlite_unknown and workload.long_running:
             inv.notes.append(
                 Note(
                     f"{workload.kind} {workload.name}: {workload.sqlite_unknown}; SQLite backup "

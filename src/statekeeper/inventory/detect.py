@@ -393,10 +393,12 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
                 backup_side.setdefault(path, SqliteDb(path, use.sqlite_source,
                                                       use.container.name))  # fmt: skip
     server, unknown = server_database_evidence(workload, policy)
+    overridden = False  # a SQLite-capable image configured for a server (or unknown) database
     for container in workload.app_containers:
         for known in policy.tiers.sqlite.known_images:
             if image_matches(container.image, known.images):
                 if server or unknown:
+                    overridden = True
                     continue  # the image can run on SQLite, but is configured otherwise
                 reasons.append(f"known image {container.image}")
                 for path in known.paths:
@@ -410,7 +412,7 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
     workload.sqlite = bool(reasons)
     workload.sqlite_reason = reasons[0] if reasons else ""
     workload.sqlite_dbs = list((app_side or backup_side).values())
-    if not reasons:
+    if not reasons and overridden:
         workload.server_database = server
         workload.sqlite_unknown = unknown
 

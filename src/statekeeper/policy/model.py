@@ -88,6 +88,14 @@ class SizingCategory(_Strict):
     purposes: list[str] = Field(default_factory=list, description="Purpose words")
     images: list[str] = Field(default_factory=list, description="Images of mounting containers")
     sqlite: bool = Field(False, description="Matches a claim holding a detected SQLite database")
+    mount_paths: list[str] = Field(
+        default_factory=list, description="Mount paths that say the purpose, like a purpose word"
+    )
+    needs_image: bool = Field(
+        False,
+        description="The purpose (word or mount path) counts only when a mounting container "
+        "runs an image of `images`: a name fragment alone does not make a media cache",
+    )
 
     @field_validator("min", "max")
     @classmethod

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import image_matches
+from statekeeper.inventory.detect import image_matches, image_repository
 from statekeeper.inventory.model import Claim, Inventory, is_under
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register
@@ -48,15 +48,31 @@ def _app_in(app: str | None, apps: list[str]) -> bool:
 
 def sizing_category(claim: Claim, policy: Policy) -> SizingCategory | None:
     """The sizing category of a claim (see the `sizing` section of the policy)."""
+    return sizing_evidence(claim, policy)[0]
+
+
+def sizing_evidence(claim: Claim, policy: Policy) -> tuple[SizingCategory | None, str]:
+    """The sizing category of a claim and the evidence it was chosen by, for messages."""
     images = tuple(container.image for _w, container, _m in claim.mounted_by)
+    mount_paths = tuple(mount.path for _w, _c, mount in claim.mounted_by)
     holds_sqlite = any(
         container.mount_for(db.path) is mount
         for workload, container, mount in claim.mounted_by
         for db in workload.sqlite_dbs
     )
-    return sizing_category_for(
-        policy, claim.app, claim_purpose(claim, policy), images, holds_sqlite
+    purpose = claim_purpose(claim, policy)
+    category = sizing_category_for(policy, claim.app, purpose, images, holds_sqlite, mount_paths)
+    if category is None:
+        return None, ""
+    evidence = [f"purpose {purpose!r}"] if purpose else []
+    mounted = sorted(
+        {f"{m} by {image_repository(i)}" for i, m in zip(images, mount_paths, strict=True)}
     )
+    if mounted:
+        evidence.append("mounted at " + ", ".join(mounted[:2]))
+    if holds_sqlite and category.sqlite:
+        evidence.append("holds a SQLite database")
+    return category, "; ".join(evidence)
 
 
 def sizing_category_for(
@@ -65,25 +81,38 @@ def sizing_category_for(
     purpose: str,
     images: Iterable[str] = (),
     holds_sqlite: bool = False,
+    mount_paths: Iterable[str] = (),
 ) -> SizingCategory | None:
-    """The first category of the policy whose purposes name `purpose`, else the first that
-    matches weakly: by an image mounting the claim, a SQLite database on it, or (a category
-    with only `apps`) by the app. Categories limited to other apps are skipped. Also what
-    `generate` and `fix` size new claims by."""
+    """The first category of the policy whose purposes name `purpose` (or whose `mount_paths`
+    hold a mount of the claim), else the first that matches weakly: by an image mounting the
+    claim, a SQLite database on it, or (a category with only `apps`) by the app. A category
+    with `needs_image` counts only with one of its images mounting the claim (or, for
+    `generate`, when no image is known). Categories limited to other apps are skipped. Also
+    what `generate` and `fix` size new claims by."""
     words = purpose_words(purpose)
     images = tuple(images)
+    paths = tuple(mount_paths)
     fallback: SizingCategory | None = None
     for category in policy.sizing:
         if category.apps and not _app_in(app, category.apps):
             continue
-        if words & set(category.purposes):
+        if category.needs_image and images and not _image_of(category, images):
+            continue
+        by_path = any(is_under(p, m) for p in paths for m in category.mount_paths)
+        if words & set(category.purposes) or by_path:
             return category
         if fallback is None and _matches_weakly(category, images, holds_sqlite):
             fallback = category
     return fallback
 
 
+def _image_of(category: SizingCategory, images: tuple[str, ...]) -> bool:
+    return any(image_matches(image, category.images) for image in images)
+
+
 def _matches_weakly(category: SizingCategory, images: tuple[str, ...], holds_sqlite: bool) -> bool:
+    if category.needs_image:
+        return False  # its images are a condition, not evidence on their own
     if not category.purposes and not category.images and not category.sqlite:
         return bool(category.apps)
     if category.images and any(image_matches(image, category.images) for image in images):
@@ -391,7 +420,7 @@ spec:
             size = parse_quantity(claim.request)
             if size is None:
                 continue
-            category = sizing_category(claim, policy)
+            category, evidence = sizing_evidence(claim, policy)
             if category is None or category.min_bytes <= size <= category.max_bytes:
                 continue
             wanted = (
@@ -402,7 +431,7 @@ spec:
                 self,
                 inventory,
                 claim,
-                f"requests {claim.request}; {label} ({category.name}) needs {wanted}",
+                f"requests {claim.request}; {label} ({category.name}: {evidence}) needs {wanted}",
                 "resources",
             )
 
