@@ -375,6 +375,45 @@ def test_agent_keeps_workable_strategy_and_grace(
     assert all(("set " in d.what) == changed for d in result.fixed)
 
 
+@pytest.mark.parametrize(
+    ("strategy_yaml", "expected"),
+    [
+        (None, {"type": "Recreate"}),
+        ("{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+         {"type": "Recreate"}),
+    ],
+)  # fmt: skip
+def test_sk107_sets_recreate_in_the_base(
+    tmp_path: Path,
+    strategy: Strategy,
+    kubectl: str,
+    strategy_yaml: str | None,
+    expected: dict[str, Any],
+) -> None:
+    small_tree(tmp_path)
+    if strategy_yaml:
+        deployment = tmp_path / "base" / "deployment.yaml"
+        text = deployment.read_text()
+        deployment.write_text(
+            text.replace("  selector:\n", f"  strategy: {strategy_yaml}\n  selector:\n")
+        )
+    result = plan_fixes(tmp_path, both("SK107", "Deployment", "app"), strategy)
+    assert not result.cannot
+    assert [d.what for d in result.fixed] == ["strategy Recreate in base/deployment.yaml"]
+    result.workspace.commit()
+    for env in ("dev", "prod"):
+        (deploy,) = [d for d in render(kubectl, tmp_path / "overlays" / env)
+                     if d["kind"] == "Deployment"]  # fmt: skip
+        assert deploy["spec"]["strategy"] == expected
+
+
+def test_sk107_refuses_a_statefulset(tmp_path: Path, strategy: Strategy) -> None:
+    small_tree(tmp_path)
+    result = plan_fixes(tmp_path, both("SK107", "StatefulSet", "app"), strategy)
+    assert not result.fixed
+    assert all("only Deployments" in c.reason for c in result.cannot)
+
+
 def test_litestream_style_leaves_strategy_and_grace_alone(
     tmp_path: Path, strategy: Strategy
 ) -> None:

@@ -40,6 +40,7 @@ from statekeeper.inventory.model import Container
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
 RULES_CONFIG_MOUNT = ("SK204",)
+RULES_ROLLOUT = ("SK107",)
 SQLITE_RULES = {"SK201", "SK202", "SK203"}
 DEFAULT_SECRET = "statekeeper-s3"
 DEFAULT_BUCKET = "statekeeper"
@@ -343,16 +344,46 @@ def _fit_agent_lifecycle(pod: CommentedMap, data: CommentedMap) -> list[str]:
         changed.append(f"terminationGracePeriodSeconds {AGENT_TERMINATION_GRACE_SECONDS}")
     spec = data.get("spec")
     is_deployment = data.get("kind") == "Deployment" and isinstance(spec, CommentedMap)
-    if is_deployment and needs_recreate(spec.get("strategy")):
-        # A fresh mapping: a Recreate strategy must not keep a `rollingUpdate` block.
-        strategy = to_ruamel(agent_rollout_strategy())
-        if "strategy" in spec:
-            spec["strategy"] = strategy
-        else:
-            anchor = "selector" if "selector" in spec else "template"
-            _insert_before(spec, anchor, "strategy", strategy)
+    if is_deployment and _set_recreate(spec):
         changed.append("strategy Recreate")
     return changed
+
+
+def _set_recreate(spec: CommentedMap) -> bool:
+    """Give a Deployment spec `strategy: {type: Recreate}` unless its strategy already stops the
+    old pod first; True if it changed."""
+    if not needs_recreate(spec.get("strategy")):
+        return False
+    # A fresh mapping: a Recreate strategy must not keep a `rollingUpdate` block.
+    strategy = to_ruamel(agent_rollout_strategy())
+    if "strategy" in spec:
+        spec["strategy"] = strategy
+    else:
+        anchor = "selector" if "selector" in spec else "template"
+        _insert_before(spec, anchor, "strategy", strategy)
+    return True
+
+
+def fix_rollout(ctx: FixContext, group: FindingGroup) -> None:
+    """SK107: a Deployment mounting a ReadWriteOnce claim gets `strategy: Recreate` where it is
+    defined (an overlay patch setting another strategy would win: the re-audit then keeps the
+    finding, and the edit is dropped)."""
+    if group.kind != "Deployment":
+        ctx.refuse(group, f"only Deployments have a rollout strategy to set ({group.kind})")
+        return
+    found = _the_pod(ctx, group)
+    if isinstance(found, str):
+        ctx.refuse(group, found)
+        return
+    doc, data, _pod = found
+    spec = data.get("spec")
+    if not isinstance(spec, CommentedMap):
+        ctx.refuse(group, f"Deployment {group.name} has no spec in {ctx.show(doc.file)}")
+        return
+    if _set_recreate(spec):
+        ctx.done(group, f"strategy Recreate in {ctx.show(doc.file)}")
+    else:
+        ctx.done(group, f"strategy already stops the old pod first in {ctx.show(doc.file)}")
 
 
 def _add_litestream(

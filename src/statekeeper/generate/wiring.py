@@ -13,6 +13,7 @@ from typing import Any
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from statekeeper import __version__
+from statekeeper.inventory.model import starts_new_pod_first
 from statekeeper.policy.model import parse_duration
 
 AGENT_IMAGE = f"ghcr.io/statekeeper/statekeeper:{__version__}"
@@ -127,30 +128,11 @@ def needs_longer_grace(current: Any) -> bool:
     return current < AGENT_TERMINATION_GRACE_SECONDS
 
 
-def _surges(max_surge: Any) -> bool:
-    """Whether a RollingUpdate `maxSurge` lets a second pod start (Kubernetes' default is 25%,
-    which rounds up to 1 pod)."""
-    if max_surge is None:
-        return True
-    text = str(max_surge).strip()
-    number = text[:-1] if text.endswith("%") else text
-    try:
-        return float(number) > 0
-    except ValueError:
-        return True  # unreadable: assume the default behaviour (surge)
-
-
 def needs_recreate(strategy: Any) -> bool:
-    """True when a Deployment's `strategy` would deadlock the agent's lease: none set (the default
-    is RollingUpdate with 25% surge) or RollingUpdate whose maxSurge is above 0. An explicit
-    Recreate, or RollingUpdate with maxSurge 0 (old pod stopped first), is kept."""
-    if not isinstance(strategy, dict) or not strategy:
-        return True
-    kind = strategy.get("type", "RollingUpdate")
-    if kind != "RollingUpdate":
-        return False
-    rolling = strategy.get("rollingUpdate")
-    return _surges(rolling.get("maxSurge") if isinstance(rolling, dict) else None)
+    """True when a Deployment's `strategy` would deadlock the agent's lease (the new pod waits
+    for a lease the old one, kept until the new one is Ready, never gives up): see
+    `starts_new_pod_first`."""
+    return starts_new_pod_first(strategy)
 
 
 def scrape_annotations() -> dict[str, str]:

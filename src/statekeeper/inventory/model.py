@@ -407,3 +407,23 @@ def is_under(path: str, parent: str) -> bool:
     """True if `path` is `parent` or inside it (both absolute, no trailing slash needed)."""
     parent = parent.rstrip("/")
     return path == parent or path.startswith(parent + "/") or parent == ""
+
+
+def starts_new_pod_first(strategy: Any) -> bool:
+    """True when a Deployment `strategy` starts the new pod before the old one stops: none set
+    (the default is RollingUpdate with 25% surge, which rounds up to 1 pod) or RollingUpdate
+    whose maxSurge is above 0. An explicit Recreate, or RollingUpdate with maxSurge 0, stops the
+    old pod first."""
+    if not isinstance(strategy, dict) or not strategy:
+        return True
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return False
+    rolling = strategy.get("rollingUpdate")
+    max_surge = rolling.get("maxSurge") if isinstance(rolling, dict) else None
+    if max_surge is None:
+        return True
+    text = str(max_surge).strip()
+    try:
+        return float(text.removesuffix("%")) > 0
+    except ValueError:
+        return True  # unreadable: assume the default behaviour (surge)

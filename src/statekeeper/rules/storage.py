@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.detect import image_matches, image_repository
-from statekeeper.inventory.model import Claim, Inventory, is_under
+from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register
 
@@ -566,3 +566,85 @@ spec:
 
 
 __all__ = ["NONE", "claim_purpose", "is_media_library", "sizing_category"]
+
+
+_SINGLE_NODE_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+
+
+@register
+class RwoVolumeNeedsRecreate(Rule):
+    id = "SK107"
+    slug = "rwo-volume-needs-recreate"
+    severity = Severity.WARNING
+    title = "A Deployment mounting a ReadWriteOnce claim uses `strategy: Recreate`"
+    rationale = (
+        "Strategy §1 puts app data on iSCSI (`synelia-iscsi-*`), a ReadWriteOnce volume: one "
+        "node attaches it at a time. A RollingUpdate starts the new pod before the old one "
+        "stops, so the new pod waits on a multi-attach error (another node) or, on the same "
+        "node, two pods write one SQLite file at once - the corruption Fail-Safe Integrity "
+        "then has to repair."
+    )
+    remediation = (
+        "Set `spec.strategy: {type: Recreate}` on the Deployment (or RollingUpdate with "
+        "`maxSurge: 0`, which also stops the old pod first). `statekeeper fix` sets Recreate."
+    )
+    bad_example = """\
+kind: Deployment
+spec:
+  # no strategy: RollingUpdate with 25% surge
+  template:
+    spec:
+      volumes:
+        - {name: data, persistentVolumeClaim: {claimName: vaultwarden-data-pvc}}  # RWO
+"""
+    good_example = """\
+kind: Deployment
+spec:
+  strategy: {type: Recreate}
+  template:
+    spec:
+      volumes:
+        - {name: data, persistentVolumeClaim: {claimName: vaultwarden-data-pvc}}  # RWO
+"""
+    details = (
+        "Judges Deployments (StatefulSets replace pods one at a time, old first). A claim is "
+        "ReadWriteOnce when its `accessModes` hold ReadWriteOnce or ReadWriteOncePod; a claim "
+        "not among the audited files is not judged (its access mode is unknown). A strategy "
+        "starts the new pod first when it is absent (Kubernetes' default RollingUpdate, 25% "
+        "surge) or a RollingUpdate whose `maxSurge` is above 0."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        by_workload: dict[int, tuple[Workload, list[str]]] = {}
+        for claim in inventory.claims:
+            modes = [m for m in claim.access_modes if m in _SINGLE_NODE_MODES]
+            if not modes:
+                continue
+            for workload, _container, mount in claim.mounted_by:
+                if workload.kind != "Deployment":
+                    continue
+                entry = by_workload.setdefault(id(workload), (workload, []))
+                label = f"{claim.name!r} ({modes[0]}, volume {mount.volume!r})"
+                if label not in entry[1]:
+                    entry[1].append(label)
+        for workload, labels in by_workload.values():
+            spec = workload.resource.body.get("spec")
+            strategy = spec.get("strategy") if isinstance(spec, dict) else None
+            if not starts_new_pod_first(strategy):
+                continue
+            what = (
+                "no strategy (RollingUpdate, 25% surge)"
+                if not isinstance(strategy, dict) or not strategy
+                else "strategy RollingUpdate with surge"
+            )
+            yield self.finding(
+                inventory,
+                workload.resource,
+                f"mounts claim {', '.join(labels)} with {what}: the new pod starts before the "
+                "old one stops (multi-attach error, or two writers of one SQLite file); "
+                "use strategy Recreate",
+                app=workload.app,
+                environment=workload.environment,
+                path=("spec", "strategy") if isinstance(strategy, dict) else None,
+            )
