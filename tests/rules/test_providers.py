@@ -545,3 +545,60 @@ def test_a_media_server_cache_is_judged_and_says_why() -> None:
     assert found(audit(renamed, env="production", only=["SK104"])) == [
         ("SK104", "PersistentVolumeClaim", "app-transcodes-pvc")
     ]
+
+
+# --- SK402 on Velero schedules: CRs, chart values, and where a VolumeSnapshotLocation lives
+
+SCHEDULE_NO_SNAPSHOT_FLAG = """\
+apiVersion: velero.io/v1
+kind: Schedule
+metadata: {name: daily, namespace: velero}
+spec:
+  schedule: "0 3 * * *"
+  template:
+    includedNamespaces: ["*"]
+    ttl: 720h0m0s
+"""
+VSL = """\
+apiVersion: velero.io/v1
+kind: VolumeSnapshotLocation
+metadata: {name: default, namespace: velero}
+spec: {provider: csi}
+"""
+HELM_RELEASE = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {{name: velero, namespace: velero}}
+spec:
+  chart: {{spec: {{chart: velero}}}}
+  values:
+    snapshotsEnabled: {snapshots}
+    configuration:
+      volumeSnapshotLocation:
+        - {{name: default, provider: csi}}
+    schedules:
+      nightly:
+        schedule: "0 2 * * *"
+        template:
+          ttl: {ttl}
+"""
+
+
+def velero_findings(text: str) -> list[tuple[str, str, str]]:
+    return found(audit(text, env="production", only=["SK402"]))
+
+
+def test_sk402_unset_snapshots_need_a_location() -> None:
+    assert velero_findings(SCHEDULE_NO_SNAPSHOT_FLAG) == [("SK402", "Schedule", "daily")]
+    assert velero_findings(SCHEDULE_NO_SNAPSHOT_FLAG + "---\n" + VSL) == []
+
+
+def test_sk402_on_chart_values() -> None:
+    good = HELM_RELEASE.format(snapshots="true", ttl="240h")
+    assert velero_findings(good) == []
+    # snapshots disabled in the chart: its location does not count
+    no_snapshots = HELM_RELEASE.format(snapshots="false", ttl="240h")
+    assert velero_findings(no_snapshots) == [("SK402", "HelmRelease", "nightly")]
+    short_ttl = HELM_RELEASE.format(snapshots="true", ttl="6h")
+    (finding,) = audit(short_ttl, env="production", only=["SK402"]).findings
+    assert "ttl 6h is shorter than its interval (24h, '0 2 * * *')" in finding.message

@@ -287,9 +287,25 @@ CASES: list[tuple[str, Callable[[Docs], None], list[tuple[str, str, str]]]] = [
     ("SK401 weekly", _set(["Schedule", "daily", "spec", "schedule"], "0 3 * * 0"),
      [("SK401", "Namespace", ns) for ns in
       ("databases", "home", "media", "vaultwarden", "velero")]),
-    ("SK401 no volumes", _set(["Schedule", "daily", "spec", "template", "snapshotVolumes"], False),
-     [("SK401", "Namespace", ns) for ns in
-      ("databases", "home", "media", "vaultwarden", "velero")]),
+    # volume data is SK402's: one finding on the schedule, not one per namespace
+    ("SK402 no volumes", _set(["Schedule", "daily", "spec", "template", "snapshotVolumes"], False),
+     [("SK402", "Schedule", "daily")]),
+    ("SK402 snapshots without a location",
+     _set(["Schedule", "daily", "spec", "template", "snapshotVolumes"], None),
+     [("SK402", "Schedule", "daily")]),
+    ("compliant: fs backup", _set(["Schedule", "daily", "spec", "template"],
+                                  {"includedNamespaces": ["*"], "defaultVolumesToFsBackup": True,
+                                   "ttl": "720h0m0s"}), []),
+    ("SK402 excluded on all", _set(["Schedule", "daily", "spec", "template", "excludedNamespaces"],
+                                   ["kube-system"]),
+     [("SK402", "Schedule", "daily")]),
+    ("compliant: excluded with cluster resources", _set(
+        ["Schedule", "daily", "spec", "template"],
+        {"includedNamespaces": ["*"], "excludedNamespaces": ["kube-system"],
+         "includeClusterResources": True, "snapshotVolumes": True}), []),
+    ("SK402 ttl shorter than interval", _set(["Schedule", "daily", "spec", "template", "ttl"],
+                                             "12h"),
+     [("SK402", "Schedule", "daily")]),
     # the agent lists one database: the other is neither streamed, checked nor restored
     ("SK201 agent misses a db", _agent_db_missing,
      [("SK201", "Deployment", "jellyfin"), ("SK202", "Deployment", "jellyfin"),

@@ -94,6 +94,8 @@ NOT_FIXABLE = {
     "SK105": "a media library moves from a PVC to a direct NFS mount: the server and export "
     "path are yours to choose",
     "SK001": "an ignore annotation needs a reason only a person can give",
+    "SK402": "how a schedule takes volume data (file-system backup or snapshots with a "
+    "VolumeSnapshotLocation) and how long it keeps backups are choices for your storage",
     "SK302": "the period lives where the sync is configured (a sleep in a script, a provider's "
     "variable or annotation, a CronJob schedule): set it there, inside the policy's range",
 }

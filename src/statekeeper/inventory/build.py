@@ -115,16 +115,22 @@ def build_inventory(
             inv.persistent_volumes.append(PersistentVolumeInfo(resource, environment))
         elif resource.api_version.startswith("velero.io/") and kind == "Schedule":
             inv.schedules.append(_velero_cr(resource, environment))
+        elif resource.api_version.startswith("velero.io/") and kind == "VolumeSnapshotLocation":
+            inv.snapshot_locations.append(f"VolumeSnapshotLocation {resource.name}")
         elif kind == "HelmRelease":
             values = _dig(resource.body, "spec", "values")
             inv.schedules.extend(_velero_values(resource, values, environment))
+            inv.snapshot_locations.extend(_snapshot_locations(resource, values))
         elif kind == "Application" and resource.api_version.startswith("argoproj.io/"):
             values = _dig(resource.body, "spec", "source", "helm", "valuesObject")
             inv.schedules.extend(_velero_values(resource, values, environment))
+            inv.snapshot_locations.extend(_snapshot_locations(resource, values))
 
     for doc in other:
         found = _velero_values(doc, doc.body, _canonical(policy, doc.origin.environment) or forced)
-        if found:
+        locations = _snapshot_locations(doc, doc.body)
+        inv.snapshot_locations.extend(locations)
+        if found or locations:
             inv.schedules.extend(found)
         else:
             inv.notes.append(
@@ -568,6 +574,9 @@ def _schedule(
     if volume_kinds & set(resources_out):
         volumes = False
     cron = spec.get("schedule")
+    snapshot = template.get("snapshotVolumes")
+    cluster = template.get("includeClusterResources")
+    ttl = template.get("ttl")
     return VeleroSchedule(
         resource=resource,
         name=name,
@@ -579,7 +588,35 @@ def _schedule(
         disabled=bool(spec.get("paused") or spec.get("disabled")),
         environment=environment,
         scope=_scope(resource),
+        snapshot_volumes=snapshot if isinstance(snapshot, bool) else None,
+        fs_backup=any(
+            template.get(key) is True
+            for key in ("defaultVolumesToFsBackup", "defaultVolumesToRestic")
+        ),
+        volume_resources_excluded=bool(
+            (resources_in and "*" not in resources_in and not volume_kinds & set(resources_in))
+            or volume_kinds & set(resources_out)
+        ),
+        include_cluster_resources=cluster if isinstance(cluster, bool) else None,
+        ttl=str(ttl) if ttl else None,
     )
+
+
+def _snapshot_locations(resource: Resource, values: Any) -> list[str]:
+    """VolumeSnapshotLocations the velero chart's values configure (none when
+    `snapshotsEnabled: false`)."""
+    if not isinstance(values, dict) or values.get("snapshotsEnabled") is False:
+        return []
+    locations = _dig(values, "configuration", "volumeSnapshotLocation")
+    if isinstance(locations, dict):
+        locations = [locations]
+    if not isinstance(locations, list):
+        return []
+    return [
+        f"{resource.origin.file}: {(loc.get('name') or loc.get('provider') or 'unnamed')}"
+        for loc in locations
+        if isinstance(loc, dict) and loc
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

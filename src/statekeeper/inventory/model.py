@@ -346,6 +346,21 @@ class VeleroSchedule:
     disabled: bool
     environment: str | None
     scope: str | None
+    snapshot_volumes: bool | None = None  # template.snapshotVolumes (None: unset)
+    fs_backup: bool = False  # defaultVolumesToFsBackup (or the older defaultVolumesToRestic)
+    volume_resources_excluded: bool = False  # a resource filter leaves PVs/PVCs out
+    include_cluster_resources: bool | None = None
+    ttl: str | None = None
+
+    @property
+    def all_namespaces(self) -> bool:
+        return "*" in self.included
+
+    @property
+    def label(self) -> str:
+        if self.source == "Schedule":
+            return f"Schedule {self.resource.namespace or '-'}/{self.name}"
+        return f"{self.source} schedule {self.name!r} ({self.resource.origin.file})"
 
 
 @dataclass(slots=True)
@@ -378,6 +393,8 @@ class Inventory:
     persistent_volumes: list[PersistentVolumeInfo] = field(default_factory=list)
     config_maps: dict[tuple[str | None, str, str], Resource] = field(default_factory=dict)
     schedules: list[VeleroSchedule] = field(default_factory=list)
+    # Velero VolumeSnapshotLocations: CRs and the chart's `configuration.volumeSnapshotLocation`
+    snapshot_locations: list[str] = field(default_factory=list)
     namespaces: dict[tuple[str | None, str], NamespaceInfo] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
