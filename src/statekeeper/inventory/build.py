@@ -213,6 +213,9 @@ def build_inventory(
     _collect_apps(inv)
     _collect_namespaces(inv)
     _unknown_environment_notes(inv)
+    # One note per fact: a workload rendered in two overlays from one file says it once.
+    unique = {(n.message, n.file, n.line): n for n in inv.notes}
+    inv.notes = list(unique.values())
     return inv
 
 
