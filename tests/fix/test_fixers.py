@@ -460,10 +460,34 @@ def test_litestream_style(tmp_path: Path, strategy: Strategy, kubectl: str) -> N
     )  # fmt: skip
     assert not result.cannot
     pod = _agent_pod(result, kubectl, tmp_path)
-    assert [c["name"] for c in pod["initContainers"]] == ["check-integrity", "litestream-restore"]
-    assert "-if-db-not-exists" in pod["initContainers"][1]["args"]
-    assert [c["name"] for c in pod["containers"]] == ["app", "litestream"]
+    # the replicator is a native sidecar, after the check and the restore (policy default:
+    # backup.native_sidecars, Kubernetes >= 1.29)
+    init = pod["initContainers"]
+    assert [c["name"] for c in init] == ["check-integrity", "litestream-restore", "litestream"]
+    assert "-if-db-not-exists" in init[1]["args"]
+    assert [c.get("restartPolicy") for c in init] == [None, None, "Always"]
+    assert [c["name"] for c in pod["containers"]] == ["app"]
     assert {"name": "litestream-config", "configMap": {"name": "app-litestream"}} in pod["volumes"]
+
+
+@pytest.mark.parametrize("style", ["agent", "litestream"])
+def test_regular_sidecars_when_the_policy_says_no_native_sidecars(
+    tmp_path: Path, kubectl: str, style: str
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("backup: {native_sidecars: false}\n")
+    tree = tmp_path / "tree"
+    small_tree(tree)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(
+        tree, both("SK201", "Deployment", "app"), load_strategy(policy), detected=detected,
+        style=style,
+    )  # fmt: skip
+    assert not result.cannot
+    pod = _agent_pod(result, kubectl, tree)
+    assert all("restartPolicy" not in c for c in pod["initContainers"])
+    sidecar = "statekeeper-agent" if style == "agent" else "litestream"
+    assert [c["name"] for c in pod["containers"]] == ["app", sidecar]
 
 
 def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> None:

@@ -602,3 +602,27 @@ def test_sk402_on_chart_values() -> None:
     short_ttl = HELM_RELEASE.format(snapshots="true", ttl="6h")
     (finding,) = audit(short_ttl, env="production", only=["SK402"]).findings
     assert "ttl 6h is shorter than its interval (24h, '0 2 * * *')" in finding.message
+
+
+INJECTED_POLICY = """\
+backup:
+  providers:
+    - name: injected-guard
+      injected_by_annotations: [example.com/inject-guard]
+      injected_tiers: [sqlite-stream, integrity-check, restore-on-start, file-sync]
+      sqlite_paths: [{annotation: example.com/guard-dbs}]
+"""
+
+
+def test_provider_injected_by_an_admission_webhook(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(INJECTED_POLICY, encoding="utf-8")
+    policy = load_policy(policy_file)
+    injected = {"example.com/inject-guard": "true", "example.com/guard-dbs": "/app/data/mealie.db"}
+    assert backup_findings(deployment(annotations=injected), policy=policy) == []
+    # without the annotation nothing is injected: the built-in rules apply
+    assert backup_findings(deployment(), policy=policy) == [
+        ("SK201", DEP, "app"),
+        ("SK202", DEP, "app"),
+        ("SK203", DEP, "app"),
+    ]

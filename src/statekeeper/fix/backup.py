@@ -27,6 +27,7 @@ from statekeeper.generate.wiring import (
     AGENT_TERMINATION_GRACE_SECONDS,
     BackupSpec,
     Mount,
+    agent_containers,
     agent_init_containers,
     agent_rollout_strategy,
     litestream_config,
@@ -112,6 +113,7 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
         config_map=config_map,
         secret=_known_secret(ctx),
         rclone_interval=ctx.strategy.rclone_interval,
+        native_sidecars=ctx.strategy.native_sidecars,
     )
     if ctx.style == "agent":
         _add_agent(pod, spec, data)
@@ -314,6 +316,7 @@ def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
             init.insert(offset, container)
     else:
         _insert_before(pod, "containers", "initContainers", to_ruamel(containers))
+    pod.setdefault("containers", CommentedSeq()).extend(to_ruamel(agent_containers(spec)))
     template = data["spec"]["jobTemplate"]["spec"]["template"] if data.get("kind") == "CronJob" \
         else (data["spec"].get("template") if data.get("kind") != "Pod" else data)  # fmt: skip
     meta = template.get("metadata")

@@ -73,6 +73,13 @@ class Strategy:
         raise InputError(f"unknown environment {name!r} (the policy knows: {known})")
 
     @property
+    def native_sidecars(self) -> bool:
+        """The policy says the cluster runs Kubernetes >= 1.29 (`backup.native_sidecars`):
+        sidecars are written as init containers with `restartPolicy: Always`."""
+        backup = _get(self.policy, "backup", default=None)
+        return bool(_get(backup, "native_sidecars", default=True))
+
+    @property
     def config_dirs(self) -> tuple[str, ...]:
         """Mount paths the audit treats as config directories (tier 2: rclone)."""
         config = _get(_get(self.policy, "tiers", default=None), "config", default=None)

@@ -56,6 +56,9 @@ class BackupSpec:
     rclone_interval: str = "10m"
     image: str = AGENT_IMAGE
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Kubernetes >= 1.29: sidecars are native (init containers with restartPolicy: Always), so
+    # they start before the app and stop after it; otherwise regular containers.
+    native_sidecars: bool = True
 
 
 def _env(spec: BackupSpec) -> list[dict[str, Any]]:
@@ -89,8 +92,9 @@ def agent_restore_container(spec: BackupSpec) -> dict[str, Any]:
 
 
 def agent_sidecar_container(spec: BackupSpec) -> dict[str, Any]:
-    """The native sidecar (init container with restartPolicy: Always) running `agent run`."""
-    return {
+    """The sidecar running `agent run`: a native sidecar (init container with restartPolicy:
+    Always) unless the policy says the cluster is older than Kubernetes 1.29."""
+    container: dict[str, Any] = {
         "name": SIDECAR_NAME,
         "image": spec.image,
         "args": ["agent", "run"],
@@ -101,11 +105,22 @@ def agent_sidecar_container(spec: BackupSpec) -> dict[str, Any]:
         "env": _env(spec),
         "volumeMounts": [m.as_k8s() for m in spec.mounts],
     }
+    if not spec.native_sidecars:
+        del container["restartPolicy"]
+    return container
 
 
 def agent_init_containers(spec: BackupSpec) -> list[dict[str, Any]]:
-    """Restore first, then the native sidecar: the order the contract requires."""
+    """Restore first, then the native sidecar: the order the contract requires (the restore
+    alone when sidecars are not native: see `agent_containers`)."""
+    if not spec.native_sidecars:
+        return [agent_restore_container(spec)]
     return [agent_restore_container(spec), agent_sidecar_container(spec)]
+
+
+def agent_containers(spec: BackupSpec) -> list[dict[str, Any]]:
+    """The agent's regular containers: its sidecar on a cluster without native sidecars."""
+    return [] if spec.native_sidecars else [agent_sidecar_container(spec)]
 
 
 def agent_rollout_strategy() -> dict[str, Any]:
@@ -166,7 +181,8 @@ def litestream_pattern(
     spec: BackupSpec, litestream_config_map: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """(init containers, sidecar containers, extra volume) of the strategy's hand-written pattern:
-    integrity check → litestream restore → litestream + rclone sidecars."""
+    integrity check → litestream restore → litestream + rclone sidecars (native sidecars, at the
+    end of the init containers, when `spec.native_sidecars`)."""
     config_mount = {"name": "litestream-config", "mountPath": "/etc/litestream.yml",
                     "subPath": "litestream.yml"}  # fmt: skip
     mounts = [m.as_k8s() for m in spec.mounts]
@@ -232,4 +248,9 @@ def litestream_pattern(
             }
         )
     volume = {"name": "litestream-config", "configMap": {"name": litestream_config_map}}
+    if spec.native_sidecars:
+        # After the check and the restores: a native sidecar starts in init order, and must not
+        # replicate a database the restore has not brought back yet.
+        init += [{**sidecar, "restartPolicy": "Always"} for sidecar in sidecars]
+        sidecars = []
     return init, sidecars, volume

@@ -64,13 +64,16 @@ def db_container(workload: Workload, db: SqliteDb) -> Container | None:
 def covering(analysis: SqliteAnalysis, tier: str, db: SqliteDb) -> ProviderUse | None:
     """A declared provider covering `tier` for database `db`, if any."""
     workload = analysis.workload
-    where = _where(workload, db_container(workload, db), db.path)
+    app = db_container(workload, db)
+    where = _where(workload, app, db.path)
     for use in analysis.providers:
         if tier not in use.tiers:
             continue
         if use.sqlite_paths is None:  # set through a reference: trusted
             return use
-        if any(_where(workload, use.container, p) == where for p in use.sqlite_paths):
+        # An injected provider's paths are read as the app sees them.
+        seen_by = use.container or app
+        if any(_where(workload, seen_by, p) == where for p in use.sqlite_paths):
             return use
     return None
 
@@ -173,7 +176,7 @@ class SqliteNeedsLitestreamSidecar(Rule):
     id = "SK201"
     slug = "sqlite-needs-litestream-sidecar"
     severity = Severity.ERROR
-    title = "Every SQLite database is streamed to S3 by a litestream sidecar"
+    title = "Every SQLite database is streamed to S3 by litestream or a backup provider"
     rationale = (
         _TIER1 + "\n\nA SQLite file on a volume is one disk failure or one bad upgrade from "
         "gone; Litestream keeps a copy in S3 a few seconds behind. The database must also be "

@@ -411,7 +411,11 @@ spec:
         "The category comes from the policy's `sizing` list: first by the claim's purpose "
         "(`config` → config-only, `cache` → media cache, `db` → database; the shared "
         "PostgreSQL by its app name), else by what mounts it (a database image, or a detected "
-        "SQLite database on the volume → database). Claims of no category are not judged."
+        "SQLite database on the volume → database). A category's `mount_paths` count like "
+        "purpose words (`/cache`, `/transcode` → media cache); the media cache also needs a "
+        "media server's image among the containers mounting the claim (`needs_image`), so a "
+        "`home-assistant-cache` claim is not one. The message names the evidence (purpose, "
+        "mount path and image). Claims of no category are not judged."
     )
     fixable = True
 

@@ -20,7 +20,7 @@ class VeleroDailyAllNamespaces(Rule):
     id = "SK401"
     slug = "velero-daily-all-namespaces"
     severity = Severity.ERROR
-    title = "A daily Velero schedule backs up every namespace and its volumes"
+    title = "A daily Velero schedule backs up every namespace"
     rationale = (
         'Strategy §3, Tier 3 (Disaster Recovery, Velero): "**Applicability:** All Namespaces. '
         '**Requirement:** Scheduled daily snapshots of all cluster resources and PVs."\n\n'
