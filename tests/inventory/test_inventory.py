@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from statekeeper.inventory.detect import (
-    cron_interval,
-    image_matches,
-    image_repository,
-    rclone_syncs,
-    sync_interval,
-)
+from statekeeper.inventory.cron import cron_interval
+from statekeeper.inventory.images import image_matches, image_repository
 from statekeeper.inventory.model import Inventory, Workload
+from statekeeper.inventory.rclone import rclone_syncs, sync_interval
 from statekeeper.policy.load import load_policy
 from tests.rules.util import audit, fixture, inventory_of
 

@@ -36,6 +36,7 @@ from statekeeper.generate.wiring import (
     needs_recreate,
     scrape_annotations,
 )
+from statekeeper.inventory.annotations import pod_template
 from statekeeper.inventory.build import read_workload
 from statekeeper.inventory.model import Container
 
@@ -140,16 +141,8 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
 
 
 def _pod_spec(data: CommentedMap) -> CommentedMap | None:
-    kind = data.get("kind")
-    spec = data.get("spec")
-    if not isinstance(spec, dict):
-        return None
-    if kind == "Pod":
-        return spec if isinstance(spec, CommentedMap) else None
-    if kind == "CronJob":
-        spec = spec.get("jobTemplate", {}).get("spec", {})
-    template = spec.get("template") if isinstance(spec, dict) else None
-    pod = template.get("spec") if isinstance(template, dict) else None
+    found = pod_template(data, str(data.get("kind", "")))
+    pod = found[0].get("spec") if found is not None else None
     return pod if isinstance(pod, CommentedMap) else None
 
 
@@ -317,8 +310,10 @@ def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
     else:
         _insert_before(pod, "containers", "initContainers", to_ruamel(containers))
     pod.setdefault("containers", CommentedSeq()).extend(to_ruamel(agent_containers(spec)))
-    template = data["spec"]["jobTemplate"]["spec"]["template"] if data.get("kind") == "CronJob" \
-        else (data["spec"].get("template") if data.get("kind") != "Pod" else data)  # fmt: skip
+    found = pod_template(data, str(data.get("kind", "")))
+    template = found[0] if found is not None else None
+    if not isinstance(template, CommentedMap):
+        return
     meta = template.get("metadata")
     if meta is None:
         meta = CommentedMap()

@@ -172,7 +172,7 @@ def _strings(values: Any) -> tuple[str, ...]:
 
 def _image_matches(image: str, names: tuple[str, ...]) -> bool:
     """The audit's own image matching (`owner/repo` or a bare last segment)."""
-    from statekeeper.inventory.detect import image_matches
+    from statekeeper.inventory.images import image_matches
 
     return image_matches(image, list(names))
 

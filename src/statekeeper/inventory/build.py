@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from statekeeper.findings import Note
-from statekeeper.inventory.detect import container_script, detect_state
+from statekeeper.inventory.annotations import (
+    pod_template,
+    subject_annotations,
+    template_annotations,
+)
+from statekeeper.inventory.detect import detect_state
 from statekeeper.inventory.model import (
     WORKLOAD_KINDS,
     App,
@@ -39,6 +44,7 @@ from statekeeper.inventory.model import (
     Workload,
 )
 from statekeeper.inventory.providers import classify_container, detect_providers
+from statekeeper.inventory.shell import container_script
 from statekeeper.manifests.load import KUSTOMIZATION_NAMES
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import STARTUP_TIERS, Policy
@@ -277,7 +283,7 @@ def _label_app(resource: Resource) -> str | None:
 
 
 def _template_app(resource: Resource) -> str | None:
-    template = _pod_template(resource)
+    template = pod_template(resource.body, resource.kind)
     if template is None:
         return None
     labels = _dig(template[0], "metadata", "labels")
@@ -331,19 +337,6 @@ def _claim_app(claim: Claim) -> str | None:
 # workloads
 
 
-def _pod_template(resource: Resource) -> tuple[dict[str, Any], FieldPath] | None:
-    """The pod template (metadata + spec) of a workload and its path; for a Pod, the Pod."""
-    kind = resource.kind
-    body = resource.body
-    if kind == "Pod":
-        return body, ()
-    path: FieldPath = (
-        ("spec", "jobTemplate", "spec", "template") if kind == "CronJob" else ("spec", "template")
-    )
-    template = _dig(body, *path)
-    return (template, path) if isinstance(template, dict) else None
-
-
 def read_workload(body: dict[str, Any], policy: Policy, file: str = "<source>") -> Workload | None:
     """One workload manifest read on its own, its containers' roles recognised as the audit
     recognises them (what ConfigMaps add, scripts and `envFrom` values, stays unknown). For
@@ -359,7 +352,7 @@ def read_workload(body: dict[str, Any], policy: Policy, file: str = "<source>") 
 
 
 def _workload(resource: Resource, environment: str | None) -> Workload | None:
-    found = _pod_template(resource)
+    found = pod_template(resource.body, resource.kind)
     if found is None:
         return None
     template, template_path = found
@@ -367,18 +360,10 @@ def _workload(resource: Resource, environment: str | None) -> Workload | None:
     if not isinstance(pod_spec, dict):
         return None
     pod_path = (*template_path, "spec")
-    annotations: dict[str, str] = {}
-    template_annotations = _dig(template, "metadata", "annotations")
-    if isinstance(template_annotations, dict) and resource.kind != "Pod":
-        annotations.update({str(k): str(v) for k, v in template_annotations.items()})
-    annotations.update(resource.annotations)
+    annotations = subject_annotations(resource)  # the object's, over its pod template's
     # What a downward-API fieldRef reads: the pod's own annotations (the template's).
     pod_annotations = (
-        resource.annotations
-        if resource.kind == "Pod"
-        else {str(k): str(v) for k, v in (template_annotations or {}).items()}
-        if isinstance(template_annotations, dict)
-        else {}
+        resource.annotations if resource.kind == "Pod" else template_annotations(resource)
     )
 
     volumes: dict[str, Volume] = {}

@@ -23,8 +23,9 @@ import posixpath
 from collections.abc import Iterable
 from typing import Any
 
-from statekeeper.inventory.detect import image_matches, runs_program, split_list
+from statekeeper.inventory.images import image_matches
 from statekeeper.inventory.model import UNSET, Container, ProviderUse, Workload
+from statekeeper.inventory.shell import runs_program, split_list
 from statekeeper.policy.model import (
     RUNNING_TIERS,
     STARTUP_TIERS,

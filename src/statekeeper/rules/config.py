@@ -7,14 +7,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import (
-    RcloneSync,
-    cron_interval,
-    rclone_syncs,
-    remote_type,
-    sync_interval,
-)
+from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Container, Inventory, Workload, is_under
+from statekeeper.inventory.rclone import RcloneSync, rclone_syncs, remote_type, sync_interval
 from statekeeper.policy.model import Policy
 from statekeeper.rules.base import Rule, cached, register
 

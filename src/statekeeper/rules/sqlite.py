@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import LitestreamCall, litestream_calls
+from statekeeper.inventory.litestream import LitestreamCall, litestream_calls
 from statekeeper.inventory.model import Container, Inventory, ProviderUse, SqliteDb, Workload
 from statekeeper.policy.model import Policy
 from statekeeper.rules.base import Rule, cached, register

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import image_matches, image_repository
+from statekeeper.inventory.images import image_matches, image_repository
 from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register

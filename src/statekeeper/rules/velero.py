@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import cron_interval
+from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Inventory, NamespaceInfo, VeleroSchedule
 from statekeeper.policy.model import Policy, parse_duration
 from statekeeper.rules.base import NONE, Rule, register
