@@ -67,21 +67,50 @@ def build_inventory(
     env: str | None = None,
 ) -> Inventory:
     """Index the resources and run detection. `env` (from `--env`) overrides every resource's
-    environment; `other` holds non-Kubernetes documents (e.g. velero Helm values)."""
+    environment; `other` holds non-Kubernetes documents (e.g. velero Helm values).
+
+    The build is a sequence of named passes, each reading what the previous ones filled."""
     inv = Inventory(resources=list(resources), other=list(other))
     _has_kustomization.cache_clear()  # a directory is looked at once per build, then cached
+    forced = _forced_environment(inv, policy, env)
+    _index_resources(inv, policy, forced)
+    claims_by_name = _read_objects(inv)
+    _read_other_documents(inv, policy, forced)
+    for workload in inv.workloads:
+        _detect_workload(inv, workload, policy)
+    _mount_claims(inv, claims_by_name)
+    _assign_apps(inv)
+    _collect_apps(inv)
+    _collect_namespaces(inv)
+    _unknown_environment_notes(inv)
+    # One note per fact: a workload rendered in two overlays from one file says it once.
+    unique = {(n.message, n.file, n.line): n for n in inv.notes}
+    inv.notes = list(unique.values())
+    return inv
+
+
+ClaimsByName = dict[tuple[str | None, str, str], Claim]
+
+
+def _forced_environment(inv: Inventory, policy: Policy, env: str | None) -> str | None:
+    """The environment `--env` imposes on every resource (a name the policy does not know is
+    kept, and said once)."""
     forced = _canonical(policy, env) if env else None
     if env and forced is None:
-        forced = env  # a name the policy does not know: kept, and said once
+        forced = env
         inv.notes.append(
             Note(
                 f"--env {env!r} is not an environment of the policy "
                 f"({', '.join(sorted(policy.environments))}); storage classes not judged"
             )
         )
-    namespace_labels = _namespace_environments(resources, policy)
+    return forced
 
-    for resource in resources:
+
+def _index_resources(inv: Inventory, policy: Policy, forced: str | None) -> None:
+    """Pass 1: identities, environments, ConfigMaps by name."""
+    namespace_labels = _namespace_environments(inv.resources, policy)
+    for resource in inv.resources:
         inv.by_key.setdefault(_identity(resource), []).append(resource)
         inv.environment_of[id(resource)] = forced or _environment(
             resource, policy, namespace_labels
@@ -90,8 +119,12 @@ def build_inventory(
             inv.config_maps[(_scope(resource), resource.namespace or "", resource.name)] = resource
             inv.config_maps.setdefault((None, resource.namespace or "", resource.name), resource)
 
-    claims_by_name: dict[tuple[str | None, str, str], Claim] = {}
-    for resource in resources:
+
+def _read_objects(inv: Inventory) -> ClaimsByName:
+    """Pass 2: workloads, claims, StorageClasses, PVs, Velero schedules and snapshot locations
+    (CRs, and the velero chart's values in HelmReleases and Argo CD Applications)."""
+    claims_by_name: ClaimsByName = {}
+    for resource in inv.resources:
         kind = resource.kind
         environment = inv.environment_of[id(resource)]
         if kind in WORKLOAD_KINDS:
@@ -131,8 +164,12 @@ def build_inventory(
             values = _dig(resource.body, "spec", "source", "helm", "valuesObject")
             inv.schedules.extend(_velero_values(resource, values, environment))
             inv.snapshot_locations.extend(_snapshot_locations(resource, values))
+    return claims_by_name
 
-    for doc in other:
+
+def _read_other_documents(inv: Inventory, policy: Policy, forced: str | None) -> None:
+    """Pass 3: non-Kubernetes documents: velero chart values files, else a note."""
+    for doc in inv.other:
         found = _velero_values(doc, doc.body, _canonical(policy, doc.origin.environment) or forced)
         locations = _snapshot_locations(doc, doc.body)
         inv.snapshot_locations.extend(locations)
@@ -143,47 +180,55 @@ def build_inventory(
                 Note("skipped: not a Kubernetes object", doc.origin.file, doc.origin.line)
             )
 
-    # Workloads: mounts of claims, state detection, app of their claims.
+
+def _detect_workload(inv: Inventory, workload: Workload, policy: Policy) -> None:
+    """Pass 4, per workload: what each container runs and is, the backup providers, the
+    SQLite and /config state, and the notes about evidence that decided (or could not)."""
+    for container in workload.all_containers:
+        _add_env_from_config_maps(container, workload, inv)
+        container.script = container_script(container, workload, inv.config_map)
+        container.role = classify_container(container, policy)
+    detect_providers(workload, policy)
+    detect_state(workload, policy, inv.config_map)
+    if not workload.long_running:
+        return
+    where = (workload.resource.origin.file, workload.resource.origin.line)
+    for use in workload.providers:
+        side = use.container
+        if side is None or not side.native_sidecar or not use.tiers & STARTUP_TIERS:
+            continue
+        if "startupProbe" not in side.raw:
+            inv.notes.append(
+                Note(
+                    f"{workload.kind} {workload.name}: {use.provider} native sidecar "
+                    f"{side.name!r} restores at start but has no startupProbe: Kubernetes "
+                    "starts the next container once a native sidecar has started, which "
+                    "may be before its restore ends",
+                    *where,
+                )
+            )
+    if workload.server_database:
+        inv.notes.append(
+            Note(
+                f"{workload.kind} {workload.name}: not judged as a SQLite app: "
+                f"{workload.server_database}",
+                *where,
+            )
+        )
+    if workload.sqlite_unknown:
+        inv.notes.append(
+            Note(
+                f"{workload.kind} {workload.name}: {workload.sqlite_unknown}; SQLite backup "
+                "rules not applied (set statekeeper.io/sqlite to decide)",
+                *where,
+            )
+        )
+
+
+def _mount_claims(inv: Inventory, claims_by_name: ClaimsByName) -> None:
+    """Pass 5: which workload container mounts which claim (PVCs of the same overlay and
+    namespace, and a StatefulSet's own templates); a workload's app from its directory last."""
     for workload in inv.workloads:
-        for container in workload.all_containers:
-            _add_env_from_config_maps(container, workload, inv)
-            container.script = container_script(container, workload, inv.config_map)
-            container.role = classify_container(container, policy)
-        detect_providers(workload, policy)
-        for use in workload.providers:
-            side = use.container
-            if side is None or not side.native_sidecar or not use.tiers & STARTUP_TIERS:
-                continue
-            if "startupProbe" not in side.raw and workload.long_running:
-                inv.notes.append(
-                    Note(
-                        f"{workload.kind} {workload.name}: {use.provider} native sidecar "
-                        f"{side.name!r} restores at start but has no startupProbe: Kubernetes "
-                        "starts the next container once a native sidecar has started, which "
-                        "may be before its restore ends",
-                        workload.resource.origin.file,
-                        workload.resource.origin.line,
-                    )
-                )
-        detect_state(workload, policy, inv.config_map)
-        if workload.server_database and workload.long_running:
-            inv.notes.append(
-                Note(
-                    f"{workload.kind} {workload.name}: not judged as a SQLite app: "
-                    f"{workload.server_database}",
-                    workload.resource.origin.file,
-                    workload.resource.origin.line,
-                )
-            )
-        if workload.sqlite_unknown and workload.long_running:
-            inv.notes.append(
-                Note(
-                    f"{workload.kind} {workload.name}: {workload.sqlite_unknown}; SQLite backup "
-                    "rules not applied (set statekeeper.io/sqlite to decide)",
-                    workload.resource.origin.file,
-                    workload.resource.origin.line,
-                )
-            )
         source_app = _source_app(workload.resource)
         for container in workload.all_containers:
             for mount in container.mounts:
@@ -202,27 +247,21 @@ def build_inventory(
                         claim.mounted_by.append((workload, container, mount))
         workload.app = workload.app or source_app
 
+
+def _assign_apps(inv: Inventory) -> None:
+    """Pass 6: the app of each claim (see the module docstring) and of every resource."""
     for claim in inv.claims:
         if claim.app is None:
             claim.app = _claim_app(claim)
-
     for workload in inv.workloads:
         for claim in workload.claim_templates:
             claim.app = claim.app or workload.app
         inv.app_of[id(workload.resource)] = workload.app
     for claim in inv.claims:
         inv.app_of.setdefault(id(claim.resource), claim.app)
-    for resource in resources:
+    for resource in inv.resources:
         if id(resource) not in inv.app_of:
             inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource)
-
-    _collect_apps(inv)
-    _collect_namespaces(inv)
-    _unknown_environment_notes(inv)
-    # One note per fact: a workload rendered in two overlays from one file says it once.
-    unique = {(n.message, n.file, n.line): n for n in inv.notes}
-    inv.notes = list(unique.values())
-    return inv
 
 
 # ---------------------------------------------------------------------------------------------
