@@ -626,3 +626,22 @@ def test_provider_injected_by_an_admission_webhook(tmp_path: Path) -> None:
         ("SK202", DEP, "app"),
         ("SK203", DEP, "app"),
     ]
+
+
+def test_builtin_policy_lists_the_four_providers() -> None:
+    policy = load_policy()
+    assert [p.name for p in policy.backup.providers] == [
+        "statekeeper-agent",
+        "litestream",
+        "rclone",
+        "dataangel",
+    ]
+
+
+def test_old_image_keys_say_where_they_moved(tmp_path: Path) -> None:
+    from statekeeper.errors import PolicyError
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("tiers:\n  sqlite:\n    litestream_images: [litestream]\n")
+    with pytest.raises(PolicyError, match=r"litestream_images moved to backup\.providers"):
+        load_policy(policy_file)

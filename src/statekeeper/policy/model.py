@@ -138,7 +138,26 @@ class KnownSqliteImage(_Strict):
     paths: list[str] = Field(default_factory=list, description="Usual database paths")
 
 
+_MOVED_TO_PROVIDERS = {
+    "litestream_images": "litestream",
+    "rclone_images": "rclone",
+}
+
+
+def _moved_to_providers(data: object) -> object:
+    """A policy file written before providers existed names images here: say where they went."""
+    if isinstance(data, dict):
+        for key, provider in _MOVED_TO_PROVIDERS.items():
+            if key in data:
+                raise ValueError(
+                    f"{key} moved to backup.providers: set `images` in the containers of the "
+                    f"{provider!r} provider (statekeeper policy show prints it)"
+                )
+    return data
+
+
 class SqliteTier(_Strict):
+    _moved = model_validator(mode="before")(staticmethod(_moved_to_providers))
     config_keys: list[str] = Field(default_factory=lambda: ["litestream.yml"])
     default_config_path: str = "/etc/litestream.yml"
     db_extensions: list[str] = Field(default_factory=lambda: [".db", ".sqlite", ".sqlite3"])
@@ -150,6 +169,7 @@ class SqliteTier(_Strict):
 
 
 class ConfigTier(_Strict):
+    _moved = model_validator(mode="before")(staticmethod(_moved_to_providers))
     paths: list[str] = Field(default_factory=lambda: ["/config"])
     sync_commands: list[str] = Field(default_factory=lambda: ["sync"])
     min_interval: str = "5m"
