@@ -414,6 +414,39 @@ def test_sk107_refuses_a_statefulset(tmp_path: Path, strategy: Strategy) -> None
     assert all("only Deployments" in c.reason for c in result.cannot)
 
 
+def test_pod_protected_by_another_provider_is_not_given_a_second_one(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """A DataAngel native sidecar that misses a database: fix must not add the agent beside it
+    (two replicators of one file), and says where to add the path."""
+    small_tree(tmp_path)
+    deployment = tmp_path / "base" / "deployment.yaml"
+    sidecar = (
+        "      initContainers:\n"
+        "        - name: dataangel\n"
+        "          image: charchess/dataangel:0.4.0\n"
+        "          command: [./dataangel]\n"
+        "          restartPolicy: Always\n"
+        "          env: [{name: DATA_GUARD_SQLITE_PATHS, value: /data/other.db}]\n"
+    )
+    deployment.write_text(
+        deployment.read_text().replace(
+            "    spec:\n      containers:", f"    spec:\n{sidecar}      containers:"
+        )
+    )
+    before = snapshot(tmp_path)
+    result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy,
+                        detected=app_db_detected())  # fmt: skip
+    assert not result.fixed
+    assert result.cannot
+    assert all(
+        c.reason.startswith("the pod is already protected by backup provider dataangel")
+        for c in result.cannot
+    )
+    result.workspace.commit()
+    assert snapshot(tmp_path) == before
+
+
 def test_litestream_style_leaves_strategy_and_grace_alone(
     tmp_path: Path, strategy: Strategy
 ) -> None:

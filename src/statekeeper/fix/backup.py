@@ -39,6 +39,7 @@ from statekeeper.generate.wiring import (
 from statekeeper.inventory.annotations import pod_template
 from statekeeper.inventory.build import read_workload
 from statekeeper.inventory.model import Container
+from statekeeper.inventory.providers import match_provider
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
 RULES_CONFIG_MOUNT = ("SK204",)
@@ -86,6 +87,12 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     if "litestream" in roles or "rclone" in roles:
         refuse("the pod already has its own litestream/rclone containers; a second replicator "
                "would fight them — complete that setup by hand")  # fmt: skip
+        return
+    providers = sorted({p for c in _containers(ctx, data) if (p := _provider_of(ctx, c))})
+    if providers:
+        refuse(f"the pod is already protected by backup provider {', '.join(providers)}; a "
+               "second replicator would fight it — add the missing paths to its configuration "
+               "(docs/providers.md)")  # fmt: skip
         return
     dbs, configs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))
     dbs = dbs if rules & SQLITE_RULES else []
@@ -138,6 +145,14 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
 
 
 # --- reading the pod ---------------------------------------------------------------------------
+
+
+def _provider_of(ctx: FixContext, container: Container) -> str | None:
+    """The declared backup provider (DataAngel, a user's) a container belongs to, if any."""
+    if container.role != "provider":
+        return None
+    found = match_provider(container, ctx.strategy.policy) if ctx.strategy.policy else None
+    return found[0].name if found is not None else "unknown"
 
 
 def _pod_spec(data: CommentedMap) -> CommentedMap | None:
