@@ -598,7 +598,7 @@ def test_sk402_on_chart_values() -> None:
     assert velero_findings(good) == []
     # snapshots disabled in the chart: its location does not count
     no_snapshots = HELM_RELEASE.format(snapshots="false", ttl="240h")
-    assert velero_findings(no_snapshots) == [("SK402", "HelmRelease", "nightly")]
+    assert velero_findings(no_snapshots) == [("SK402", "Schedule", "nightly")]
     short_ttl = HELM_RELEASE.format(snapshots="true", ttl="6h")
     (finding,) = audit(short_ttl, env="production", only=["SK402"]).findings
     assert "ttl 6h is shorter than its interval (24h, '0 2 * * *')" in finding.message

@@ -183,7 +183,9 @@ spec:
                     inventory,
                     schedule.resource,
                     f"{schedule.label}: " + "; ".join(problems),
-                    name=schedule.name if schedule.source != "Schedule" else None,
+                    # a schedule from chart values is named as the Schedule it becomes
+                    kind="Schedule",
+                    name=schedule.name,
                     app=NONE,
                     environment=schedule.environment if schedule.environment else NONE,
                 )
