@@ -125,6 +125,19 @@ def test_every_resource_has_a_known_environment(report: dict[str, Any]) -> None:
     assert not [n for n in report["notes"] if "environment" in n["message"].lower()]
 
 
+def test_other_providers_and_server_databases_are_recognised(report: dict[str, Any]) -> None:
+    """home-assistant is protected by DataAngel, vaultwarden-pg runs on PostgreSQL: no finding
+    for either, and one note naming the evidence for the second (never the URL itself)."""
+    apps = {f["app"] for f in report["findings"]} | {s["app"] for s in report["suppressed"]}
+    assert not apps & {"home-assistant", "vaultwarden-pg"}
+    assert {"home-assistant", "vaultwarden-pg"} <= set(report["summary"]["apps"])
+    notes = [n["message"] for n in report["notes"]]
+    assert notes == [
+        "Deployment vaultwarden-pg: not judged as a SQLite app: env "
+        "DATABASE_URL=postgresql://… (server database)"
+    ]
+
+
 def test_findings_point_at_source_files(report: dict[str, Any]) -> None:
     for finding in report["findings"]:
         assert finding["file"], finding

@@ -375,6 +375,78 @@ def test_agent_keeps_workable_strategy_and_grace(
     assert all(("set " in d.what) == changed for d in result.fixed)
 
 
+@pytest.mark.parametrize(
+    ("strategy_yaml", "expected"),
+    [
+        (None, {"type": "Recreate"}),
+        ("{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}",
+         {"type": "Recreate"}),
+    ],
+)  # fmt: skip
+def test_sk107_sets_recreate_in_the_base(
+    tmp_path: Path,
+    strategy: Strategy,
+    kubectl: str,
+    strategy_yaml: str | None,
+    expected: dict[str, Any],
+) -> None:
+    small_tree(tmp_path)
+    if strategy_yaml:
+        deployment = tmp_path / "base" / "deployment.yaml"
+        text = deployment.read_text()
+        deployment.write_text(
+            text.replace("  selector:\n", f"  strategy: {strategy_yaml}\n  selector:\n")
+        )
+    result = plan_fixes(tmp_path, both("SK107", "Deployment", "app"), strategy)
+    assert not result.cannot
+    assert [d.what for d in result.fixed] == ["strategy Recreate in base/deployment.yaml"]
+    result.workspace.commit()
+    for env in ("dev", "prod"):
+        (deploy,) = [d for d in render(kubectl, tmp_path / "overlays" / env)
+                     if d["kind"] == "Deployment"]  # fmt: skip
+        assert deploy["spec"]["strategy"] == expected
+
+
+def test_sk107_refuses_a_statefulset(tmp_path: Path, strategy: Strategy) -> None:
+    small_tree(tmp_path)
+    result = plan_fixes(tmp_path, both("SK107", "StatefulSet", "app"), strategy)
+    assert not result.fixed
+    assert all("only Deployments" in c.reason for c in result.cannot)
+
+
+def test_pod_protected_by_another_provider_is_not_given_a_second_one(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """A DataAngel native sidecar that misses a database: fix must not add the agent beside it
+    (two replicators of one file), and says where to add the path."""
+    small_tree(tmp_path)
+    deployment = tmp_path / "base" / "deployment.yaml"
+    sidecar = (
+        "      initContainers:\n"
+        "        - name: dataangel\n"
+        "          image: charchess/dataangel:0.4.0\n"
+        "          command: [./dataangel]\n"
+        "          restartPolicy: Always\n"
+        "          env: [{name: DATA_GUARD_SQLITE_PATHS, value: /data/other.db}]\n"
+    )
+    deployment.write_text(
+        deployment.read_text().replace(
+            "    spec:\n      containers:", f"    spec:\n{sidecar}      containers:"
+        )
+    )
+    before = snapshot(tmp_path)
+    result = plan_fixes(tmp_path, both("SK201", "Deployment", "app"), strategy,
+                        detected=app_db_detected())  # fmt: skip
+    assert not result.fixed
+    assert result.cannot
+    assert all(
+        c.reason.startswith("the pod is already protected by backup provider dataangel")
+        for c in result.cannot
+    )
+    result.workspace.commit()
+    assert snapshot(tmp_path) == before
+
+
 def test_litestream_style_leaves_strategy_and_grace_alone(
     tmp_path: Path, strategy: Strategy
 ) -> None:
@@ -421,10 +493,34 @@ def test_litestream_style(tmp_path: Path, strategy: Strategy, kubectl: str) -> N
     )  # fmt: skip
     assert not result.cannot
     pod = _agent_pod(result, kubectl, tmp_path)
-    assert [c["name"] for c in pod["initContainers"]] == ["check-integrity", "litestream-restore"]
-    assert "-if-db-not-exists" in pod["initContainers"][1]["args"]
-    assert [c["name"] for c in pod["containers"]] == ["app", "litestream"]
+    # the replicator is a native sidecar, after the check and the restore (policy default:
+    # backup.native_sidecars, Kubernetes >= 1.29)
+    init = pod["initContainers"]
+    assert [c["name"] for c in init] == ["check-integrity", "litestream-restore", "litestream"]
+    assert "-if-db-not-exists" in init[1]["args"]
+    assert [c.get("restartPolicy") for c in init] == [None, None, "Always"]
+    assert [c["name"] for c in pod["containers"]] == ["app"]
     assert {"name": "litestream-config", "configMap": {"name": "app-litestream"}} in pod["volumes"]
+
+
+@pytest.mark.parametrize("style", ["agent", "litestream"])
+def test_regular_sidecars_when_the_policy_says_no_native_sidecars(
+    tmp_path: Path, kubectl: str, style: str
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("backup: {native_sidecars: false}\n")
+    tree = tmp_path / "tree"
+    small_tree(tree)
+    detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
+    result = plan_fixes(
+        tree, both("SK201", "Deployment", "app"), load_strategy(policy), detected=detected,
+        style=style,
+    )  # fmt: skip
+    assert not result.cannot
+    pod = _agent_pod(result, kubectl, tree)
+    assert all("restartPolicy" not in c for c in pod["initContainers"])
+    sidecar = "statekeeper-agent" if style == "agent" else "litestream"
+    assert [c["name"] for c in pod["containers"]] == ["app", sidecar]
 
 
 def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> None:

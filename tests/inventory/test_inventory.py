@@ -6,14 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from statekeeper.inventory.detect import (
-    cron_interval,
-    image_matches,
-    image_repository,
-    rclone_syncs,
-    sync_interval,
-)
+from statekeeper.inventory.cron import cron_interval
+from statekeeper.inventory.images import image_matches, image_repository
 from statekeeper.inventory.model import Inventory, Workload
+from statekeeper.inventory.rclone import rclone_syncs, sync_interval
 from statekeeper.policy.load import load_policy
 from tests.rules.util import audit, fixture, inventory_of
 
@@ -140,7 +136,7 @@ def test_sqlite_detection(kwargs: dict[str, str], dbs: list[str]) -> None:
     [
         ({}, ["/config"], None),
         ({"conf": "configMap: {name: settings}"}, [], None),  # read-only input, not state
-        ({"conf": "emptyDir: {}"}, ["/config"], None),
+        ({"conf": "emptyDir: {}"}, [], None),  # lives as long as the pod: nothing to sync
         ({"annotations": "{statekeeper.io/config-path: '/data/conf, /config'}"},
          ["/data/conf", "/config"], None),
         ({"annotations": "{statekeeper.io/config-path: none}"}, [], None),

@@ -189,7 +189,8 @@ def test_cli_rules_lists_every_rule() -> None:
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
         "SK001", "SK002", "SK003", "SK101", "SK102", "SK103", "SK104", "SK105", "SK106",
-        "SK201", "SK202", "SK203", "SK204", "SK301", "SK401", "SK501",
+        "SK107", "SK201", "SK202", "SK203", "SK204", "SK301", "SK302", "SK401", "SK402",
+        "SK501",
     ]  # fmt: skip
     assert "pvc-name" in lines[5] and "warning" in lines[5]
 

@@ -27,6 +27,7 @@ from statekeeper.generate.wiring import (
     AGENT_TERMINATION_GRACE_SECONDS,
     BackupSpec,
     Mount,
+    agent_containers,
     agent_init_containers,
     agent_rollout_strategy,
     litestream_config,
@@ -35,11 +36,14 @@ from statekeeper.generate.wiring import (
     needs_recreate,
     scrape_annotations,
 )
+from statekeeper.inventory.annotations import pod_template
 from statekeeper.inventory.build import read_workload
 from statekeeper.inventory.model import Container
+from statekeeper.inventory.providers import match_provider
 
 RULES = ("SK201", "SK202", "SK203", "SK301")
 RULES_CONFIG_MOUNT = ("SK204",)
+RULES_ROLLOUT = ("SK107",)
 SQLITE_RULES = {"SK201", "SK202", "SK203"}
 DEFAULT_SECRET = "statekeeper-s3"
 DEFAULT_BUCKET = "statekeeper"
@@ -84,6 +88,12 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
         refuse("the pod already has its own litestream/rclone containers; a second replicator "
                "would fight them — complete that setup by hand")  # fmt: skip
         return
+    providers = sorted({p for c in _containers(ctx, data) if (p := _provider_of(ctx, c))})
+    if providers:
+        refuse(f"the pod is already protected by backup provider {', '.join(providers)}; a "
+               "second replicator would fight it — add the missing paths to its configuration "
+               "(docs/providers.md)")  # fmt: skip
+        return
     dbs, configs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))
     dbs = dbs if rules & SQLITE_RULES else []
     configs = configs if "SK301" in rules else []
@@ -111,6 +121,7 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
         config_map=config_map,
         secret=_known_secret(ctx),
         rclone_interval=ctx.strategy.rclone_interval,
+        native_sidecars=ctx.strategy.native_sidecars,
     )
     if ctx.style == "agent":
         _add_agent(pod, spec, data)
@@ -136,17 +147,17 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
 # --- reading the pod ---------------------------------------------------------------------------
 
 
-def _pod_spec(data: CommentedMap) -> CommentedMap | None:
-    kind = data.get("kind")
-    spec = data.get("spec")
-    if not isinstance(spec, dict):
+def _provider_of(ctx: FixContext, container: Container) -> str | None:
+    """The declared backup provider (DataAngel, a user's) a container belongs to, if any."""
+    if container.role != "provider":
         return None
-    if kind == "Pod":
-        return spec if isinstance(spec, CommentedMap) else None
-    if kind == "CronJob":
-        spec = spec.get("jobTemplate", {}).get("spec", {})
-    template = spec.get("template") if isinstance(spec, dict) else None
-    pod = template.get("spec") if isinstance(template, dict) else None
+    found = match_provider(container, ctx.strategy.policy) if ctx.strategy.policy else None
+    return found[0].name if found is not None else "unknown"
+
+
+def _pod_spec(data: CommentedMap) -> CommentedMap | None:
+    found = pod_template(data, str(data.get("kind", "")))
+    pod = found[0].get("spec") if found is not None else None
     return pod if isinstance(pod, CommentedMap) else None
 
 
@@ -313,8 +324,11 @@ def _add_agent(pod: CommentedMap, spec: BackupSpec, data: CommentedMap) -> None:
             init.insert(offset, container)
     else:
         _insert_before(pod, "containers", "initContainers", to_ruamel(containers))
-    template = data["spec"]["jobTemplate"]["spec"]["template"] if data.get("kind") == "CronJob" \
-        else (data["spec"].get("template") if data.get("kind") != "Pod" else data)  # fmt: skip
+    pod.setdefault("containers", CommentedSeq()).extend(to_ruamel(agent_containers(spec)))
+    found = pod_template(data, str(data.get("kind", "")))
+    template = found[0] if found is not None else None
+    if not isinstance(template, CommentedMap):
+        return
     meta = template.get("metadata")
     if meta is None:
         meta = CommentedMap()
@@ -343,16 +357,46 @@ def _fit_agent_lifecycle(pod: CommentedMap, data: CommentedMap) -> list[str]:
         changed.append(f"terminationGracePeriodSeconds {AGENT_TERMINATION_GRACE_SECONDS}")
     spec = data.get("spec")
     is_deployment = data.get("kind") == "Deployment" and isinstance(spec, CommentedMap)
-    if is_deployment and needs_recreate(spec.get("strategy")):
-        # A fresh mapping: a Recreate strategy must not keep a `rollingUpdate` block.
-        strategy = to_ruamel(agent_rollout_strategy())
-        if "strategy" in spec:
-            spec["strategy"] = strategy
-        else:
-            anchor = "selector" if "selector" in spec else "template"
-            _insert_before(spec, anchor, "strategy", strategy)
+    if is_deployment and _set_recreate(spec):
         changed.append("strategy Recreate")
     return changed
+
+
+def _set_recreate(spec: CommentedMap) -> bool:
+    """Give a Deployment spec `strategy: {type: Recreate}` unless its strategy already stops the
+    old pod first; True if it changed."""
+    if not needs_recreate(spec.get("strategy")):
+        return False
+    # A fresh mapping: a Recreate strategy must not keep a `rollingUpdate` block.
+    strategy = to_ruamel(agent_rollout_strategy())
+    if "strategy" in spec:
+        spec["strategy"] = strategy
+    else:
+        anchor = "selector" if "selector" in spec else "template"
+        _insert_before(spec, anchor, "strategy", strategy)
+    return True
+
+
+def fix_rollout(ctx: FixContext, group: FindingGroup) -> None:
+    """SK107: a Deployment mounting a ReadWriteOnce claim gets `strategy: Recreate` where it is
+    defined (an overlay patch setting another strategy would win: the re-audit then keeps the
+    finding, and the edit is dropped)."""
+    if group.kind != "Deployment":
+        ctx.refuse(group, f"only Deployments have a rollout strategy to set ({group.kind})")
+        return
+    found = _the_pod(ctx, group)
+    if isinstance(found, str):
+        ctx.refuse(group, found)
+        return
+    doc, data, _pod = found
+    spec = data.get("spec")
+    if not isinstance(spec, CommentedMap):
+        ctx.refuse(group, f"Deployment {group.name} has no spec in {ctx.show(doc.file)}")
+        return
+    if _set_recreate(spec):
+        ctx.done(group, f"strategy Recreate in {ctx.show(doc.file)}")
+    else:
+        ctx.done(group, f"strategy already stops the old pod first in {ctx.show(doc.file)}")
 
 
 def _add_litestream(

@@ -2,7 +2,9 @@
 
 The audit is the same engine `statekeeper audit` runs, so `fix` repairs exactly what the audit
 reports. Fixers run in a fixed order: renames (SK103) first, so the StorageClass patches (SK101,
-SK106) target the new names; then the backup tiers (SK2xx, SK301) and Velero (SK401).
+SK106) target the new names; then the backup tiers (SK2xx, SK301), the rollout strategy of
+Deployments on ReadWriteOnce claims (SK107, after the agent wiring, which may set it already) and
+Velero (SK401, SK402).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ _FAMILIES: list[tuple[tuple[str, ...], Callable[[FixContext, list[FindingGroup]]
     (claims.RULES_SIZE, _each(claims.fix_size)),
     (backup.RULES_CONFIG_MOUNT, _each(backup.fix_config_mount)),
     (backup.RULES, _per_workload),
+    (backup.RULES_ROLLOUT, _each(backup.fix_rollout)),
     (velero.RULES, _all_at_once(velero.fix_all)),
 ]
 FIXABLE: tuple[str, ...] = tuple(rule for rules, _ in _FAMILIES for rule in rules)
@@ -94,6 +97,10 @@ NOT_FIXABLE = {
     "SK002": "only you know how the root should build: run `kubectl kustomize` on it and fix "
     "the error it prints, or remove the stale overlay",
     "SK003": "the file cannot be read: fix it at the line given, or remove it",
+    "SK402": "how a schedule takes volume data (file-system backup or snapshots with a "
+    "VolumeSnapshotLocation) and how long it keeps backups are choices for your storage",
+    "SK302": "the period lives where the sync is configured (a sleep in a script, a provider's "
+    "variable or annotation, a CronJob schedule): set it there, inside the policy's range",
 }
 
 

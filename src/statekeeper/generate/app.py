@@ -27,6 +27,7 @@ from statekeeper.generate.wiring import (
     AGENT_TERMINATION_GRACE_SECONDS,
     BackupSpec,
     Mount,
+    agent_containers,
     agent_init_containers,
     agent_rollout_strategy,
     scrape_annotations,
@@ -163,6 +164,7 @@ def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
         secret=spec.s3_secret,
         rclone_interval=strategy.rclone_interval,
         image=spec.agent_image,
+        native_sidecars=strategy.native_sidecars,
     )
     has_state = bool(spec.sqlite_paths or spec.config_paths)
     pvc: dict[str, Any] = {
@@ -184,7 +186,8 @@ def render_app(spec: AppSpec, strategy: Strategy) -> dict[Path, str]:
             "name": spec.name,
             "image": spec.image or f"{spec.name}:latest",
             "volumeMounts": [m.as_k8s() for m in mounts],
-        }
+        },
+        *(agent_containers(backup) if has_state else []),
     ]
     pod_spec["volumes"] = [
         {"name": STATE_VOLUME, "persistentVolumeClaim": {"claimName": spec.pvc_name}}

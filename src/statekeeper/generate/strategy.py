@@ -73,6 +73,13 @@ class Strategy:
         raise InputError(f"unknown environment {name!r} (the policy knows: {known})")
 
     @property
+    def native_sidecars(self) -> bool:
+        """The policy says the cluster runs Kubernetes >= 1.29 (`backup.native_sidecars`):
+        sidecars are written as init containers with `restartPolicy: Always`."""
+        backup = _get(self.policy, "backup", default=None)
+        return bool(_get(backup, "native_sidecars", default=True))
+
+    @property
     def config_dirs(self) -> tuple[str, ...]:
         """Mount paths the audit treats as config directories (tier 2: rclone)."""
         config = _get(_get(self.policy, "tiers", default=None), "config", default=None)
@@ -165,7 +172,7 @@ def _strings(values: Any) -> tuple[str, ...]:
 
 def _image_matches(image: str, names: tuple[str, ...]) -> bool:
     """The audit's own image matching (`owner/repo` or a bare last segment)."""
-    from statekeeper.inventory.detect import image_matches
+    from statekeeper.inventory.images import image_matches
 
     return image_matches(image, list(names))
 

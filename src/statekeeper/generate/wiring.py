@@ -13,6 +13,7 @@ from typing import Any
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from statekeeper import __version__
+from statekeeper.inventory.model import starts_new_pod_first
 from statekeeper.policy.model import parse_duration
 
 AGENT_IMAGE = f"ghcr.io/statekeeper/statekeeper:{__version__}"
@@ -55,6 +56,9 @@ class BackupSpec:
     rclone_interval: str = "10m"
     image: str = AGENT_IMAGE
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Kubernetes >= 1.29: sidecars are native (init containers with restartPolicy: Always), so
+    # they start before the app and stop after it; otherwise regular containers.
+    native_sidecars: bool = True
 
 
 def _env(spec: BackupSpec) -> list[dict[str, Any]]:
@@ -88,8 +92,9 @@ def agent_restore_container(spec: BackupSpec) -> dict[str, Any]:
 
 
 def agent_sidecar_container(spec: BackupSpec) -> dict[str, Any]:
-    """The native sidecar (init container with restartPolicy: Always) running `agent run`."""
-    return {
+    """The sidecar running `agent run`: a native sidecar (init container with restartPolicy:
+    Always) unless the policy says the cluster is older than Kubernetes 1.29."""
+    container: dict[str, Any] = {
         "name": SIDECAR_NAME,
         "image": spec.image,
         "args": ["agent", "run"],
@@ -100,11 +105,22 @@ def agent_sidecar_container(spec: BackupSpec) -> dict[str, Any]:
         "env": _env(spec),
         "volumeMounts": [m.as_k8s() for m in spec.mounts],
     }
+    if not spec.native_sidecars:
+        del container["restartPolicy"]
+    return container
 
 
 def agent_init_containers(spec: BackupSpec) -> list[dict[str, Any]]:
-    """Restore first, then the native sidecar: the order the contract requires."""
+    """Restore first, then the native sidecar: the order the contract requires (the restore
+    alone when sidecars are not native: see `agent_containers`)."""
+    if not spec.native_sidecars:
+        return [agent_restore_container(spec)]
     return [agent_restore_container(spec), agent_sidecar_container(spec)]
+
+
+def agent_containers(spec: BackupSpec) -> list[dict[str, Any]]:
+    """The agent's regular containers: its sidecar on a cluster without native sidecars."""
+    return [] if spec.native_sidecars else [agent_sidecar_container(spec)]
 
 
 def agent_rollout_strategy() -> dict[str, Any]:
@@ -127,30 +143,11 @@ def needs_longer_grace(current: Any) -> bool:
     return current < AGENT_TERMINATION_GRACE_SECONDS
 
 
-def _surges(max_surge: Any) -> bool:
-    """Whether a RollingUpdate `maxSurge` lets a second pod start (Kubernetes' default is 25%,
-    which rounds up to 1 pod)."""
-    if max_surge is None:
-        return True
-    text = str(max_surge).strip()
-    number = text[:-1] if text.endswith("%") else text
-    try:
-        return float(number) > 0
-    except ValueError:
-        return True  # unreadable: assume the default behaviour (surge)
-
-
 def needs_recreate(strategy: Any) -> bool:
-    """True when a Deployment's `strategy` would deadlock the agent's lease: none set (the default
-    is RollingUpdate with 25% surge) or RollingUpdate whose maxSurge is above 0. An explicit
-    Recreate, or RollingUpdate with maxSurge 0 (old pod stopped first), is kept."""
-    if not isinstance(strategy, dict) or not strategy:
-        return True
-    kind = strategy.get("type", "RollingUpdate")
-    if kind != "RollingUpdate":
-        return False
-    rolling = strategy.get("rollingUpdate")
-    return _surges(rolling.get("maxSurge") if isinstance(rolling, dict) else None)
+    """True when a Deployment's `strategy` would deadlock the agent's lease (the new pod waits
+    for a lease the old one, kept until the new one is Ready, never gives up): see
+    `starts_new_pod_first`."""
+    return starts_new_pod_first(strategy)
 
 
 def scrape_annotations() -> dict[str, str]:
@@ -184,7 +181,8 @@ def litestream_pattern(
     spec: BackupSpec, litestream_config_map: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """(init containers, sidecar containers, extra volume) of the strategy's hand-written pattern:
-    integrity check → litestream restore → litestream + rclone sidecars."""
+    integrity check → litestream restore → litestream + rclone sidecars (native sidecars, at the
+    end of the init containers, when `spec.native_sidecars`)."""
     config_mount = {"name": "litestream-config", "mountPath": "/etc/litestream.yml",
                     "subPath": "litestream.yml"}  # fmt: skip
     mounts = [m.as_k8s() for m in spec.mounts]
@@ -250,4 +248,9 @@ def litestream_pattern(
             }
         )
     volume = {"name": "litestream-config", "configMap": {"name": litestream_config_map}}
+    if spec.native_sidecars:
+        # After the check and the restores: a native sidecar starts in init order, and must not
+        # replicate a database the restore has not brought back yet.
+        init += [{**sidecar, "restartPolicy": "Always"} for sidecar in sidecars]
+        sidecars = []
     return init, sidecars, volume

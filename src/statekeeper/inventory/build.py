@@ -14,13 +14,19 @@ the app is unknown (None), never a guess such as `.` for the working directory.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from statekeeper.findings import Note
-from statekeeper.inventory.detect import classify_container, container_script, detect_state
+from statekeeper.inventory.annotations import (
+    pod_template,
+    subject_annotations,
+    template_annotations,
+)
+from statekeeper.inventory.detect import detect_state
 from statekeeper.inventory.model import (
     WORKLOAD_KINDS,
     App,
@@ -37,9 +43,11 @@ from statekeeper.inventory.model import (
     Volume,
     Workload,
 )
+from statekeeper.inventory.providers import classify_container, detect_providers
+from statekeeper.inventory.shell import container_script
 from statekeeper.manifests.load import KUSTOMIZATION_NAMES
 from statekeeper.manifests.resource import Origin, Resource
-from statekeeper.policy.model import Policy
+from statekeeper.policy.model import STARTUP_TIERS, Policy
 
 _CLUSTER_SCOPED = frozenset(
     {"Namespace", "StorageClass", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
@@ -59,22 +67,52 @@ def build_inventory(
     env: str | None = None,
 ) -> Inventory:
     """Index the resources and run detection. `env` (from `--env`) overrides every resource's
-    environment; `other` holds non-Kubernetes documents (e.g. velero Helm values)."""
+    environment; `other` holds non-Kubernetes documents (e.g. velero Helm values).
+
+    The build is a sequence of named passes, each reading what the previous ones filled."""
     inv = Inventory(resources=list(resources), other=list(other))
     _has_kustomization.cache_clear()  # a directory is looked at once per build, then cached
+    forced = _forced_environment(inv, policy, env)
+    _index_resources(inv, policy, forced)
+    claims_by_name = _read_objects(inv)
+    _read_other_documents(inv, policy, forced)
+    for workload in inv.workloads:
+        _detect_workload(inv, workload, policy)
+    # Folders named after an environment are structure, never an app's name.
+    env_folders = frozenset(policy.overlay_environments())
+    _mount_claims(inv, claims_by_name, env_folders)
+    _assign_apps(inv, env_folders)
+    _collect_apps(inv)
+    _collect_namespaces(inv)
+    _unknown_environment_notes(inv)
+    # One note per fact: a workload rendered in two overlays from one file says it once.
+    unique = {(n.message, n.file, n.line): n for n in inv.notes}
+    inv.notes = list(unique.values())
+    return inv
+
+
+ClaimsByName = dict[tuple[str | None, str, str], Claim]
+
+
+def _forced_environment(inv: Inventory, policy: Policy, env: str | None) -> str | None:
+    """The environment `--env` imposes on every resource (a name the policy does not know is
+    kept, and said once)."""
     forced = _canonical(policy, env) if env else None
     if env and forced is None:
-        forced = env  # a name the policy does not know: kept, and said once
+        forced = env
         inv.notes.append(
             Note(
                 f"--env {env!r} is not an environment of the policy "
                 f"({', '.join(sorted(policy.environments))}); storage classes not judged"
             )
         )
-    namespace_labels = _namespace_environments(resources, policy)
-    env_folders = frozenset(policy.overlay_environments())
+    return forced
 
-    for resource in resources:
+
+def _index_resources(inv: Inventory, policy: Policy, forced: str | None) -> None:
+    """Pass 1: identities, environments, ConfigMaps by name."""
+    namespace_labels = _namespace_environments(inv.resources, policy)
+    for resource in inv.resources:
         inv.by_key.setdefault(_identity(resource), []).append(resource)
         inv.environment_of[id(resource)] = forced or _environment(
             resource, policy, namespace_labels
@@ -83,8 +121,12 @@ def build_inventory(
             inv.config_maps[(_scope(resource), resource.namespace or "", resource.name)] = resource
             inv.config_maps.setdefault((None, resource.namespace or "", resource.name), resource)
 
-    claims_by_name: dict[tuple[str | None, str, str], Claim] = {}
-    for resource in resources:
+
+def _read_objects(inv: Inventory) -> ClaimsByName:
+    """Pass 2: workloads, claims, StorageClasses, PVs, Velero schedules and snapshot locations
+    (CRs, and the velero chart's values in HelmReleases and Argo CD Applications)."""
+    claims_by_name: ClaimsByName = {}
+    for resource in inv.resources:
         kind = resource.kind
         environment = inv.environment_of[id(resource)]
         if kind in WORKLOAD_KINDS:
@@ -114,29 +156,83 @@ def build_inventory(
             inv.persistent_volumes.append(PersistentVolumeInfo(resource, environment))
         elif resource.api_version.startswith("velero.io/") and kind == "Schedule":
             inv.schedules.append(_velero_cr(resource, environment))
+        elif resource.api_version.startswith("velero.io/") and kind == "VolumeSnapshotLocation":
+            inv.snapshot_locations.append(f"VolumeSnapshotLocation {resource.name}")
         elif kind == "HelmRelease":
             values = _dig(resource.body, "spec", "values")
             inv.schedules.extend(_velero_values(resource, values, environment))
+            inv.snapshot_locations.extend(_snapshot_locations(resource, values))
         elif kind == "Application" and resource.api_version.startswith("argoproj.io/"):
             values = _dig(resource.body, "spec", "source", "helm", "valuesObject")
             inv.schedules.extend(_velero_values(resource, values, environment))
+            inv.snapshot_locations.extend(_snapshot_locations(resource, values))
+    return claims_by_name
 
-    for doc in other:
+
+def _read_other_documents(inv: Inventory, policy: Policy, forced: str | None) -> None:
+    """Pass 3: non-Kubernetes documents: velero chart values files, else a note."""
+    for doc in inv.other:
         found = _velero_values(doc, doc.body, _canonical(policy, doc.origin.environment) or forced)
-        if found:
+        locations = _snapshot_locations(doc, doc.body)
+        inv.snapshot_locations.extend(locations)
+        if found or locations:
             inv.schedules.extend(found)
         else:
             inv.notes.append(
                 Note("skipped: not a Kubernetes object", doc.origin.file, doc.origin.line)
             )
 
-    # Workloads: mounts of claims, state detection, app of their claims.
+
+def _detect_workload(inv: Inventory, workload: Workload, policy: Policy) -> None:
+    """Pass 4, per workload: what each container runs and is, the backup providers, the
+    SQLite and /config state, and the notes about evidence that decided (or could not)."""
+    for container in workload.all_containers:
+        _add_env_from_config_maps(container, workload, inv)
+        container.script = container_script(container, workload, inv.config_map)
+        container.role = classify_container(container, policy)
+    detect_providers(workload, policy)
+    detect_state(workload, policy, inv.config_map)
+    if not workload.long_running:
+        return
+    where = (workload.resource.origin.file, workload.resource.origin.line)
+    for use in workload.providers:
+        side = use.container
+        if side is None or not side.native_sidecar or not use.tiers & STARTUP_TIERS:
+            continue
+        if "startupProbe" not in side.raw:
+            inv.notes.append(
+                Note(
+                    f"{workload.kind} {workload.name}: {use.provider} native sidecar "
+                    f"{side.name!r} restores at start but has no startupProbe: Kubernetes "
+                    "starts the next container once a native sidecar has started, which "
+                    "may be before its restore ends",
+                    *where,
+                )
+            )
+    if workload.server_database:
+        inv.notes.append(
+            Note(
+                f"{workload.kind} {workload.name}: not judged as a SQLite app: "
+                f"{workload.server_database}",
+                *where,
+            )
+        )
+    if workload.sqlite_unknown:
+        inv.notes.append(
+            Note(
+                f"{workload.kind} {workload.name}: {workload.sqlite_unknown}; SQLite backup "
+                "rules not applied (set statekeeper.io/sqlite to decide)",
+                *where,
+            )
+        )
+
+
+def _mount_claims(
+    inv: Inventory, claims_by_name: ClaimsByName, env_folders: frozenset[str]
+) -> None:
+    """Pass 5: which workload container mounts which claim (PVCs of the same overlay and
+    namespace, and a StatefulSet's own templates); a workload's app from its directory last."""
     for workload in inv.workloads:
-        for container in workload.all_containers:
-            _add_env_from_config_maps(container, workload, inv)
-            container.script = container_script(container, workload, inv.config_map)
-            container.role = classify_container(container, policy)
-        detect_state(workload, policy, inv.config_map)
         source_app = _source_app(workload.resource, env_folders)
         for container in workload.all_containers:
             for mount in container.mounts:
@@ -155,24 +251,21 @@ def build_inventory(
                         claim.mounted_by.append((workload, container, mount))
         workload.app = workload.app or source_app
 
+
+def _assign_apps(inv: Inventory, env_folders: frozenset[str]) -> None:
+    """Pass 6: the app of each claim (see the module docstring) and of every resource."""
     for claim in inv.claims:
         if claim.app is None:
             claim.app = _claim_app(claim, env_folders)
-
     for workload in inv.workloads:
         for claim in workload.claim_templates:
             claim.app = claim.app or workload.app
         inv.app_of[id(workload.resource)] = workload.app
     for claim in inv.claims:
         inv.app_of.setdefault(id(claim.resource), claim.app)
-    for resource in resources:
+    for resource in inv.resources:
         if id(resource) not in inv.app_of:
             inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource, env_folders)
-
-    _collect_apps(inv)
-    _collect_namespaces(inv)
-    _unknown_environment_notes(inv)
-    return inv
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +347,7 @@ def _label_app(resource: Resource) -> str | None:
 
 
 def _template_app(resource: Resource) -> str | None:
-    template = _pod_template(resource)
+    template = pod_template(resource.body, resource.kind)
     if template is None:
         return None
     labels = _dig(template[0], "metadata", "labels")
@@ -315,19 +408,6 @@ def _claim_app(claim: Claim, env_folders: frozenset[str]) -> str | None:
 # workloads
 
 
-def _pod_template(resource: Resource) -> tuple[dict[str, Any], FieldPath] | None:
-    """The pod template (metadata + spec) of a workload and its path; for a Pod, the Pod."""
-    kind = resource.kind
-    body = resource.body
-    if kind == "Pod":
-        return body, ()
-    path: FieldPath = (
-        ("spec", "jobTemplate", "spec", "template") if kind == "CronJob" else ("spec", "template")
-    )
-    template = _dig(body, *path)
-    return (template, path) if isinstance(template, dict) else None
-
-
 def read_workload(body: dict[str, Any], policy: Policy, file: str = "<source>") -> Workload | None:
     """One workload manifest read on its own, its containers' roles recognised as the audit
     recognises them (what ConfigMaps add, scripts and `envFrom` values, stays unknown). For
@@ -343,7 +423,7 @@ def read_workload(body: dict[str, Any], policy: Policy, file: str = "<source>") 
 
 
 def _workload(resource: Resource, environment: str | None) -> Workload | None:
-    found = _pod_template(resource)
+    found = pod_template(resource.body, resource.kind)
     if found is None:
         return None
     template, template_path = found
@@ -351,11 +431,11 @@ def _workload(resource: Resource, environment: str | None) -> Workload | None:
     if not isinstance(pod_spec, dict):
         return None
     pod_path = (*template_path, "spec")
-    annotations = {}
-    template_annotations = _dig(template, "metadata", "annotations")
-    if isinstance(template_annotations, dict) and resource.kind != "Pod":
-        annotations.update({str(k): str(v) for k, v in template_annotations.items()})
-    annotations.update(resource.annotations)
+    annotations = subject_annotations(resource)  # the object's, over its pod template's
+    # What a downward-API fieldRef reads: the pod's own annotations (the template's).
+    pod_annotations = (
+        resource.annotations if resource.kind == "Pod" else template_annotations(resource)
+    )
 
     volumes: dict[str, Volume] = {}
     raw_volumes = pod_spec.get("volumes")
@@ -367,8 +447,10 @@ def _workload(resource: Resource, environment: str | None) -> Workload | None:
         resource=resource,
         pod_path=pod_path,
         scope=_scope(resource),
-        containers=_containers(pod_spec, "containers", pod_path, init=False),
-        init_containers=_containers(pod_spec, "initContainers", pod_path, init=True),
+        containers=_containers(pod_spec, "containers", pod_path, pod_annotations, init=False),
+        init_containers=_containers(
+            pod_spec, "initContainers", pod_path, pod_annotations, init=True
+        ),
         volumes=volumes,
         annotations=annotations,
         environment=environment,
@@ -411,8 +493,16 @@ def _volume(raw: dict[str, Any], index: int) -> Volume:
     return volume
 
 
+_ANNOTATION_FIELD = re.compile(r"""^metadata\.annotations\[['"](?P<key>[^'"]+)['"]\]$""")
+
+
 def _containers(
-    pod_spec: dict[str, Any], key: str, pod_path: FieldPath, *, init: bool
+    pod_spec: dict[str, Any],
+    key: str,
+    pod_path: FieldPath,
+    pod_annotations: dict[str, str],
+    *,
+    init: bool,
 ) -> list[Container]:
     raw_list = pod_spec.get(key)
     result: list[Container] = []
@@ -438,11 +528,17 @@ def _containers(
             if not isinstance(var, dict) or not var.get("name"):
                 continue
             value_from = var.get("valueFrom")
-            if isinstance(value_from, dict):
+            field_path = _dig(value_from, "fieldRef", "fieldPath")
+            annotation = _ANNOTATION_FIELD.match(str(field_path)) if field_path else None
+            if annotation is not None:
+                text = pod_annotations.get(annotation.group("key"), "")
+                env.append(EnvVar(str(var["name"]), text, "annotation", e_index, annotation["key"]))
+            elif isinstance(value_from, dict):
                 source = next(
                     (k for k in ("secretKeyRef", "configMapKeyRef") if k in value_from), "other"
                 )
-                env.append(EnvVar(str(var["name"]), None, source, e_index))
+                secret = _dig(value_from, "secretKeyRef", "name")
+                env.append(EnvVar(str(var["name"]), None, source, e_index, str(secret or "")))
             else:
                 value = var.get("value")
                 env.append(
@@ -537,6 +633,9 @@ def _schedule(
     if volume_kinds & set(resources_out):
         volumes = False
     cron = spec.get("schedule")
+    snapshot = template.get("snapshotVolumes")
+    cluster = template.get("includeClusterResources")
+    ttl = template.get("ttl")
     return VeleroSchedule(
         resource=resource,
         name=name,
@@ -548,7 +647,35 @@ def _schedule(
         disabled=bool(spec.get("paused") or spec.get("disabled")),
         environment=environment,
         scope=_scope(resource),
+        snapshot_volumes=snapshot if isinstance(snapshot, bool) else None,
+        fs_backup=any(
+            template.get(key) is True
+            for key in ("defaultVolumesToFsBackup", "defaultVolumesToRestic")
+        ),
+        volume_resources_excluded=bool(
+            (resources_in and "*" not in resources_in and not volume_kinds & set(resources_in))
+            or volume_kinds & set(resources_out)
+        ),
+        include_cluster_resources=cluster if isinstance(cluster, bool) else None,
+        ttl=str(ttl) if ttl else None,
     )
+
+
+def _snapshot_locations(resource: Resource, values: Any) -> list[str]:
+    """VolumeSnapshotLocations the velero chart's values configure (none when
+    `snapshotsEnabled: false`)."""
+    if not isinstance(values, dict) or values.get("snapshotsEnabled") is False:
+        return []
+    locations = _dig(values, "configuration", "volumeSnapshotLocation")
+    if isinstance(locations, dict):
+        locations = [locations]
+    if not isinstance(locations, list):
+        return []
+    return [
+        f"{resource.origin.file}: {(loc.get('name') or loc.get('provider') or 'unnamed')}"
+        for loc in locations
+        if isinstance(loc, dict) and loc
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

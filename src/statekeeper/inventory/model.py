@@ -37,14 +37,17 @@ class Mount:
 
 @dataclass(slots=True)
 class EnvVar:
-    """One `env` entry: `source` is "value", "secretKeyRef", "configMapKeyRef", "other", or
-    "configMapRef" for a variable that comes from an `envFrom` ConfigMap found in the inventory
-    (appended after `env`, which wins, as in Kubernetes)."""
+    """One `env` entry: `source` is "value", "secretKeyRef", "configMapKeyRef", "other",
+    "annotation" for a `fieldRef` to `metadata.annotations['…']` of the pod template (the value is
+    the annotation's, "" when the template lacks it), or "configMapRef" for a variable that comes
+    from an `envFrom` ConfigMap found in the inventory (appended after `env`, which wins, as in
+    Kubernetes)."""
 
     name: str
     value: str | None
     source: str
     index: int
+    ref: str = ""  # the annotation an "annotation" variable reads, the Secret of a secretKeyRef
 
 
 @dataclass(slots=True)
@@ -90,7 +93,9 @@ class Container:
         """The plain value of env var `name`; UNSET if set through valueFrom; None if absent."""
         for var in self.env:
             if var.name == name:
-                return var.value if var.source in ("value", "configMapRef") else UNSET
+                if var.source in ("value", "configMapRef", "annotation"):
+                    return var.value
+                return UNSET
         return None
 
     def mount_for(self, path: str) -> Mount | None:
@@ -147,6 +152,30 @@ class LitestreamConfig:
     dbs: list[LitestreamDb]
     inline_credentials: list[str]  # credential keys written in the file (names only)
     error: str | None = None
+
+
+@dataclass(slots=True)
+class ProviderUse:
+    """One backup provider protecting a workload: a container (or an admission-injected
+    provider, `container` None) and what it covers. Paths are as the container sees them;
+    None means "set, but through a reference statekeeper cannot read" (trusted)."""
+
+    provider: str
+    container: Container | None
+    tiers: frozenset[str]
+    evidence: str  # how it was spotted, for messages
+    sqlite_paths: list[str] | None = None
+    sqlite_source: str = ""
+    file_paths: list[str] | None = None
+    file_source: str = ""
+    interval: float | None = None
+    interval_source: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.container is None:
+            return f"{self.provider} (injected)"
+        return f"{self.provider} container {self.container.name!r}"
 
 
 @dataclass(slots=True)
@@ -213,6 +242,9 @@ class Workload:
     sqlite_reason: str = ""
     sqlite_dbs: list[SqliteDb] = field(default_factory=list)
     sqlite_explicit: bool = False  # paths from the statekeeper.io/sqlite annotation
+    server_database: str = ""  # evidence that the app uses a database server, not SQLite
+    sqlite_unknown: str = ""  # why SQLite use cannot be decided (a note, not a finding)
+    providers: list[ProviderUse] = field(default_factory=list)
     config_paths: list[str] = field(default_factory=list)
     backup_exempt: str | None = None  # reason from `statekeeper.io/backup: "none: <reason>"`
     litestream_configs: list[tuple[Container, LitestreamConfig | None, str]] = field(
@@ -234,6 +266,13 @@ class Workload:
     @property
     def long_running(self) -> bool:
         return self.kind in LONG_RUNNING_KINDS
+
+    @property
+    def cron_schedule(self) -> str | None:
+        """A CronJob's `spec.schedule`."""
+        spec = self.resource.body.get("spec") if self.kind == "CronJob" else None
+        value = spec.get("schedule") if isinstance(spec, dict) else None
+        return str(value) if value else None
 
     @property
     def all_containers(self) -> list[Container]:
@@ -307,6 +346,21 @@ class VeleroSchedule:
     disabled: bool
     environment: str | None
     scope: str | None
+    snapshot_volumes: bool | None = None  # template.snapshotVolumes (None: unset)
+    fs_backup: bool = False  # defaultVolumesToFsBackup (or the older defaultVolumesToRestic)
+    volume_resources_excluded: bool = False  # a resource filter leaves PVs/PVCs out
+    include_cluster_resources: bool | None = None
+    ttl: str | None = None
+
+    @property
+    def all_namespaces(self) -> bool:
+        return "*" in self.included
+
+    @property
+    def label(self) -> str:
+        if self.source == "Schedule":
+            return f"Schedule {self.resource.namespace or '-'}/{self.name}"
+        return f"{self.source} schedule {self.name!r} ({self.resource.origin.file})"
 
 
 @dataclass(slots=True)
@@ -339,6 +393,8 @@ class Inventory:
     persistent_volumes: list[PersistentVolumeInfo] = field(default_factory=list)
     config_maps: dict[tuple[str | None, str, str], Resource] = field(default_factory=dict)
     schedules: list[VeleroSchedule] = field(default_factory=list)
+    # Velero VolumeSnapshotLocations: CRs and the chart's `configuration.volumeSnapshotLocation`
+    snapshot_locations: list[str] = field(default_factory=list)
     namespaces: dict[tuple[str | None, str], NamespaceInfo] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
@@ -370,3 +426,23 @@ def is_under(path: str, parent: str) -> bool:
     """True if `path` is `parent` or inside it (both absolute, no trailing slash needed)."""
     parent = parent.rstrip("/")
     return path == parent or path.startswith(parent + "/") or parent == ""
+
+
+def starts_new_pod_first(strategy: Any) -> bool:
+    """True when a Deployment `strategy` starts the new pod before the old one stops: none set
+    (the default is RollingUpdate with 25% surge, which rounds up to 1 pod) or RollingUpdate
+    whose maxSurge is above 0. An explicit Recreate, or RollingUpdate with maxSurge 0, stops the
+    old pod first."""
+    if not isinstance(strategy, dict) or not strategy:
+        return True
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return False
+    rolling = strategy.get("rollingUpdate")
+    max_surge = rolling.get("maxSurge") if isinstance(rolling, dict) else None
+    if max_surge is None:
+        return True
+    text = str(max_surge).strip()
+    try:
+        return float(text.removesuffix("%")) > 0
+    except ValueError:
+        return True  # unreadable: assume the default behaviour (surge)

@@ -95,6 +95,14 @@ class SizingCategory(_Strict):
     purposes: list[str] = Field(default_factory=list, description="Purpose words")
     images: list[str] = Field(default_factory=list, description="Images of mounting containers")
     sqlite: bool = Field(False, description="Matches a claim holding a detected SQLite database")
+    mount_paths: list[str] = Field(
+        default_factory=list, description="Mount paths that say the purpose, like a purpose word"
+    )
+    needs_image: bool = Field(
+        False,
+        description="The purpose (word or mount path) counts only when a mounting container "
+        "runs an image of `images`: a name fragment alone does not make a media cache",
+    )
 
     @field_validator("min", "max")
     @classmethod
@@ -137,8 +145,26 @@ class KnownSqliteImage(_Strict):
     paths: list[str] = Field(default_factory=list, description="Usual database paths")
 
 
+_MOVED_TO_PROVIDERS = {
+    "litestream_images": "litestream",
+    "rclone_images": "rclone",
+}
+
+
+def _moved_to_providers(data: object) -> object:
+    """A policy file written before providers existed names images here: say where they went."""
+    if isinstance(data, dict):
+        for key, provider in _MOVED_TO_PROVIDERS.items():
+            if key in data:
+                raise ValueError(
+                    f"{key} moved to backup.providers: set `images` in the containers of the "
+                    f"{provider!r} provider (statekeeper policy show prints it)"
+                )
+    return data
+
+
 class SqliteTier(_Strict):
-    litestream_images: list[str] = Field(default_factory=lambda: ["litestream"])
+    _moved = model_validator(mode="before")(staticmethod(_moved_to_providers))
     config_keys: list[str] = Field(default_factory=lambda: ["litestream.yml"])
     default_config_path: str = "/etc/litestream.yml"
     db_extensions: list[str] = Field(default_factory=lambda: [".db", ".sqlite", ".sqlite3"])
@@ -150,8 +176,8 @@ class SqliteTier(_Strict):
 
 
 class ConfigTier(_Strict):
+    _moved = model_validator(mode="before")(staticmethod(_moved_to_providers))
     paths: list[str] = Field(default_factory=lambda: ["/config"])
-    rclone_images: list[str] = Field(default_factory=lambda: ["rclone"])
     sync_commands: list[str] = Field(default_factory=lambda: ["sync"])
     min_interval: str = "5m"
     max_interval: str = "15m"
@@ -211,6 +237,119 @@ class AgentMarkers(_Strict):
     images: list[str] = Field(default_factory=list)
 
 
+Tier = Literal["sqlite-stream", "integrity-check", "restore-on-start", "file-sync"]
+# Tiers a container covers by running before the app (a regular init container, or the start
+# phase of a native sidecar) and by running alongside it.
+STARTUP_TIERS: frozenset[str] = frozenset({"integrity-check", "restore-on-start"})
+RUNNING_TIERS: frozenset[str] = frozenset({"sqlite-stream", "file-sync"})
+
+
+class ValueSource(_Strict):
+    """Where a provider reads a setting: exactly one of `env`, `annotation`, `arg`.
+
+    `env` is a variable of the provider's container (a `fieldRef` to
+    `metadata.annotations['…']` reads that pod-template annotation); `annotation` a pod-template
+    annotation; `arg` a command-line flag (`--flag value` or `--flag=value`).
+    """
+
+    env: str | None = None
+    annotation: str | None = None
+    arg: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ValueSource:
+        if sum(v is not None for v in (self.env, self.annotation, self.arg)) != 1:
+            raise ValueError("give exactly one of env, annotation, arg")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.env is not None:
+            return f"env {self.env}"
+        if self.annotation is not None:
+            return f"annotation {self.annotation}"
+        return f"argument {self.arg}"
+
+
+class ProviderContainer(_Strict):
+    """How to spot one container of a provider, and the tiers it covers.
+
+    A container matches when its image matches one of `images` (if given), its name one of
+    `names` (fnmatch globs, if given) and its command line contains one of `commands` (if
+    given); at least one of the three must be given. The first entry that matches wins.
+    """
+
+    images: list[str] = Field(default_factory=list, description="Image patterns")
+    names: list[str] = Field(default_factory=list, description="Container name globs")
+    commands: list[str] = Field(default_factory=list, description="Words of its command line")
+    tiers: list[Tier] = Field(min_length=1, description="Tiers this container covers")
+
+    @model_validator(mode="after")
+    def _something(self) -> ProviderContainer:
+        if not (self.images or self.names or self.commands):
+            raise ValueError("give images, names or commands to spot the container")
+        return self
+
+
+class Provider(_Strict):
+    """A backup implementation: how to spot it, which tiers it covers, where its paths and sync
+    interval come from. `reader: litestream|rclone` reads the tool's own command line and config
+    file (the `tiers` settings); `declared` reads `sqlite_paths`, `file_paths`, `interval`."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    reader: Literal["declared", "litestream", "rclone"] = "declared"
+    containers: list[ProviderContainer] = Field(default_factory=list)
+    injected_by_annotations: list[str] = Field(
+        default_factory=list,
+        description="Pod-template annotations meaning an admission webhook injects the provider",
+    )
+    sqlite_paths: list[ValueSource] = Field(default_factory=list)
+    file_paths: list[ValueSource] = Field(default_factory=list)
+    interval: list[ValueSource] = Field(default_factory=list)
+    default_interval: str | None = Field(None, description="Sync interval when none is set")
+    injected_tiers: list[Tier] = Field(
+        default_factory=list, description="Tiers covered when injected by annotation"
+    )
+
+    @field_validator("default_interval")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) is None:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 5m, 900s, 1h)")
+        return value
+
+
+class ServerDatabase(_Strict):
+    """Evidence that an app keeps its data in a database server, not SQLite."""
+
+    url_env: list[str] = Field(default_factory=list, description="URL variables (globs)")
+    url_schemes: list[str] = Field(default_factory=list, description="Server URL schemes")
+    type_env: list[str] = Field(default_factory=list, description="Engine variables (globs)")
+    server_types: list[str] = Field(default_factory=list, description="Engine values")
+    sqlite_types: list[str] = Field(default_factory=list, description="Engine values = SQLite")
+    secret_words: list[str] = Field(
+        default_factory=list, description="Words of an envFrom secret's name naming a server"
+    )
+
+
+class BackupPolicy(_Strict):
+    providers: list[Provider] = Field(default_factory=list)
+    server_database: ServerDatabase = Field(default_factory=ServerDatabase)
+    native_sidecars: bool = Field(
+        True, description="The cluster runs Kubernetes >= 1.29: fix/generate write native sidecars"
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _unique(cls, value: list[Provider]) -> list[Provider]:
+        names = [p.name for p in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"provider names must be unique: {', '.join(dupes)}")
+        return value
+
+
 class RuleSettings(_Strict):
     enabled: bool = True
     severity: Literal["info", "warning", "error"] | None = None
@@ -236,6 +375,7 @@ class Policy(_Strict):
     tiers: Tiers = Field(default_factory=Tiers)
     credentials: Credentials = Field(default_factory=Credentials)
     agent: AgentMarkers = Field(default_factory=AgentMarkers)
+    backup: BackupPolicy = Field(default_factory=BackupPolicy)
     rules: dict[str, RuleSettings] = Field(
         default_factory=dict, description="Per-rule settings keyed by id (SK101) or slug"
     )

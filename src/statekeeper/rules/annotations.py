@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import ANNOTATION_BACKUP, ANNOTATION_IGNORE
+from statekeeper.inventory.annotations import ANNOTATION_BACKUP, ANNOTATION_IGNORE
+from statekeeper.inventory.annotations import subject_annotations as subject_annotations
 from statekeeper.inventory.model import Inventory
 from statekeeper.manifests.resource import Resource
 from statekeeper.policy.model import Policy
@@ -53,32 +53,6 @@ def parse_ignore(value: str) -> tuple[list[IgnoreEntry], list[str]]:
         entries.append(IgnoreEntry(rule.upper() if rule.lower().startswith("sk") else rule,
                                    (match.group("reason") or "").strip()))  # fmt: skip
     return entries, bad
-
-
-def subject_annotations(resource: Resource) -> dict[str, str]:
-    """The annotations that may exempt a resource: its own over its pod template's."""
-    merged: dict[str, str] = {}
-    template = _pod_template_metadata(resource)
-    if template is not None:
-        annotations = template.get("annotations")
-        if isinstance(annotations, dict):
-            merged.update({str(k): str(v) for k, v in annotations.items()})
-    merged.update(resource.annotations)
-    return merged
-
-
-def _pod_template_metadata(resource: Resource) -> dict[str, Any] | None:
-    spec = resource.body.get("spec")
-    if not isinstance(spec, dict):
-        return None
-    if resource.kind == "CronJob":
-        job = spec.get("jobTemplate")
-        spec = job.get("spec") if isinstance(job, dict) else None
-        if not isinstance(spec, dict):
-            return None
-    template = spec.get("template")
-    metadata = template.get("metadata") if isinstance(template, dict) else None
-    return metadata if isinstance(metadata, dict) else None
 
 
 @register

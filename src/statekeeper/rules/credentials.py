@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import matches_any
 from statekeeper.inventory.model import FieldPath, Inventory, Workload
+from statekeeper.inventory.shell import matches_any
 from statekeeper.policy.model import Policy
 from statekeeper.rules.base import Rule, register
 

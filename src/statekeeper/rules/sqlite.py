@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import LitestreamCall, litestream_calls, split_list
-from statekeeper.inventory.model import UNSET, Container, Inventory, SqliteDb, Workload
+from statekeeper.inventory.litestream import LitestreamCall, litestream_calls
+from statekeeper.inventory.model import Container, Inventory, ProviderUse, SqliteDb, Workload
 from statekeeper.policy.model import Policy
 from statekeeper.rules.base import Rule, cached, register
 
@@ -19,12 +19,17 @@ _TIER1 = (
     '(check-integrity initContainer)."'
 )
 _AGENT = (
-    "A workload using statekeeper's agent (docs/agent-wiring.md: an init container running "
-    "`agent restore` and a sidecar running `agent run`) satisfies this rule for the databases "
-    "listed in `STATEKEEPER_SQLITE_PATHS`."
+    "A backup provider of the policy (`backup.providers`, docs/providers.md: statekeeper's "
+    "agent, DataAngel, or one you declare) satisfies this rule for the databases it lists "
+    "(e.g. `STATEKEEPER_SQLITE_PATHS`, `DATA_GUARD_SQLITE_PATHS` or the `dataangel.io/"
+    "sqlite-paths` annotation it reads), when its container's form runs that tier: a regular "
+    "init container the start-up tiers, a sidecar the running ones, a native sidecar both. "
+    "Apps configured for a database server (`DATABASE_URL=postgresql://…`, `DB_ENGINE`, …: "
+    "`backup.server_database`) are not SQLite apps."
 )
 
 Location = tuple[str, str]  # (volume, path inside the volume), or ("", absolute path)
+_SQLITE_TIERS = frozenset({"sqlite-stream", "integrity-check", "restore-on-start"})
 
 
 @dataclass(slots=True)
@@ -32,8 +37,7 @@ class SqliteAnalysis:
     """What a SQLite workload has of Tier 1, computed once for SK201-SK204."""
 
     workload: Workload
-    agent_restore: list[Container] = field(default_factory=list)
-    agent_run: list[Container] = field(default_factory=list)
+    providers: list[ProviderUse] = field(default_factory=list)  # declared providers
     replicators: list[Container] = field(default_factory=list)  # litestream sidecars
     restore_inits: list[tuple[Container, list[LitestreamCall]]] = field(default_factory=list)
     integrity_inits: list[Container] = field(default_factory=list)
@@ -57,6 +61,47 @@ def db_container(workload: Workload, db: SqliteDb) -> Container | None:
     return workload.app_containers[0] if workload.app_containers else None
 
 
+def covering(analysis: SqliteAnalysis, tier: str, db: SqliteDb) -> ProviderUse | None:
+    """A declared provider covering `tier` for database `db`, if any."""
+    workload = analysis.workload
+    app = db_container(workload, db)
+    where = _where(workload, app, db.path)
+    for use in analysis.providers:
+        if tier not in use.tiers:
+            continue
+        if use.sqlite_paths is None:  # set through a reference: trusted
+            return use
+        # An injected provider's paths are read as the app sees them.
+        seen_by = use.container or app
+        if any(_where(workload, seen_by, p) == where for p in use.sqlite_paths):
+            return use
+    return None
+
+
+def provider_gaps(analysis: SqliteAnalysis, tier: str) -> tuple[bool, list[str]]:
+    """(covered, problems) of the declared providers for `tier`: covered when a provider
+    covers every database (any database, when none is known); problems name each database a
+    provider of that tier misses, with the paths it does cover and where it read them."""
+    users = [u for u in analysis.providers if tier in u.tiers]
+    dbs = analysis.workload.sqlite_dbs
+    if not users:
+        return False, []
+    if not dbs:
+        return True, []
+    missed = [db for db in dbs if covering(analysis, tier, db) is None]
+    if not missed:
+        return True, []
+    use = users[0]
+    listed = ", ".join(use.sqlite_paths or []) or "no database"
+    source = f" ({use.sqlite_source})" if use.sqlite_source else ""
+    verb = {"sqlite-stream": "streamed", "integrity-check": "checked",
+            "restore-on-start": "restored"}[tier]  # fmt: skip
+    return False, [
+        f"database {db.path} is not {verb} by {use.label}: it lists {listed}{source}"
+        for db in missed
+    ]
+
+
 def sqlite_workloads(inventory: Inventory, policy: Policy) -> list[SqliteAnalysis]:
     """Long-running SQLite workloads not exempted by `statekeeper.io/backup: none: <reason>`."""
     return cached(inventory, "sqlite", lambda: _analyse_all(inventory, policy))
@@ -73,19 +118,10 @@ def _analyse_all(inventory: Inventory, policy: Policy) -> list[SqliteAnalysis]:
 def _analyse(workload: Workload, policy: Policy) -> SqliteAnalysis:
     result = SqliteAnalysis(workload)
     config_by_container = {id(c): (cfg, path) for c, cfg, path in workload.litestream_configs}
+    result.providers = [u for u in workload.providers if u.tiers & _SQLITE_TIERS]
     for container in workload.all_containers:
         role = container.role
-        if role == "agent-restore":
-            result.agent_restore.append(container)
-        elif role == "agent-run":
-            result.agent_run.append(container)
-            value = container.env_value(policy.agent.sqlite_env)
-            if value is UNSET:
-                result.replicated_unknown = True
-            elif isinstance(value, str):
-                for path in split_list(value):
-                    result.replicated.add(_where(workload, container, path))
-        elif role == "integrity":
+        if role == "integrity":
             result.integrity_inits.append(container)
         elif role == "litestream":
             calls = litestream_calls(container)
@@ -140,7 +176,7 @@ class SqliteNeedsLitestreamSidecar(Rule):
     id = "SK201"
     slug = "sqlite-needs-litestream-sidecar"
     severity = Severity.ERROR
-    title = "Every SQLite database is streamed to S3 by a litestream sidecar"
+    title = "Every SQLite database is streamed to S3 by litestream or a backup provider"
     rationale = (
         _TIER1 + "\n\nA SQLite file on a volume is one disk failure or one bad upgrade from "
         "gone; Litestream keeps a copy in S3 a few seconds behind. The database must also be "
@@ -190,7 +226,9 @@ containers:
 
     def _problems(self, analysis: SqliteAnalysis) -> Iterator[str]:
         workload = analysis.workload
-        if not analysis.replicators and not analysis.agent_run:
+        _covered, gaps = provider_gaps(analysis, "sqlite-stream")
+        streamers = [u for u in analysis.providers if "sqlite-stream" in u.tiers]
+        if not analysis.replicators and not streamers:
             yield f"{_reason(workload)} has no litestream sidecar streaming it to S3"
         for db in workload.sqlite_dbs:
             container = db_container(workload, db)
@@ -203,12 +241,18 @@ containers:
                     f"database {db.path} is on {volume.source} volume {volume.name!r}; "
                     "it must be on a persistent volume"
                 )
-            if not analysis.replicators and not analysis.agent_run:
+            if not analysis.replicators and not streamers:
+                continue
+            if covering(analysis, "sqlite-stream", db) is not None:
                 continue
             where = _where(workload, container, db.path)
-            if where in analysis.replicated or analysis.replicated_unknown:
+            if analysis.replicators and (
+                where in analysis.replicated or analysis.replicated_unknown
+            ):
                 continue
-            if where in analysis.non_s3:
+            if not analysis.replicators:
+                yield from (g for g in gaps if g.startswith(f"database {db.path} "))
+            elif where in analysis.non_s3:
                 yield f"database {db.path} is replicated, but not to S3"
             else:
                 yield f"database {db.path} is not replicated by the sidecar"
@@ -258,9 +302,10 @@ initContainers:
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         markers = policy.tiers.sqlite.integrity_markers
         for analysis in sqlite_workloads(inventory, policy):
-            if analysis.agent_restore:
-                continue
             workload = analysis.workload
+            covered, gaps = provider_gaps(analysis, "integrity-check")
+            if covered:
+                continue
             first_restore = min((c.index for c, _ in analysis.restore_inits), default=None)
             combined = [
                 c for c, _ in analysis.restore_inits if _checks_before_restore(c.script, markers)
@@ -270,8 +315,8 @@ initContainers:
             if not analysis.integrity_inits:
                 yield _finding(
                     self, inventory, workload,
-                    [f"{_reason(workload)} has no integrity-check init container "
-                     "for Fail-Safe Integrity"],
+                    gaps or [f"{_reason(workload)} has no integrity-check init container "
+                             "for Fail-Safe Integrity"],
                 )  # fmt: skip
                 continue
             check = min(analysis.integrity_inits, key=lambda c: c.index)
@@ -333,14 +378,15 @@ initContainers:
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         wanted = [f.lstrip("-") for f in policy.tiers.sqlite.restore_flags]
         for analysis in sqlite_workloads(inventory, policy):
-            if analysis.agent_restore:
-                continue
             workload = analysis.workload
+            covered, gaps = provider_gaps(analysis, "restore-on-start")
+            if covered:
+                continue
             if not analysis.restore_inits:
                 yield _finding(
                     self, inventory, workload,
-                    [f"{_reason(workload)} has no init container restoring it "
-                     "with `litestream restore -if-db-not-exists -if-replica-exists`"],
+                    gaps or [f"{_reason(workload)} has no init container restoring it "
+                             "with `litestream restore -if-db-not-exists -if-replica-exists`"],
                 )  # fmt: skip
                 continue
             problems: list[str] = []
@@ -357,7 +403,7 @@ initContainers:
                         restored.add(_where(workload, container, target))
             for db in workload.sqlite_dbs:
                 where = _where(workload, db_container(workload, db), db.path)
-                if where not in restored:
+                if where not in restored and covering(analysis, "restore-on-start", db) is None:
                     problems.append(f"database {db.path} is not restored by an init container")
             if problems:
                 flagged = next(
@@ -417,7 +463,7 @@ initContainers:
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for analysis in sqlite_workloads(inventory, policy):
-            if analysis.agent_run and not analysis.replicators:
+            if not analysis.replicators and not analysis.restore_inits:
                 continue
             problems = list(self._problems(analysis, policy))
             if problems:

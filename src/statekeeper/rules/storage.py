@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable, Iterator
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import image_matches
-from statekeeper.inventory.model import Claim, Inventory, is_under
+from statekeeper.inventory.images import image_matches, image_repository
+from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.manifests.flux import is_unresolved
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
 from statekeeper.rules.base import NONE, Rule, register
@@ -49,15 +49,31 @@ def _app_in(app: str | None, apps: list[str]) -> bool:
 
 def sizing_category(claim: Claim, policy: Policy) -> SizingCategory | None:
     """The sizing category of a claim (see the `sizing` section of the policy)."""
+    return sizing_evidence(claim, policy)[0]
+
+
+def sizing_evidence(claim: Claim, policy: Policy) -> tuple[SizingCategory | None, str]:
+    """The sizing category of a claim and the evidence it was chosen by, for messages."""
     images = tuple(container.image for _w, container, _m in claim.mounted_by)
+    mount_paths = tuple(mount.path for _w, _c, mount in claim.mounted_by)
     holds_sqlite = any(
         container.mount_for(db.path) is mount
         for workload, container, mount in claim.mounted_by
         for db in workload.sqlite_dbs
     )
-    return sizing_category_for(
-        policy, claim.app, claim_purpose(claim, policy), images, holds_sqlite
+    purpose = claim_purpose(claim, policy)
+    category = sizing_category_for(policy, claim.app, purpose, images, holds_sqlite, mount_paths)
+    if category is None:
+        return None, ""
+    evidence = [f"purpose {purpose!r}"] if purpose else []
+    mounted = sorted(
+        {f"{m} by {image_repository(i)}" for i, m in zip(images, mount_paths, strict=True)}
     )
+    if mounted:
+        evidence.append("mounted at " + ", ".join(mounted[:2]))
+    if holds_sqlite and category.sqlite:
+        evidence.append("holds a SQLite database")
+    return category, "; ".join(evidence)
 
 
 def sizing_category_for(
@@ -66,25 +82,38 @@ def sizing_category_for(
     purpose: str,
     images: Iterable[str] = (),
     holds_sqlite: bool = False,
+    mount_paths: Iterable[str] = (),
 ) -> SizingCategory | None:
-    """The first category of the policy whose purposes name `purpose`, else the first that
-    matches weakly: by an image mounting the claim, a SQLite database on it, or (a category
-    with only `apps`) by the app. Categories limited to other apps are skipped. Also what
-    `generate` and `fix` size new claims by."""
+    """The first category of the policy whose purposes name `purpose` (or whose `mount_paths`
+    hold a mount of the claim), else the first that matches weakly: by an image mounting the
+    claim, a SQLite database on it, or (a category with only `apps`) by the app. A category
+    with `needs_image` counts only with one of its images mounting the claim (or, for
+    `generate`, when no image is known). Categories limited to other apps are skipped. Also
+    what `generate` and `fix` size new claims by."""
     words = purpose_words(purpose)
     images = tuple(images)
+    paths = tuple(mount_paths)
     fallback: SizingCategory | None = None
     for category in policy.sizing:
         if category.apps and not _app_in(app, category.apps):
             continue
-        if words & set(category.purposes):
+        if category.needs_image and images and not _image_of(category, images):
+            continue
+        by_path = any(is_under(p, m) for p in paths for m in category.mount_paths)
+        if words & set(category.purposes) or by_path:
             return category
         if fallback is None and _matches_weakly(category, images, holds_sqlite):
             fallback = category
     return fallback
 
 
+def _image_of(category: SizingCategory, images: tuple[str, ...]) -> bool:
+    return any(image_matches(image, category.images) for image in images)
+
+
 def _matches_weakly(category: SizingCategory, images: tuple[str, ...], holds_sqlite: bool) -> bool:
+    if category.needs_image:
+        return False  # its images are a condition, not evidence on their own
     if not category.purposes and not category.images and not category.sqlite:
         return bool(category.apps)
     if category.images and any(image_matches(image, category.images) for image in images):
@@ -389,7 +418,11 @@ spec:
         "The category comes from the policy's `sizing` list: first by the claim's purpose "
         "(`config` → config-only, `cache` → media cache, `db` → database; the shared "
         "PostgreSQL by its app name), else by what mounts it (a database image, or a detected "
-        "SQLite database on the volume → database). Claims of no category are not judged."
+        "SQLite database on the volume → database). A category's `mount_paths` count like "
+        "purpose words (`/cache`, `/transcode` → media cache); the media cache also needs a "
+        "media server's image among the containers mounting the claim (`needs_image`), so a "
+        "`home-assistant-cache` claim is not one. The message names the evidence (purpose, "
+        "mount path and image). Claims of no category are not judged."
     )
     fixable = True
 
@@ -398,7 +431,7 @@ spec:
             size = parse_quantity(claim.request)
             if size is None:
                 continue
-            category = sizing_category(claim, policy)
+            category, evidence = sizing_evidence(claim, policy)
             if category is None or category.min_bytes <= size <= category.max_bytes:
                 continue
             wanted = (
@@ -409,7 +442,7 @@ spec:
                 self,
                 inventory,
                 claim,
-                f"requests {claim.request}; {label} ({category.name}) needs {wanted}",
+                f"requests {claim.request}; {label} ({category.name}: {evidence}) needs {wanted}",
                 "resources",
             )
 
@@ -544,3 +577,85 @@ spec:
 
 
 __all__ = ["NONE", "claim_purpose", "is_media_library", "sizing_category"]
+
+
+_SINGLE_NODE_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+
+
+@register
+class RwoVolumeNeedsRecreate(Rule):
+    id = "SK107"
+    slug = "rwo-volume-needs-recreate"
+    severity = Severity.WARNING
+    title = "A Deployment mounting a ReadWriteOnce claim uses `strategy: Recreate`"
+    rationale = (
+        "Strategy §1 puts app data on iSCSI (`synelia-iscsi-*`), a ReadWriteOnce volume: one "
+        "node attaches it at a time. A RollingUpdate starts the new pod before the old one "
+        "stops, so the new pod waits on a multi-attach error (another node) or, on the same "
+        "node, two pods write one SQLite file at once - the corruption Fail-Safe Integrity "
+        "then has to repair."
+    )
+    remediation = (
+        "Set `spec.strategy: {type: Recreate}` on the Deployment (or RollingUpdate with "
+        "`maxSurge: 0`, which also stops the old pod first). `statekeeper fix` sets Recreate."
+    )
+    bad_example = """\
+kind: Deployment
+spec:
+  # no strategy: RollingUpdate with 25% surge
+  template:
+    spec:
+      volumes:
+        - {name: data, persistentVolumeClaim: {claimName: vaultwarden-data-pvc}}  # RWO
+"""
+    good_example = """\
+kind: Deployment
+spec:
+  strategy: {type: Recreate}
+  template:
+    spec:
+      volumes:
+        - {name: data, persistentVolumeClaim: {claimName: vaultwarden-data-pvc}}  # RWO
+"""
+    details = (
+        "Judges Deployments (StatefulSets replace pods one at a time, old first). A claim is "
+        "ReadWriteOnce when its `accessModes` hold ReadWriteOnce or ReadWriteOncePod; a claim "
+        "not among the audited files is not judged (its access mode is unknown). A strategy "
+        "starts the new pod first when it is absent (Kubernetes' default RollingUpdate, 25% "
+        "surge) or a RollingUpdate whose `maxSurge` is above 0."
+    )
+    fixable = True
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        by_workload: dict[int, tuple[Workload, list[str]]] = {}
+        for claim in inventory.claims:
+            modes = [m for m in claim.access_modes if m in _SINGLE_NODE_MODES]
+            if not modes:
+                continue
+            for workload, _container, mount in claim.mounted_by:
+                if workload.kind != "Deployment":
+                    continue
+                entry = by_workload.setdefault(id(workload), (workload, []))
+                label = f"{claim.name!r} ({modes[0]}, volume {mount.volume!r})"
+                if label not in entry[1]:
+                    entry[1].append(label)
+        for workload, labels in by_workload.values():
+            spec = workload.resource.body.get("spec")
+            strategy = spec.get("strategy") if isinstance(spec, dict) else None
+            if not starts_new_pod_first(strategy):
+                continue
+            what = (
+                "no strategy (RollingUpdate, 25% surge)"
+                if not isinstance(strategy, dict) or not strategy
+                else "strategy RollingUpdate with surge"
+            )
+            yield self.finding(
+                inventory,
+                workload.resource,
+                f"mounts claim {', '.join(labels)} with {what}: the new pod starts before the "
+                "old one stops (multi-attach error, or two writers of one SQLite file); "
+                "use strategy Recreate",
+                app=workload.app,
+                environment=workload.environment,
+                path=("spec", "strategy") if isinstance(strategy, dict) else None,
+            )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.detect import cron_interval
+from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Inventory, NamespaceInfo, VeleroSchedule
-from statekeeper.policy.model import Policy
+from statekeeper.policy.model import Policy, parse_duration
 from statekeeper.rules.base import NONE, Rule, register
 
 
@@ -20,7 +20,7 @@ class VeleroDailyAllNamespaces(Rule):
     id = "SK401"
     slug = "velero-daily-all-namespaces"
     severity = Severity.ERROR
-    title = "A daily Velero schedule backs up every namespace and its volumes"
+    title = "A daily Velero schedule backs up every namespace"
     rationale = (
         'Strategy §3, Tier 3 (Disaster Recovery, Velero): "**Applicability:** All Namespaces. '
         '**Requirement:** Scheduled daily snapshots of all cluster resources and PVs."\n\n'
@@ -55,8 +55,8 @@ spec:
         "Argo CD Application's `helm.valuesObject`). A namespace is covered by a schedule that "
         "is not paused/disabled, fires at least every `tiers.velero.max_interval` (cron, "
         "`@daily`, `@every 24h`), includes it (`includedNamespaces` empty or `*` or naming "
-        "it, not in `excludedNamespaces`) and includes volumes (`snapshotVolumes` not false, "
-        "or `defaultVolumesToFsBackup`, and no resource filter leaving PVs out). Namespaces are "
+        "it, not in `excludedNamespaces`). Whether it takes the volumes' data is SK402's "
+        "business. Namespaces are "
         "those of the Namespace objects and of every namespaced object with an explicit "
         "`metadata.namespace`, per environment; a schedule covers its own environment (or "
         "all, when its environment is unknown). Each uncovered namespace is one finding."
@@ -101,13 +101,7 @@ spec:
 
     @staticmethod
     def _why_not(schedule: VeleroSchedule, namespace: str, limit: float) -> str | None:
-        label = f"{schedule.source} {schedule.resource.namespace or '-'}/{schedule.name}"
-        if schedule.source != "Schedule":
-            label = (
-                f"{schedule.source} schedule {schedule.name!r} ({schedule.resource.origin.file})"
-            )
-        else:
-            label = f"Schedule {schedule.resource.namespace or '-'}/{schedule.name}"
+        label = schedule.label
         if not ("*" in schedule.included or namespace in schedule.included):
             return f"{label} does not include it"
         if namespace in schedule.excluded:
@@ -119,6 +113,111 @@ spec:
             return f"{label} has no readable schedule ({schedule.cron!r})"
         if interval > limit:
             return f"{label} runs every {_hours(interval)} ({schedule.cron!r}), not daily"
-        if not schedule.volumes:
-            return f"{label} leaves volumes out"
         return None
+
+
+@register
+class VeleroScheduleCapturesVolumes(Rule):
+    id = "SK402"
+    slug = "velero-schedule-captures-volumes"
+    severity = Severity.ERROR
+    title = "A Velero schedule takes volume data, keeps cluster resources, outlives its interval"
+    rationale = (
+        'Strategy §3, Tier 3 (Disaster Recovery, Velero): "Scheduled daily snapshots of all '
+        'cluster resources and PVs."\n\nA schedule can cover every namespace and still restore '
+        "empty volumes: with `snapshotVolumes: false`, or with snapshots asked for but no "
+        "VolumeSnapshotLocation to take them, and no file-system backup, only the PVC objects "
+        "are saved. Excluding a namespace from an all-namespaces schedule makes it a "
+        "namespace-scoped backup, which silently drops cluster-scoped resources (StorageClasses, "
+        "PersistentVolumes, CRDs). A TTL shorter than the interval lets every backup expire "
+        "before the next one is taken: some days there is none."
+    )
+    remediation = (
+        "Take the volumes' data: `defaultVolumesToFsBackup: true` (file-system backup, works "
+        "on any storage), or `snapshotVolumes: true` with a VolumeSnapshotLocation. On an "
+        "all-namespaces schedule with `excludedNamespaces`, set `includeClusterResources: "
+        "true`. Keep `ttl` longer than the interval (e.g. `720h` for a daily schedule)."
+    )
+    bad_example = """\
+kind: Schedule
+spec:
+  schedule: "0 3 * * *"
+  template:
+    includedNamespaces: ["*"]
+    excludedNamespaces: [kube-system]
+    snapshotVolumes: false
+    ttl: 12h
+"""
+    good_example = """\
+kind: Schedule
+spec:
+  schedule: "0 3 * * *"
+  template:
+    includedNamespaces: ["*"]
+    excludedNamespaces: [kube-system]
+    includeClusterResources: true
+    defaultVolumesToFsBackup: true
+    ttl: 720h
+"""
+    details = (
+        "Judges every schedule that is not paused: Velero `Schedule` objects and the velero "
+        "chart's `schedules:` values (values files, Flux HelmRelease `spec.values`, Argo CD "
+        "`helm.valuesObject`). Volume data: `defaultVolumesToFsBackup` (or "
+        "`defaultVolumesToRestic`) true, or `snapshotVolumes: true`, or `snapshotVolumes` unset "
+        "with a VolumeSnapshotLocation in the audited files (a `velero.io` "
+        "VolumeSnapshotLocation, or the chart's `configuration.volumeSnapshotLocation` without "
+        "`snapshotsEnabled: false`); a resource filter that leaves PersistentVolumes/Claims "
+        "out takes none either. Cluster resources: an all-namespaces schedule (`*` or no "
+        "list) with `excludedNamespaces` needs `includeClusterResources: true`. TTL: a `ttl` "
+        "shorter than the longest gap of the cron schedule. One finding per schedule."
+    )
+    fixable = False
+
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+        for schedule in inventory.schedules:
+            if schedule.disabled:
+                continue
+            problems = list(self._problems(schedule, inventory))
+            if problems:
+                yield self.finding(
+                    inventory,
+                    schedule.resource,
+                    f"{schedule.label}: " + "; ".join(problems),
+                    # a schedule from chart values is named as the Schedule it becomes
+                    kind="Schedule",
+                    name=schedule.name,
+                    app=NONE,
+                    environment=schedule.environment if schedule.environment else NONE,
+                )
+
+    @staticmethod
+    def _problems(schedule: VeleroSchedule, inventory: Inventory) -> Iterable[str]:
+        if schedule.volume_resources_excluded:
+            yield "its resource filter leaves PersistentVolumes/Claims out: no volume data"
+        elif not schedule.fs_backup:
+            if schedule.snapshot_volumes is False:
+                yield (
+                    "snapshotVolumes: false and no defaultVolumesToFsBackup: the PVCs are "
+                    "saved, not their data"
+                )
+            elif schedule.snapshot_volumes is None and not inventory.snapshot_locations:
+                yield (
+                    "snapshotVolumes unset, no VolumeSnapshotLocation among the audited files "
+                    "and no defaultVolumesToFsBackup: no volume data is taken"
+                )
+        if (
+            schedule.all_namespaces
+            and schedule.excluded
+            and schedule.include_cluster_resources is not True
+        ):
+            yield (
+                f"excludedNamespaces {', '.join(schedule.excluded)} on an all-namespaces "
+                "schedule drops cluster-scoped resources; set includeClusterResources: true"
+            )
+        interval = cron_interval(schedule.cron) if schedule.cron else None
+        ttl = parse_duration(schedule.ttl) if schedule.ttl else None
+        if interval is not None and ttl is not None and ttl < interval:
+            yield (
+                f"ttl {schedule.ttl} is shorter than its interval ({_hours(interval)}, "
+                f"{schedule.cron!r}): each backup expires before the next is taken"
+            )
