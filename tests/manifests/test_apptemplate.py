@@ -202,3 +202,24 @@ def test_chart_detection_and_schema_versions() -> None:
     assert schema_major("4.1.1") == 4
     assert schema_major("5.1.0") == 4
     assert schema_major(None) == 4
+
+
+def test_deployment_strategy_is_the_charts_default_recreate() -> None:
+    """The common library writes `strategy: Recreate` for a Deployment unless the values name
+    another: SK107 (RWO claim needs Recreate) must not fire on a release that says nothing."""
+    values: dict[str, Any] = {
+        "controllers": {
+            "main": {"containers": {"app": {"image": {"repository": "a"}}}},
+            "rolling": {
+                "strategy": "RollingUpdate",
+                "rollingUpdate": {"surge": 1, "unavailable": 0},
+                "containers": {"app": {"image": {"repository": "b"}}},
+            },
+        },
+    }
+    objects = by_kind(interpret(values, "demo", "default", "4.1.1"))
+    assert objects[("Deployment", "demo-main")]["spec"]["strategy"] == {"type": "Recreate"}
+    assert objects[("Deployment", "demo-rolling")]["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }

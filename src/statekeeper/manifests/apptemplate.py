@@ -253,10 +253,28 @@ def _controller(
         body["spec"] = {"template": template}
     else:
         body["spec"] = {"selector": {"matchLabels": template_labels}, "template": template}
+        if kind == "Deployment":
+            body["spec"]["strategy"] = _deployment_strategy(controller)
+            if "strategy" in controller:
+                paths.append((("spec", "strategy"), (*values_path, "strategy")))
         if kind == "StatefulSet" and claim_templates:
             body["spec"]["volumeClaimTemplates"] = [c for c, _ in claim_templates.values()]
     paths.append(((), values_path))
     return Interpreted(body, values_path, paths)
+
+
+def _deployment_strategy(controller: dict[str, Any]) -> dict[str, Any]:
+    """The chart's Deployment strategy: `Recreate` unless the values say otherwise (the
+    common library's default), with `rollingUpdate.surge/unavailable` for RollingUpdate."""
+    kind = str(controller.get("strategy") or "Recreate")
+    strategy: dict[str, Any] = {"type": kind}
+    rolling = controller.get("rollingUpdate")
+    if kind == "RollingUpdate" and isinstance(rolling, dict):
+        keys = {"surge": "maxSurge", "unavailable": "maxUnavailable"}
+        given = {keys[k]: v for k, v in rolling.items() if k in keys and v is not None}
+        if given:
+            strategy["rollingUpdate"] = given
+    return strategy
 
 
 def _claim_templates(
