@@ -2,11 +2,16 @@
 
 The StorageClass belongs to the environment, so it is set where the environment is written:
 
-* a claim defined inside the overlay directory itself is edited in place;
+* the claim is never changed in place (its class is immutable once bound): a new claim is
+  created beside it (`pvc_name.migrate`: `<name>-v2-pvc`, references moved, the old one kept
+  for its data with a note of the copy commands), and the class is set on the new one;
+* a claim defined inside the overlay directory itself gets the class written on it;
 * a claim from a base shared with other environments gets a patch in
   `overlays/<env>/kustomization.yaml` (an existing patch of that claim's class is updated,
   otherwise a JSON patch is appended — later patches win, so it takes effect). The base is never
-  edited, so the other environments keep their own class.
+  edited, so the other environments keep their own class. The patch's target names the
+  namespace only if the claim has it when kustomize applies the overlay's patches (an overlay's
+  own `namespace:` is applied after them).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import yaml
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from statekeeper.fix import pvc_name
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token, to_ruamel
 from statekeeper.fix.sources import Overlay, Placement
 
@@ -33,6 +39,18 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
         ctx.refuse(group, f"only claims and claim templates are fixed (this is a {group.kind})")
         return
     name = ctx.renamed(group.namespace, group.name)
+    envs = [e for e in group.environments if e is not None]
+    if envs and not ctx.index.locate(PVC, group.name, group.namespace, None):
+        ctx.refuse(group, _not_found_reason(ctx, name, ctx.strategy.environment(envs[0]).name))
+        return
+    if name == group.name and envs:
+        # storageClassName is immutable on a bound claim: a migration to a new claim beside it,
+        # never an edit in place.
+        app = next((f.app for f in group.findings if f.app), None) or "<app>"
+        new = pvc_name.successor_name(ctx, group.name, group.namespace)
+        if pvc_name.migrate(ctx, group, new, app) is None:
+            return
+        name = new
     for env_name in group.environments:
         if env_name is None:
             ctx.refuse(group, "the environment is unknown, so is the StorageClass it needs")
@@ -87,23 +105,27 @@ def _set_class(
         spec = data.setdefault("spec", CommentedMap())
         if spec.get("storageClassName") != storage_class:
             spec["storageClassName"] = storage_class
-        ctx.done(group, f"storageClassName: {storage_class} in {ctx.show(doc.file)}")
+        ctx.done(group, f"storageClassName: {storage_class} on {name} in {ctx.show(doc.file)}")
         return
     assert overlay is not None
     kustomization, patches = _overlay_patches(ctx, overlay)
     for entry in patches:
         if _update_existing(entry, name, placement.namespace, storage_class):
-            ctx.done(group, f"updated the StorageClass patch in {ctx.show(kustomization)}")
+            where = ctx.show(kustomization)
+            ctx.done(group, f"updated the StorageClass patch of {name} in {where}")
             return
     target: dict[str, Any] = {"kind": PVC, "name": name}
-    if placement.namespace:
-        target["namespace"] = placement.namespace
+    namespace = ctx.index.namespace_at_patch_time(overlay.dir, placement)
+    if namespace:
+        target["namespace"] = namespace
     entry = to_ruamel({"target": target})
     entry["patch"] = LiteralScalarString(
         f"- op: add\n  path: /spec/storageClassName\n  value: {storage_class}"
     )
     patches.append(entry)
-    ctx.done(group, f"patch storageClassName: {storage_class} in {ctx.show(kustomization)}")
+    ctx.done(
+        group, f"patch storageClassName: {storage_class} on {name} in {ctx.show(kustomization)}"
+    )
 
 
 def _update_existing(entry: Any, name: str, namespace: str | None, storage_class: str) -> bool:
@@ -178,8 +200,9 @@ def _fix_templates(ctx: FixContext, group: FindingGroup) -> None:
                     for i in wrong
                 )
                 target: dict[str, Any] = {"kind": "StatefulSet", "name": group.name}
-                if placement.namespace:
-                    target["namespace"] = placement.namespace
+                namespace = ctx.index.namespace_at_patch_time(overlay.dir, placement)
+                if namespace:
+                    target["namespace"] = namespace
                 entry = to_ruamel({"target": target})
                 entry["patch"] = LiteralScalarString(ops)
                 patches.append(entry)
