@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS="-k agent -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit install install-test docs bench bench-agent clean
+.PHONY: demo test lint typecheck unit install install-test docs bench bench-render bench-agent clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ docs: install
 # The audit against a bare parse and Checkov (creates its own venvs for Checkov and parsers).
 bench: install-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py
+
+# Rendered mode: ≥ 150 kustomization roots, cold and warm audit vs bare parallel kustomize and
+# Checkov's kustomize framework.
+bench-render: install-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/render.py
 
 # The agent: restore vs bare `litestream restore`, idle sidecar cost, data lost after kill -9.
 bench-agent: install-test

@@ -67,10 +67,12 @@ def evaluate(
                 silenced.append((finding, location))
                 reasons.append(reason)
     located = resolve_lines([*kept, *silenced])
-    report.findings = located[: len(kept)]
-    report.suppressed = [
-        Suppressed(f, r) for f, r in zip(located[len(kept) :], reasons, strict=True)
-    ]
+    # Two roots of one environment that render the same base (or a root and a raw copy) find
+    # the same thing at the same line: reported once.
+    report.findings = list(dict.fromkeys(located[: len(kept)]))
+    report.suppressed = list(
+        dict.fromkeys(Suppressed(f, r) for f, r in zip(located[len(kept) :], reasons, strict=True))
+    )
     report.notes.extend(ignores.notes)
     report.findings.sort(key=_order)
     report.suppressed.sort(key=lambda s: _order(s.finding))

@@ -117,6 +117,7 @@ def test_kustomize_overlays_rendered_with_environments(repo: Path, kubectl: str)
         "source_dir": "repo/base/apps/vault",
         "source_mapped": True,
         "tree_root": "repo",
+        "patched_in": ["repo/overlays/prod/kustomization.yaml"],  # its sidecar patch
     }
     assert [c["name"] for c in deploy.body["spec"]["template"]["spec"]["containers"]] == [
         "rclone",

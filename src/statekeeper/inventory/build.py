@@ -234,65 +234,15 @@ _APP_LABELS = (
     "app.kubernetes.io/part-of",
 )
 # Folders that organise a repository rather than name an app (environment names too).
-_STRUCTURAL_FOLDERS = frozenset(
-    [
-        "base",
-        "bases",
-        "overlay",
-        "overlays",
-        "app",
-        "apps",
-        "application",
-        "applications",
-        "component",
-        "components",
-        "cluster",
-        "clusters",
-        "environment",
-        "environments",
-        "env",
-        "envs",
-        "k8s",
-        "kubernetes",
-        "kube",
-        "manifests",
-        "deploy",
-        "deployment",
-        "deployments",
-        "resources",
-        "resource",
-        "config",
-        "configs",
-        "pvc",
-        "pvcs",
-        "volumes",
-        "storage",
-        "templates",
-        "template",
-        "charts",
-        "chart",
-        "helm",
-        "kustomize",
-        "flux",
-        "argocd",
-        "argo",
-        "gitops",
-        "infra",
-        "infrastructure",
-        "platform",
-        "system",
-        "core",
-        "common",
-        "shared",
-        "services",
-        "workloads",
-        "src",
-        "release",
-        "releases",
-        "default",
-        "namespaces",
-    ]
+_STRUCTURAL_WORDS = (
+    "base bases overlay overlays app apps application applications component components "
+    "cluster clusters environment environments env envs k8s kubernetes kube manifests deploy "
+    "deployment deployments resources resource config configs pvc pvcs volumes storage "
+    "templates template charts chart helm kustomize flux argocd argo gitops infra "
+    "infrastructure platform system core common shared services workloads src release "
+    "releases default namespaces"
 )
+_STRUCTURAL_FOLDERS = frozenset(_STRUCTURAL_WORDS.split())
 
 
 def _label_app(resource: Resource) -> str | None:

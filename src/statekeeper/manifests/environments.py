@@ -22,6 +22,7 @@ from statekeeper.manifests.yaml import ReadError, parse_documents
 
 # Folders whose child folder names an environment.
 _ENV_PARENTS = frozenset({"overlays", "clusters", "cluster", "environments", "envs", "env"})
+_TEST_SUITES = frozenset({"test", "tests", "testing"})
 # Kinds that deploy a folder of the repository, and where they name it.
 _DEPLOYERS = (b"kustomize.toolkit.fluxcd.io", b"argoproj.io")
 
@@ -82,8 +83,11 @@ class EnvironmentMap:
         return copy
 
     def _of_folder(self, folder: str, base: Path) -> str | None:
+        """By the path below the audited directory; for the audited directory itself (`audit
+        overlays/prod`) or a folder outside it, by its whole path."""
         relative = os.path.relpath(folder, norm(base))
-        return self.of_path(relative if not relative.startswith("..") else folder)
+        outside = relative == "." or relative.startswith("..")
+        return self.of_path(folder if outside else relative)
 
     def alias(self, name: str) -> str | None:
         return self._aliases.get(name.lower())
@@ -99,6 +103,8 @@ class EnvironmentMap:
             if parent.lower() in _ENV_PARENTS and (named := self.alias(child)) is not None:
                 return named
         for part in reversed(parts):
+            if part.lower() in _TEST_SUITES:
+                continue  # `test/` at large holds test suites, not the test environment
             if (named := self.alias(part)) is not None:
                 return named
         return None

@@ -4,10 +4,12 @@ A *root* is a directory holding a kustomization file that no other kustomization
 references (as a resource, base or component): what a GitOps tool would build and deploy.
 Components (`kind: Component`) are never roots. Each root is built with `kustomize build` (or
 `kubectl kustomize` when only kubectl is on PATH) through a throw-away wrapper kustomization that
-adds `buildMetadata: [originAnnotations]` — the user's files are never edited: kustomize then
-writes a `config.kubernetes.io/origin` annotation naming the source file of every object (or the
-kustomization whose generator made it). The annotation is removed again after it has been read,
-so rules never see it.
+adds `buildMetadata: [originAnnotations, transformerAnnotations]` — the user's files are never
+edited: kustomize then writes a `config.kubernetes.io/origin` annotation naming the source file of
+every object (or the kustomization whose generator made it) and an
+`alpha.config.kubernetes.io/transformations` annotation naming the kustomizations whose patches
+changed it (`manifests.lines.patch_location` finds the patch line from them). Both are removed
+again after they have been read, so rules never see them.
 
 A root that does not build is a `ReadError` for the caller to report (SK002); when the only cause
 is a remote base that cannot be fetched (offline CI) `RenderFailure.remote` says so.
@@ -19,6 +21,7 @@ and by the kustomize binary; roots with remote bases are never cached.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -46,8 +49,13 @@ from statekeeper.manifests.resource import Origin
 from statekeeper.manifests.yaml import K8sLoader, ParsedDocument, ReadError, parse_documents
 
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+WRAPPER_METADATA = "buildMetadata: [originAnnotations, transformerAnnotations]"
+TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
+_PATCHERS = frozenset(
+    {"PatchTransformer", "PatchStrategicMergeTransformer", "PatchJson6902Transformer"}
+)
 RENDER_TIMEOUT_S = 300.0
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # bump when the wrapper or the cached locations change
 # References kustomize fetches over the network rather than reading from the tree.
 _REMOTE = re.compile(r"^(?:https?://|git@|ssh://|git::|github\.com/|gitlab\.com/|bitbucket\.org/)")
 _PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
@@ -221,6 +229,9 @@ class Rendered:
     output: bytes
     origin_base: Path
     cached: bool = False
+    key: str | None = None  # its render-cache key, if it may be cached
+    # From the cache: where each rendered document came from, as `locations_of` made them.
+    locations: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +250,7 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
         target = os.path.relpath(Path(root).absolute(), wrapper)
         Path(wrapper, "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-            f"resources:\n- {_quote(target)}\nbuildMetadata: [originAnnotations]\n",
+            f"resources:\n- {_quote(target)}\n{WRAPPER_METADATA}\n",
             encoding="utf-8",
         )
         done = _run(root, [*command, wrapper])
@@ -316,7 +327,7 @@ def first_error(stderr: bytes) -> str:
         first = f"{first} {lines[1]}"
     first = " ".join(first.split())
     # kustomize chains causes on one line; the end holds the actual cause.
-    return first if len(first) <= 400 else f"{first[:150]} … {first[-240:]}"
+    return first if len(first) <= 300 else f"{first[:100]} … {first[-180:]}"
 
 
 def render_roots(
@@ -334,8 +345,8 @@ def render_roots(
         key = cache.key(root, reach) if cache is not None else None
         hit = cache.get(root, key) if cache is not None and key is not None else None
         found: Rendered | RenderFailure = hit or render_root(root, command, reach)
-        if hit is None and cache is not None and key is not None and isinstance(found, Rendered):
-            cache.put(key, found)
+        if hit is None and key is not None and isinstance(found, Rendered):
+            found = dataclasses.replace(found, key=key)  # the caller caches it once mapped
         if on_done is not None:
             on_done()
         return found
@@ -370,7 +381,7 @@ class RenderCache:
             tool = f"{binary}:{info.st_size}:{info.st_mtime_ns}"
         except OSError:
             tool = str(binary)
-        self._salt = f"{CACHE_VERSION}\0{' '.join(command)}\0{tool}"
+        self._salt = f"{CACHE_VERSION}\0{WRAPPER_METADATA}\0{' '.join(command)}\0{tool}"
 
     def key(self, root: Path, reach: Reach) -> str | None:
         """The content hash of everything `root` reads; None for roots with remote bases."""
@@ -403,16 +414,19 @@ class RenderCache:
             return None
         header, _, output = data.partition(b"\n")
         try:
-            base = json.loads(header)["origin_base"]
+            meta = json.loads(header)
+            base, locations = meta["origin_base"], meta["locations"]
         except (ValueError, KeyError, TypeError):
             return None
-        return Rendered(root, output, Path(base), cached=True)
+        return Rendered(root, output, Path(base), cached=True, key=key, locations=locations)
 
-    def put(self, key: str, item: Rendered) -> None:
+    def put(self, key: str, item: Rendered, locations: list[Any]) -> None:
+        """Keep a root's output and where its documents came from (JSON-able)."""
         folder = self.directory / key[:2]
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            header = json.dumps({"origin_base": str(item.origin_base)}).encode()
+            meta = {"origin_base": str(item.origin_base), "locations": locations}
+            header = json.dumps(meta, separators=(",", ":")).encode()
             fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
             with os.fdopen(fd, "wb") as handle:
                 handle.write(header + b"\n" + item.output)
@@ -457,6 +471,34 @@ def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
     except yaml.YAMLError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def pop_patched_in(body: dict[str, Any], base: Path) -> list[str]:
+    """Remove kustomize's transformations annotation from `body`; return the kustomization
+    files (relative to the working directory) whose patches changed the object."""
+    metadata = body.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict) or TRANSFORMATIONS_ANNOTATION not in annotations:
+        return []
+    assert isinstance(metadata, dict)
+    text = annotations.pop(TRANSFORMATIONS_ANNOTATION)
+    if not annotations:
+        del metadata["annotations"]
+    try:
+        parsed = yaml.load(str(text), Loader=K8sLoader)
+    except yaml.YAMLError:
+        return []
+    found: list[str] = []
+    for entry in parsed if isinstance(parsed, list) else []:
+        if not isinstance(entry, dict) or entry.get("repo"):
+            continue
+        by = entry.get("configuredBy")
+        where = entry.get("configuredIn")
+        if isinstance(by, dict) and by.get("kind") in _PATCHERS and isinstance(where, str):
+            file = relative_to_cwd(os.path.normpath(base / where))
+            if file not in found:
+                found.append(file)
+    return found
 
 
 class SourceMapper:

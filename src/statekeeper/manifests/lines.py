@@ -123,3 +123,156 @@ def _documents(path: str, mtime: float) -> list[Node] | None:
     finally:
         loader.dispose()
     return roots
+
+
+# --------------------------------------------------------------------------- patched values
+
+_PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
+
+
+def patch_location(resource: Resource, path: Sequence[str | int]) -> tuple[str, int] | None:
+    """(file, line) of the patch that set the field at `path` of a rendered object, when a
+    patch of a kustomization that transformed it (`Resource.extras["patched_in"]`, from
+    kustomize's transformer annotations) sets that field or a parent of it: the patch file and
+    the field's line in it, or for an inline patch the kustomization file and the patch's line.
+    The last patch wins, as in kustomize. None when no patch set it (the base did)."""
+    for kustomization in reversed(resource.extras.get("patched_in") or []):
+        found = _patch_in(str(kustomization), resource, list(path))
+        if found is not None:
+            return found
+    return None
+
+
+def _patch_in(kfile: str, resource: Resource, path: list[str | int]) -> tuple[str, int] | None:
+    absolute = os.path.abspath(kfile)  # noqa: PTH100 - normalise, keep links
+    nodes = _documents(absolute, _mtime(absolute))
+    if not nodes or not isinstance(nodes[0], MappingNode):
+        return None
+    directory = os.path.dirname(kfile)  # noqa: PTH120 - str path
+    entries: list[tuple[Node | None, Node | None]] = []  # (target, path or inline patch)
+    for key in _PATCH_KEYS:
+        found = _mapping_item(nodes[0], key)
+        if found is None or not isinstance(found[1], SequenceNode):
+            continue
+        for entry in found[1].value:
+            if isinstance(entry, ScalarNode):  # patchesStrategicMerge: a path or inline YAML
+                entries.append((None, entry))
+            elif isinstance(entry, MappingNode):
+                selector = _mapping_item(entry, "target")
+                ref_item = _mapping_item(entry, "path") or _mapping_item(entry, "patch")
+                entries.append(
+                    (selector[1] if selector else None, ref_item[1] if ref_item else None)
+                )
+    for target, ref in reversed(entries):
+        if not isinstance(ref, ScalarNode) or not _targets(target, resource):
+            continue
+        text = str(ref.value)
+        inline = "\n" in text or not text.endswith((".yaml", ".yml", ".json"))
+        if inline:
+            docs: list[Node] | None = _compose(text.encode())
+            where, offset = kfile, _inline_offset(ref)
+        else:
+            where = os.path.normpath(os.path.join(directory, text))  # noqa: PTH118
+            docs = _documents(os.path.abspath(where), _mtime(os.path.abspath(where)))  # noqa: PTH100
+            offset = 0
+        for doc in docs or []:
+            line = _line_set_by(doc, resource, path, explicit_target=target is not None)
+            if line is not None:
+                return where, (offset + line if inline else line)
+    return None
+
+
+def _targets(target: Node | None, resource: Resource) -> bool:
+    """Whether a patch's `target` selector (kind, name, namespace, simple labelSelector)
+    selects the resource; no target: decided by the patch's own kind and name."""
+    if not isinstance(target, MappingNode):
+        return True
+    for key_node, value_node in target.value:
+        key, value = str(key_node.value), str(getattr(value_node, "value", ""))
+        if key == "kind" and value != resource.kind:
+            return False
+        if key == "name" and value not in (resource.name, ".*") and value not in resource.name:
+            return False
+        if key == "namespace" and value != (resource.namespace or ""):
+            return False
+        if key == "labelSelector":
+            for term in value.split(","):
+                label, _, wanted = term.partition("=")
+                if wanted and resource.labels.get(label.strip()) != wanted.strip():
+                    return False
+    return True
+
+
+def _line_set_by(
+    doc: Node, resource: Resource, path: list[str | int], *, explicit_target: bool
+) -> int | None:
+    """The line in a patch document that sets `path` (or a parent of it), else None."""
+    if isinstance(doc, SequenceNode):  # JSON 6902: a list of operations
+        wanted = "/" + "/".join(str(step) for step in path)
+        for op in reversed(doc.value):
+            if not isinstance(op, MappingNode):
+                continue
+            kind = _mapping_item(op, "op")
+            target = _mapping_item(op, "path")
+            if kind is None or target is None or str(kind[1].value) not in ("add", "replace"):
+                continue
+            op_path = str(target[1].value).rstrip("/")
+            # The op sets the field, a parent of it, or a part of it.
+            if (
+                wanted == op_path
+                or (wanted + "/").startswith(op_path + "/")
+                or (op_path.startswith(wanted + "/"))
+            ):
+                value = _mapping_item(op, "value")
+                return (value[0] if value else op).start_mark.line + 1
+        return None
+    if not isinstance(doc, MappingNode):
+        return None
+    if not explicit_target:  # a strategic merge patch names its object
+        kind = _mapping_item(doc, "kind")
+        metadata = _mapping_item(doc, "metadata")
+        meta = metadata[1] if metadata is not None else None
+        name = _mapping_item(meta, "name") if isinstance(meta, MappingNode) else None
+        if kind is None or str(kind[1].value) != resource.kind:
+            return None
+        if name is None or str(name[1].value) not in resource.name:
+            return None
+    node: Node = doc
+    body: Any = resource.body
+    line: int | None = None
+    for step in path:
+        if isinstance(node, MappingNode) and isinstance(step, str):
+            found = _mapping_item(node, step)
+            if found is None:
+                return None
+            line = found[0].start_mark.line + 1
+            node = found[1]
+            body = body.get(step) if isinstance(body, dict) else None
+        elif isinstance(node, SequenceNode) and isinstance(step, int):
+            item = body[step] if isinstance(body, list) and -len(body) <= step < len(body) else None
+            child = _named_item(node, item)
+            if child is None:
+                return None
+            node, line, body = child, child.start_mark.line + 1, item
+        else:
+            return None
+    return line
+
+
+def _inline_offset(ref: ScalarNode) -> int:
+    """Lines before an inline patch's first line: a block scalar (`patch: |-`) starts on the
+    line after its indicator."""
+    return ref.start_mark.line + 1 if ref.style in ("|", ">") else ref.start_mark.line
+
+
+def _compose(data: bytes) -> list[Node]:
+    loader = K8sLoader(data)
+    roots: list[Node] = []
+    try:
+        while loader.check_node():
+            roots.append(loader.get_node())
+    except (yaml.YAMLError, RecursionError):
+        return []
+    finally:
+        loader.dispose()
+    return roots

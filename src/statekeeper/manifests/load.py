@@ -14,6 +14,7 @@ use it).
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,10 +80,11 @@ def add_documents(
     *,
     source_dir: str | None,
     tree_root: str | None = None,
+    environment: str | None = None,
 ) -> None:
     """Sort parsed documents of one plain file into resources, other mappings and notes.
     `tree_root` is the directory argument the file was found below (app names never come
-    from it or the folders above it)."""
+    from it or the folders above it); `environment` the one its path names."""
     extras: dict[str, Any] = {} if source_dir is None else {"source_dir": source_dir}
     if tree_root is not None:
         extras["tree_root"] = tree_root
@@ -90,7 +92,7 @@ def add_documents(
         body = doc.data
         if body is None:
             continue  # empty document (`---` at the end of a file, ...)
-        origin = Origin(file=file, document=doc.index, line=doc.line)
+        origin = Origin(file=file, document=doc.index, line=doc.line, environment=environment)
         if not isinstance(body, dict):
             what = type(body).__name__
             result.notes.append(
@@ -358,7 +360,9 @@ class _Loader:
             if isinstance(item, kustomize.RenderFailure):
                 self.problem("build", item.error, remote=item.remote, env=environment)
                 continue
-            self._add_rendered(item, environment, mapper, root.tree_root)
+            locations = self._add_rendered(item, environment, mapper, root.tree_root)
+            if render_cache is not None and item.key and not item.cached and locations:
+                render_cache.put(item.key, item, locations)
 
     # ------------------------------------------------------------------ files
 
@@ -454,8 +458,16 @@ class _Loader:
         if not docs:
             self.result.notes.append(Note("no YAML documents; skipped", where, None))
             return
+        environment = None
+        if tree_root is not None:
+            environment = self.env_of.of_path(os.path.relpath(norm(path.parent), norm(tree_root)))
         add_documents(
-            self.result, docs, where, source_dir=relative_to_cwd(path.parent), tree_root=tree_root
+            self.result,
+            docs,
+            where,
+            source_dir=relative_to_cwd(path.parent),
+            tree_root=tree_root,
+            environment=environment,
         )
 
     # ------------------------------------------------------------------ rendered roots
@@ -466,30 +478,48 @@ class _Loader:
         environment: str | None,
         mapper: kustomize.SourceMapper,
         tree_root: str,
-    ) -> None:
+    ) -> list[Any] | None:
+        """Add a root's objects; return where each document came from (for the cache), or
+        None when its output could not be read."""
         root_name = relative_to_cwd(item.root)
         fallback_file = relative_to_cwd(kustomization_file(item.root))
         try:
             docs = parse_documents(item.output, f"{root_name} (rendered)")
         except ReadError as err:
             self.problem("build", ReadError(fallback_file, err.reason), env=environment)
-            return
+            return None
         self.result.sources.append(root_name)
-        for doc in docs:
+        cached = (
+            item.locations
+            if item.locations is not None and len(item.locations) == len(docs)
+            else None
+        )
+        locations: list[Any] = []
+        for index, doc in enumerate(docs):
             body = doc.data
             if not isinstance(body, dict):
+                locations.append(None)
                 continue  # kustomize only writes objects; nothing else to report
             where = kustomize.pop_origin(body)
+            patched_in = kustomize.pop_patched_in(body, item.origin_base)
             origin = Origin(fallback_file, doc.index, 1, root_name, environment)
             extras: dict[str, Any] = {"source_mapped": False}
-            if where is not None:
+            if cached is not None and cached[index] is not None:
+                file, document, line, extras = cached[index]
+                origin = Origin(file, document, line, root_name, environment)
+                extras = dict(extras)
+            elif where is not None:
                 origin, extras = mapper.locate(body, where, item.origin_base, origin)
+            if patched_in:
+                extras["patched_in"] = patched_in
+            locations.append([origin.file, origin.document, origin.line, dict(extras)])
             extras.setdefault("source_dir", root_name)
             extras["tree_root"] = tree_root
             target = self.result.resources
             if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
                 target = self.result.other
             target.append(Resource(body, origin, extras))
+        return locations
 
 
 def _expand(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:

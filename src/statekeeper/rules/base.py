@@ -104,28 +104,42 @@ def _pick(value: str | type[_Default] | None, fallback: str | None) -> str | Non
 
 
 _field_line: Callable[[Resource, FieldPath], int | None] | None = None
+_patch_location: Callable[[Resource, FieldPath], tuple[str, int] | None] | None = None
 _field_line_loaded = False
 
 
 def locate(resource: Resource, path: FieldPath | None) -> int:
     """The line of `path` in the resource's file (lazily, via the loader), else its first line."""
-    global _field_line, _field_line_loaded
-    if path is not None:
-        if not _field_line_loaded:
-            _field_line_loaded = True
-            try:
-                module = importlib.import_module("statekeeper.manifests.lines")
-                _field_line = getattr(module, "field_line", None)
-            except ImportError:
-                _field_line = None
-        if _field_line is not None:
-            try:
-                line = _field_line(resource, path)
-            except Exception:  # a locator problem must never hide a finding
-                line = None
-            if line:
-                return line
+    global _field_line, _patch_location, _field_line_loaded
+    if not _field_line_loaded:
+        _field_line_loaded = True
+        try:
+            module = importlib.import_module("statekeeper.manifests.lines")
+            _field_line = getattr(module, "field_line", None)
+            _patch_location = getattr(module, "patch_location", None)
+        except ImportError:
+            _field_line = None
+    if path is not None and _field_line is not None:
+        try:
+            line = _field_line(resource, path)
+        except Exception:  # a locator problem must never hide a finding
+            line = None
+        if line:
+            return line
     return resource.origin.line
+
+
+def locate_patch(resource: Resource, path: FieldPath | None) -> tuple[str, int] | None:
+    """(file, line) of the kustomize patch that set `path` in a rendered resource, if one did."""
+    if path is None or not resource.extras.get("patched_in"):
+        return None
+    locate(resource, None)  # loads the locators once
+    if _patch_location is None:
+        return None
+    try:
+        return _patch_location(resource, path)
+    except Exception:  # a locator problem must never hide a finding
+        return None
 
 
 def pending_locations(inventory: Inventory) -> dict[int, tuple[Resource, FieldPath]]:
@@ -144,6 +158,10 @@ def resolve_lines(
     for index in order:
         finding, location = findings[index]
         if location is None:
+            continue
+        patched = locate_patch(*location)
+        if patched is not None and patched != (finding.file, finding.line):
+            result[index] = dataclasses.replace(finding, file=patched[0], line=patched[1])
             continue
         line = locate(*location)
         if line != finding.line:
