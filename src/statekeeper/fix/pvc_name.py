@@ -103,14 +103,6 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
         )
         return
     old = group.name
-    app = next((f.app for f in group.findings if f.app), None)
-    if not app or not _DNS_LABEL.match(app):
-        ctx.refuse(
-            group,
-            f"the claim's app is unknown ({app or 'none'}), so is its name <app>-<purpose>-pvc; "
-            "label the workload app.kubernetes.io/name",
-        )
-        return
     sharing = _workload_apps(ctx, old, group.namespace)
     if len(sharing) > 1:
         ctx.refuse(
@@ -118,6 +110,14 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
             f"PVC {old} is mounted by {len(sharing)} apps ({', '.join(sharing)}): naming it "
             "after one of them would mislead; name it after its purpose by hand, or keep the "
             'name and say why with `statekeeper.io/ignore: "SK103: shared by …"`',
+        )
+        return
+    app = next((f.app for f in group.findings if f.app), None)
+    if not app or not _DNS_LABEL.match(app):
+        ctx.refuse(
+            group,
+            f"the claim's app is unknown ({app or 'none'}), so is its name <app>-<purpose>-pvc; "
+            "label the workload app.kubernetes.io/name",
         )
         return
     matching = [n for n in _candidates(app, old) if ctx.name_matches_policy(app, n)]
