@@ -264,3 +264,39 @@ def test_an_edit_that_fails_verification_is_dropped(
     (cannot,) = result.cannot
     assert reason in cannot.reason
     assert result.workspace.changes() == {}
+
+
+def test_class_set_by_an_overlay_patch_file_is_changed_there(tmp_path: Path, kubectl: str) -> None:
+    """A root above the overlay (`app/kustomization.yaml` → `overlays/prod`) whose overlay
+    patch file sets the class: the base is not where the class is decided, the patch is. The
+    new claim gets its own copy of the patch, with the environment's class; the old claim's
+    patch is left alone. A backup CronJob named after the app does not make it "shared"."""
+    backup = deployment("backup-app-config", "config")
+    write(
+        tmp_path,
+        {
+            "app/kustomization.yaml": "resources:\n  - overlays/prod\n",
+            "app/base/kustomization.yaml": (
+                "namespace: media\nresources:\n  - pvc.yaml\n  - app.yaml\n  - backup.yaml\n"
+            ),
+            "app/base/pvc.yaml": pvc("config", "1Gi", "replace-me"),
+            "app/base/app.yaml": deployment("app", "config"),
+            "app/base/backup.yaml": backup,
+            "app/overlays/prod/kustomization.yaml": (
+                "resources:\n  - ../../base\npatches:\n  - path: class.yaml\n"
+            ),
+            "app/overlays/prod/class.yaml": (
+                "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: config\n"
+                "  namespace: media\nspec:\n  storageClassName: longhorn\n"
+            ),
+        },
+    )
+    assert {("SK101", "config"), ("SK103", "config")} <= set(rules(tmp_path))
+    result = cli("fix", tmp_path, "--rule", "SK101,SK103")
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = render(kubectl, tmp_path / "app")
+    claims = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    assert claims["config"]["spec"]["storageClassName"] == "longhorn"  # never in place
+    assert claims["app-config-pvc"]["spec"]["storageClassName"] == "synelia-iscsi-retain"
+    assert "replace-me" in (tmp_path / "app/base/pvc.yaml").read_text()
+    converges(tmp_path, "--rule", "SK101,SK103")

@@ -23,6 +23,7 @@ from statekeeper.fix.sources import Kustomization
 from statekeeper.generate.strategy import parse_quantity
 
 _REQUESTS = re.compile(r"requests (\S+);")
+_CATEGORY = re.compile(r"\(([\w.-]+)\) needs ")
 
 
 def _bytes(quantity: str) -> float:
@@ -162,7 +163,11 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
     app = next((f.app for f in group.findings if f.app), None) or ""
     name = ctx.renamed(group.namespace, group.name)
     purpose = name.removeprefix(f"{app}-").removesuffix("-pvc")
-    category = ctx.strategy.category_for(app, purpose)
+    # The category the audit judged it by (its message names it; it may come from what mounts
+    # the claim), else the one its purpose names.
+    named = [m.group(1) for f in group.findings if (m := _CATEGORY.search(f.message))]
+    category = ctx.strategy.sizes.get(named[0]) if named else None
+    category = category or ctx.strategy.category_for(app, purpose)
     if category is None:
         ctx.refuse(group, f"no sizing category of the policy matches purpose {purpose!r}")
         return

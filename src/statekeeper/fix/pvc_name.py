@@ -72,6 +72,14 @@ def _candidates(app: str, old: str) -> list[str]:
     return names
 
 
+def _part_of(app: str, other: str) -> bool:
+    """Whether `other` names `app` as whole words (`backup-radarr-config` names `radarr`)."""
+    words, app_words = other.split("-"), app.split("-")
+    return any(
+        words[i : i + len(app_words)] == app_words for i in range(len(words) - len(app_words) + 1)
+    )
+
+
 def _workload_apps(ctx: FixContext, claim: str, namespace: str | None) -> list[str]:
     """The apps whose workloads mount `claim` in `namespace` (labels, else workload names)."""
     apps: set[str] = set()
@@ -103,7 +111,11 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
         )
         return
     old = group.name
-    sharing = _workload_apps(ctx, old, group.namespace)
+    app = next((f.app for f in group.findings if f.app), None)
+    # A workload named after the app (`backup-radarr-config` of radarr) is the app's own.
+    sharing = sorted(
+        {app if app and _part_of(app, a) else a for a in _workload_apps(ctx, old, group.namespace)}
+    )
     if len(sharing) > 1:
         ctx.refuse(
             group,
@@ -112,7 +124,6 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
             'name and say why with `statekeeper.io/ignore: "SK103: shared by …"`',
         )
         return
-    app = next((f.app for f in group.findings if f.app), None)
     if not app or not _DNS_LABEL.match(app):
         ctx.refuse(
             group,
@@ -234,6 +245,25 @@ def _uneditable_reference(ctx: FixContext, old: str) -> str | None:
         for chart in kust.helm_charts:
             if _mentions(chart, old):
                 return f"PVC {old} is named in the helmCharts of {ctx.show(kust.file)}"
+    for path, kube in sorted(ctx.index.docs.items()):
+        for doc in kube:
+            if doc.kind in ("HelmRelease", "Application") and _mentions(doc.body.get("spec"), old):
+                return (
+                    f"PVC {old} is named in the values of {doc.kind} {doc.name} "
+                    f"({ctx.show(path)}); move it there and in the chart by hand"
+                )
+    mounted = any(
+        doc.kind in _WORKLOAD_KINDS and _claims(doc.body, old)
+        for kube in ctx.index.docs.values()
+        for doc in kube
+    )
+    if not mounted:
+        # Something mounts it that fix cannot see (a chart's template, `{{ .Release.Name }}-…`):
+        # a new claim nobody mounts would only hide the finding.
+        return (
+            f"no workload in the local sources mounts PVC {old} (a Helm chart's template?): "
+            "move it by hand where it is mounted"
+        )
     return None
 
 

@@ -99,7 +99,17 @@ def _set_class(
     storage_class: str,
 ) -> None:
     doc = placement.doc
-    in_overlay = overlay is None or doc.file.is_relative_to(overlay.dir)
+    if overlay is not None:
+        # A patch of the overlay (or a kustomization it builds on) that sets the class wins
+        # over the definition: set it there.
+        edited = _set_in_patches(ctx, overlay, group.name, name, placement, storage_class)
+        if edited:
+            ctx.done(group, f"storageClassName: {storage_class} on {name} in the patches of "
+                            f"{', '.join(edited)}")  # fmt: skip
+            return
+    env = ctx.strategy.environment(overlay.environment.name) if overlay else None
+    users = {o.environment.name for o in ctx.index.overlays_including(doc.file)}
+    in_overlay = overlay is None or (env is not None and users <= {env.name})
     if in_overlay:
         _yfile, data = ctx.edit_doc(doc.file, PVC, name)
         spec = data.setdefault("spec", CommentedMap())
@@ -126,6 +136,37 @@ def _set_class(
     ctx.done(
         group, f"patch storageClassName: {storage_class} on {name} in {ctx.show(kustomization)}"
     )
+
+
+def _set_in_patches(
+    ctx: FixContext,
+    overlay: Overlay,
+    old: str,
+    name: str,
+    placement: Placement,
+    storage_class: str,
+) -> list[str]:
+    """Set the class in every patch of the overlay's kustomizations that sets it on the claim
+    (`name`; when migrated, the copy made for it of the old claim's patch)."""
+    edited: list[str] = []
+    for kust in ctx.index.chain(overlay.dir):
+        for file in kust.patch_files:
+            sets_class = any(
+                d.kind == PVC and d.name == old and "storageClassName" in (d.body.get("spec") or {})
+                for d in ctx.index.docs.get(file, [])
+            )
+            if sets_class:
+                _y, data = ctx.edit_doc(file, PVC, name)
+                if data["spec"].get("storageClassName") != storage_class:
+                    data["spec"]["storageClassName"] = storage_class
+                edited.append(ctx.show(file))
+        patches = kust.data.get("patches")
+        if kust.dir != overlay.dir and isinstance(patches, list) and patches:
+            live = ctx.edit_first(kust.file).get("patches") or []
+            for entry in live:
+                if _update_existing(entry, name, placement.namespace, storage_class):
+                    edited.append(ctx.show(kust.file))
+    return sorted(set(edited))
 
 
 def _update_existing(entry: Any, name: str, namespace: str | None, storage_class: str) -> bool:
