@@ -13,6 +13,8 @@ reason, and the engine plans again without it (later edits may have built on it)
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +45,7 @@ def scratch_copy(root: Path, changes: dict[Path, tuple[str, str]]) -> Iterator[l
     """A temporary copy of `root` (a directory, or one file) with `changes` applied; yields the
     paths to audit there (the tree, or the file and any new files next to it)."""
     root = root.resolve()
-    with tempfile.TemporaryDirectory(prefix="statekeeper-fix-") as temp:
+    with _scratch_dir(root) as temp:
         if root.is_dir():
             scratch = Path(temp, root.name)
             shutil.copytree(
@@ -66,6 +68,25 @@ def scratch_copy(root: Path, changes: dict[Path, tuple[str, str]]) -> Iterator[l
         else:
             extra = [scratch / p.relative_to(base) for p in changes if p != root]
             yield [scratch / root.name, *sorted(extra)]
+
+
+@contextmanager
+def _scratch_dir(root: Path) -> Iterator[str]:
+    """A temporary directory at the same path for the same tree every run (unless another run
+    holds it): the render cache is keyed by path, so the roots an edit does not touch are not
+    rendered again, in later rounds and later runs."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    stable = Path(tempfile.gettempdir(), f"statekeeper-fix-{os.getuid()}-{digest}")
+    try:
+        stable.mkdir(mode=0o700)
+    except OSError:
+        with tempfile.TemporaryDirectory(prefix="statekeeper-fix-") as temp:
+            yield temp
+        return
+    try:
+        yield str(stable)
+    finally:
+        shutil.rmtree(stable, ignore_errors=True)
 
 
 def _relative(file: str | None, scratch: Path, root: Path) -> str | None:
