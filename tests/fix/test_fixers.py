@@ -615,3 +615,16 @@ def test_secret_values_found_like_the_audit(strategy: Strategy) -> None:
     found = secret_values([text], strategy.policy)
     assert found == {"devminio-key", "AKIAINLINE"}
     assert mask("x devminio-key AKIAINLINE Europe/Paris", found) == "x *** *** Europe/Paris"
+
+
+def test_claim_without_an_app_is_named_after_the_one_workload_mounting_it(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    small_tree(tmp_path, claim="data")
+    findings = [
+        finding("SK103", "PersistentVolumeClaim", "apps", "data", env, "")
+        for env in ("development", "production")
+    ]
+    result = plan_fixes(tmp_path, findings, strategy)
+    assert not result.cannot, result.cannot
+    assert result.renames == {("apps", "data"): "app-data-pvc"}

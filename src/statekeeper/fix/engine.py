@@ -47,6 +47,9 @@ def _guarded(
     ctx.workspace.touched.clear()
     try:
         fixer(ctx, groups)
+        for path in ctx.workspace.touched:
+            if path in ctx.workspace.files:
+                ctx.workspace.files[path].render()  # an edit that cannot be spliced: refuse now
         for group in groups:
             ctx.touched.setdefault(group_key(group), set()).update(ctx.workspace.touched)
     except ChangedOnDisk:

@@ -124,6 +124,8 @@ def fix(ctx: FixContext, group: FindingGroup) -> None:
             'name and say why with `statekeeper.io/ignore: "SK103: shared by …"`',
         )
         return
+    if not app and len(sharing) == 1:
+        app = sharing[0]  # the audit named no app: the one workload that mounts it names it
     if not app or not _DNS_LABEL.match(app):
         ctx.refuse(
             group,
