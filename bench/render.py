@@ -29,7 +29,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from run import BENCH, CHECKOV_SPEC, CHECKOV_VENV, ensure_venv, log, ratio, statekeeper, timed
+from run import (
+    BENCH,
+    CHECKOV_SPEC,
+    CHECKOV_VENV,
+    best_of,
+    ensure_venv,
+    log,
+    ratio,
+    statekeeper,
+    timed,
+)
 
 BARE_KUSTOMIZE = """
 import subprocess, sys
@@ -121,15 +131,6 @@ def generate(apps: int) -> tuple[Path, list[Path]]:
     return out, roots
 
 
-def best(argv: list[str], repeat: int, **kwargs: Any) -> dict[str, Any]:
-    runs = [timed(argv, **kwargs) for _ in range(repeat)]
-    good = [r for r in runs if r.get("wall") is not None]
-    if not good:
-        return runs[0]
-    fastest = min(good, key=lambda r: r["wall"])
-    return {**fastest, "cpu": min(r["cpu"] for r in good), "runs": [r["wall"] for r in good]}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--apps", type=int, default=80)
@@ -144,7 +145,7 @@ def main() -> int:
     results: dict[str, Any] = {"roots": len(roots), "dir": str(target)}
     log(f"bare kubectl kustomize of {len(roots)} roots, 2 in parallel")
     bare = [sys.executable, "-c", BARE_KUSTOMIZE, kubectl, *map(str, roots)]
-    results["kustomize"] = best(bare, args.repeat)
+    results["kustomize"] = best_of(bare, args.repeat)
     audit = [*statekeeper(), "audit", str(target), "--format", "json", "--fail-on", "never"]
     colds: list[dict[str, Any]] = []
     warms: list[dict[str, Any]] = []

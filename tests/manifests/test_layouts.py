@@ -128,7 +128,7 @@ def test_remote_base_offline_is_a_warning_about_the_network(repo: Path, kubectl:
 
 def test_policy_paths_and_flux_paths_name_environments(repo: Path, kubectl: str) -> None:
     """`clusters/main/` names no environment: the policy's path globs do; a Flux Kustomization
-    in `clusters/prod/` deploying `./k8s/web` puts that root in production."""
+    in `clusters/prod/` deploying `./k8s/web` puts that root in production, in its namespace."""
     write(
         repo,
         {
@@ -136,7 +136,8 @@ def test_policy_paths_and_flux_paths_name_environments(repo: Path, kubectl: str)
             "clusters/main/pvc.yaml": PVC.format(name="a-data-pvc", cls="c"),
             "clusters/prod/web.yaml": (
                 "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
-                "metadata: {name: web}\nspec: {path: ./k8s/web, interval: 1h}\n"
+                "metadata: {name: web}\n"
+                "spec: {path: ./k8s/web, interval: 1h, targetNamespace: web}\n"
             ),
             "k8s/web/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
             "k8s/web/pvc.yaml": PVC.format(name="web-data-pvc", cls="c"),
@@ -146,6 +147,9 @@ def test_policy_paths_and_flux_paths_name_environments(repo: Path, kubectl: str)
     result = load_sources(["repo"], overlay_envs=ENVS, env_paths={"development": ["clusters/main"]})
     envs = {r.name: r.origin.environment for r in result.resources}
     assert envs == {"a-data-pvc": "development", "web-data-pvc": "production", "web": "production"}
+    # Flux's targetNamespace puts the rendered objects of its path in that namespace.
+    namespaces = {r.name: r.namespace for r in result.resources}
+    assert namespaces == {"a-data-pvc": None, "web-data-pvc": "web", "web": None}
 
 
 def test_values_with_go_templates_are_data_and_charts_are_skipped(repo: Path) -> None:
@@ -331,3 +335,32 @@ def test_render_cache_runs_no_kustomize_on_an_unchanged_repo(
     assert seen() == cold and calls() == 4  # warm: kustomize not run at all
     write(repo, {"apps/a/base/pvc.yaml": PVC.format(name="a-data-pvc", cls="other")})
     assert len(seen()) == 4 and calls() == 6  # only apps/a/{dev,prod} rendered again
+
+
+def test_input_findings_in_every_format(repo: Path, kubectl: str) -> None:
+    from statekeeper.engine import run_audit
+    from statekeeper.policy.load import load_policy
+    from statekeeper.report import render
+    from statekeeper.rules.base import all_rules
+
+    write(
+        repo,
+        {
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION + "resources: [missing.yaml]\n",
+            "apps/bad.yaml": "apiVersion: v1\nkind: ConfigMap\ndata: {a: [1, 2}\n",
+        },
+    )
+    report = run_audit(["repo"], policy=load_policy(), only={"SK002", "SK003"})
+    text = render(report, "text", rules=all_rules())
+    assert "SK002 overlay-does-not-build" in text and "SK003 unreadable-manifest" in text
+    as_json = json.loads(render(report, "json", rules=all_rules()))
+    assert {(f["rule"], f["file"]) for f in as_json["findings"]} == {
+        ("SK002", "repo/overlays/prod/kustomization.yaml"),
+        ("SK003", "repo/apps/bad.yaml"),
+    }
+    sarif = json.loads(render(report, "sarif", rules=all_rules()))
+    located = {
+        (r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"])
+        for r in sarif["runs"][0]["results"]
+    }
+    assert located == {("SK002", 1), ("SK003", 3)}

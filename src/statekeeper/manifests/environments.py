@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ _TEST_SUITES = frozenset({"test", "tests", "testing"})
 # Kinds that deploy a folder of the repository, and where they name it.
 _DEPLOYERS = (b"kustomize.toolkit.fluxcd.io", b"argoproj.io")
 
-__all__ = ["EnvironmentMap", "deployed_paths"]
+__all__ = ["Deployment", "EnvironmentMap", "deployed_paths"]
 
 
 @lru_cache(maxsize=256)
@@ -130,17 +131,36 @@ class EnvironmentMap:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """What the Flux Kustomizations and Argo CD Applications of a repository deploy: folder
+    (normalised) → the environments of the files naming them (when known) and the namespaces
+    they put its objects in (Flux `spec.targetNamespace`, Argo `spec.destination.namespace`)."""
+
+    environments: dict[str, list[str]] = field(default_factory=dict)
+    namespaces: dict[str, list[str]] = field(default_factory=dict)
+
+    def namespace_of(self, folder: Path) -> str | None:
+        """The single target namespace of the deepest deployed folder holding `folder`."""
+        key = norm(folder)
+        best: tuple[int, list[str]] | None = None
+        for deployed, names in self.namespaces.items():
+            inside = key == deployed or key.startswith(deployed + os.sep)
+            if inside and (best is None or len(deployed) > best[0]):
+                best = (len(deployed), names)
+        return best[1][0] if best is not None and len(set(best[1])) == 1 else None
+
+
 def deployed_paths(
     files: Iterable[Path], base: Path, env_of: EnvironmentMap, max_bytes: int
-) -> dict[str, list[str]]:
-    """Folders that Flux Kustomizations and Argo CD Applications in `files` deploy → the
-    environments of the files naming them (only those whose environment is known).
+) -> Deployment:
+    """The folders that Flux Kustomizations and Argo CD Applications in `files` deploy.
 
     Their paths are relative to the repository's top (the folder holding `.git`, else `base`).
     Files that cannot be read are left to the loader, which reports them.
     """
     top = _repository_top(base)
-    found: dict[str, list[str]] = {}
+    found = Deployment()
     for file in files:
         try:
             with file.open("rb") as handle:
@@ -150,35 +170,45 @@ def deployed_paths(
         if len(data) > max_bytes or b"path:" not in data or not any(d in data for d in _DEPLOYERS):
             continue
         env = env_of.of_path(os.path.relpath(norm(file), norm(base)))
-        if env is None:
-            continue
         try:
             docs = parse_documents(data, str(file))
         except ReadError:
             continue
         for doc in docs:
-            for target in _deploy_targets(doc.data):
-                found.setdefault(norm(top / target), []).append(env)
+            targets, namespace = _deploy_targets(doc.data)
+            for target in targets:
+                folder = norm(top / target)
+                if env is not None:
+                    found.environments.setdefault(folder, []).append(env)
+                if namespace is not None:
+                    found.namespaces.setdefault(folder, []).append(namespace)
     return found
 
 
-def _deploy_targets(body: Any) -> list[str]:
+def _deploy_targets(body: Any) -> tuple[list[str], str | None]:
+    """(folders deployed, target namespace) of a Flux Kustomization or Argo CD Application."""
     if not isinstance(body, dict):
-        return []
+        return [], None
     api = str(body.get("apiVersion", ""))
     kind = body.get("kind")
     spec = body.get("spec")
     if not isinstance(spec, dict):
-        return []
+        return [], None
     if api.startswith("kustomize.toolkit.fluxcd.io/") and kind == "Kustomization":
-        path = spec.get("path")
-        return [path] if isinstance(path, str) else []
+        path, namespace = spec.get("path"), spec.get("targetNamespace")
+        return (
+            [path] if isinstance(path, str) else [],
+            namespace if isinstance(namespace, str) and namespace else None,
+        )
     if api.startswith("argoproj.io/") and kind == "Application":
         sources = [spec.get("source"), *(spec.get("sources") or [])]
-        return [
-            s["path"] for s in sources if isinstance(s, dict) and isinstance(s.get("path"), str)
-        ]
-    return []
+        destination = spec.get("destination")
+        namespace = destination.get("namespace") if isinstance(destination, dict) else None
+        return (
+            [s["path"] for s in sources if isinstance(s, dict) and isinstance(s.get("path"), str)],
+            namespace if isinstance(namespace, str) and namespace else None,
+        )
+    return [], None
 
 
 def _repository_top(base: Path) -> Path:

@@ -101,7 +101,7 @@ def read_kustomization(directory: Path) -> Kustomization:
                 found.patches.add(norm(directory / ref))
     for key in _CHILD_KEYS:
         for entry in _as_list(data.get(key)):
-            if not isinstance(entry, str):
+            if not isinstance(entry, str) or "\0" in entry:
                 continue
             path = norm(directory / entry)
             if path != norm(directory) and _has_kustomization(path):
@@ -117,6 +117,8 @@ def read_kustomization(directory: Path) -> Kustomization:
         elif isinstance(value, str) and "\n" not in value and 0 < len(value) < 4096:
             text = value.split("=", 1)[-1] if "=" in value else value  # `files: [key=path]`
             path = norm(directory / text)
+            if "\0" in path:
+                continue  # not a path (and os.path would refuse it)
             if os.path.isdir(path):  # noqa: PTH112 - str path
                 inside = norm(directory)
                 if not (_has_kustomization(path) or inside == path or inside.startswith(path)):
@@ -266,7 +268,8 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
     if done.returncode != 0:
         message = first_error(done.stderr)
         where = relative_to_cwd(kustomization_file(root))
-        remote = bool(reach.remote) and _is_fetch_error(message, reach.remote)
+        full = done.stderr.decode("utf-8", "replace")
+        remote = bool(reach.remote) and _is_fetch_error(full, reach.remote)
         if remote:
             reason = f"remote base cannot be fetched (offline?), not audited: {message}"
         else:
@@ -279,7 +282,8 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
 def _is_fetch_error(message: str, remote: Sequence[str]) -> bool:
     text = message.lower()
     return any(ref.lower() in text for ref in remote) or any(
-        word in text for word in ("git clone", "git fetch", "no such host", "dial tcp", "git ")
+        word in text
+        for word in ("git clone", "git fetch", "no such host", "dial tcp", "git ", "connect to")
     )
 
 
@@ -455,39 +459,51 @@ def _files_in(folder: str, *, recursive: bool) -> list[str]:
 # --------------------------------------------------------------------------- origins
 
 
-def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
-    """Remove kustomize's origin annotation from `body` and return it parsed."""
+# Cluster-scoped kinds a GitOps repo holds (Flux's targetNamespace leaves them alone).
+_CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "StorageClass", "PersistentVolume", "CustomResourceDefinition",
+        "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver", "VolumeSnapshotClass",
+        "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "Node",
+    }
+)  # fmt: skip
+
+
+def is_namespaced(body: dict[str, Any]) -> bool:
+    """Whether an object lives in a namespace (kinds named `Cluster…` are cluster-wide)."""
+    kind = str(body.get("kind", ""))
+    return kind not in _CLUSTER_SCOPED and not kind.startswith("Cluster")
+
+
+def _pop_annotation(body: dict[str, Any], key: str) -> Any:
+    """Remove the annotation `key` (kustomize's build metadata) from `body`; its YAML value
+    parsed, or None when absent or unreadable."""
     metadata = body.get("metadata")
     if not isinstance(metadata, dict):
         return None
     annotations = metadata.get("annotations")
-    if not isinstance(annotations, dict) or ORIGIN_ANNOTATION not in annotations:
+    if not isinstance(annotations, dict) or key not in annotations:
         return None
-    text = annotations.pop(ORIGIN_ANNOTATION)
+    text = annotations.pop(key)
     if not annotations:
         del metadata["annotations"]
     try:
-        parsed = yaml.load(str(text), Loader=K8sLoader)
+        return yaml.load(str(text), Loader=K8sLoader)
     except yaml.YAMLError:
         return None
+
+
+def pop_origin(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Remove kustomize's origin annotation from `body` and return it parsed."""
+    parsed = _pop_annotation(body, ORIGIN_ANNOTATION)
     return parsed if isinstance(parsed, dict) else None
 
 
 def pop_patched_in(body: dict[str, Any], base: Path) -> list[str]:
     """Remove kustomize's transformations annotation from `body`; return the kustomization
     files (relative to the working directory) whose patches changed the object."""
-    metadata = body.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    if not isinstance(annotations, dict) or TRANSFORMATIONS_ANNOTATION not in annotations:
-        return []
-    assert isinstance(metadata, dict)
-    text = annotations.pop(TRANSFORMATIONS_ANNOTATION)
-    if not annotations:
-        del metadata["annotations"]
-    try:
-        parsed = yaml.load(str(text), Loader=K8sLoader)
-    except yaml.YAMLError:
-        return []
+    parsed = _pop_annotation(body, TRANSFORMATIONS_ANNOTATION)
     found: list[str] = []
     for entry in parsed if isinstance(parsed, list) else []:
         if not isinstance(entry, dict) or entry.get("repo"):

@@ -113,16 +113,7 @@ def _documents(path: str, mtime: float) -> list[Node] | None:
         return None
     if len(data) > _MAX_BYTES or b"\x00" in data:
         return None
-    loader = K8sLoader(data)
-    roots: list[Node] = []
-    try:
-        while loader.check_node():
-            roots.append(loader.get_node())
-    except (yaml.YAMLError, RecursionError):
-        return None
-    finally:
-        loader.dispose()
-    return roots
+    return _compose(data)
 
 
 # --------------------------------------------------------------------------- patched values
@@ -169,7 +160,7 @@ def _patch_in(kfile: str, resource: Resource, path: list[str | int]) -> tuple[st
         text = str(ref.value)
         inline = "\n" in text or not text.endswith((".yaml", ".yml", ".json"))
         if inline:
-            docs: list[Node] | None = _compose(text.encode())
+            docs = _compose(text.encode())
             where, offset = kfile, _inline_offset(ref)
         else:
             where = os.path.normpath(os.path.join(directory, text))  # noqa: PTH118
@@ -265,14 +256,17 @@ def _inline_offset(ref: ScalarNode) -> int:
     return ref.start_mark.line + 1 if ref.style in ("|", ">") else ref.start_mark.line
 
 
-def _compose(data: bytes) -> list[Node]:
+def _compose(data: bytes) -> list[Node] | None:
+    """The root nodes of every document in `data`; None when it is not valid YAML."""
     loader = K8sLoader(data)
     roots: list[Node] = []
     try:
         while loader.check_node():
-            roots.append(loader.get_node())
+            node = loader.get_node()
+            if node is not None:
+                roots.append(node)
     except (yaml.YAMLError, RecursionError):
-        return []
+        return None
     finally:
         loader.dispose()
     return roots

@@ -183,6 +183,7 @@ class _Root:
     reach: kustomize.Reach
     environment: str | None
     tree_root: str
+    namespace: str | None = None  # the namespace its Flux/Argo CD deployer puts objects in
 
 
 @dataclass
@@ -295,7 +296,7 @@ class _Loader:
         seen: set[Path] = set()
         for tree in trees:
             deployed = deployed_paths(tree.yaml_files, tree.root, self.env_of, self.max_bytes)
-            env_of = EnvironmentMap.with_deployed(self.env_of, deployed)
+            env_of = EnvironmentMap.with_deployed(self.env_of, deployed.environments)
             for root in sorted(graph.roots()):
                 if root in seen or not kustomize.under_any(norm(root), [norm(tree.root)]):
                     continue
@@ -307,7 +308,10 @@ class _Loader:
                 if wanted is not None and root_env is not None and root_env != wanted:
                     other_env += 1
                     continue
-                plan.roots.append(_Root(root, reach, root_env, relative_to_cwd(tree.root)))
+                namespace = deployed.namespace_of(root)
+                plan.roots.append(
+                    _Root(root, reach, root_env, relative_to_cwd(tree.root), namespace)
+                )
         if other_env:
             self.result.notes.append(
                 Note(
@@ -360,7 +364,9 @@ class _Loader:
             if isinstance(item, kustomize.RenderFailure):
                 self.problem("build", item.error, remote=item.remote, env=environment)
                 continue
-            locations = self._add_rendered(item, environment, mapper, root.tree_root)
+            locations = self._add_rendered(
+                item, environment, mapper, root.tree_root, root.namespace
+            )
             if render_cache is not None and item.key and not item.cached and locations:
                 render_cache.put(item.key, item, locations)
 
@@ -478,9 +484,11 @@ class _Loader:
         environment: str | None,
         mapper: kustomize.SourceMapper,
         tree_root: str,
+        namespace: str | None = None,
     ) -> list[Any] | None:
         """Add a root's objects; return where each document came from (for the cache), or
-        None when its output could not be read."""
+        None when its output could not be read. `namespace` is set on namespaced objects, as
+        Flux's `targetNamespace` (or Argo CD's destination namespace) does."""
         root_name = relative_to_cwd(item.root)
         fallback_file = relative_to_cwd(kustomization_file(item.root))
         try:
@@ -501,6 +509,10 @@ class _Loader:
                 locations.append(None)
                 continue  # kustomize only writes objects; nothing else to report
             where = kustomize.pop_origin(body)
+            if namespace is not None and kustomize.is_namespaced(body):
+                metadata = body.setdefault("metadata", {})
+                if isinstance(metadata, dict):
+                    metadata["namespace"] = namespace
             patched_in = kustomize.pop_patched_in(body, item.origin_base)
             origin = Origin(fallback_file, doc.index, 1, root_name, environment)
             extras: dict[str, Any] = {"source_mapped": False}
