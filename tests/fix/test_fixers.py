@@ -628,3 +628,18 @@ def test_claim_without_an_app_is_named_after_the_one_workload_mounting_it(
     result = plan_fixes(tmp_path, findings, strategy)
     assert not result.cannot, result.cannot
     assert result.renames == {("apps", "data"): "app-data-pvc"}
+
+
+def test_claim_no_visible_workload_mounts_is_not_migrated(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """Mounted through a chart's template (`{{ .Release.Name }}-cache`): a new claim nobody
+    mounts would only hide the finding, so the claim is left with the reason."""
+    small_tree(tmp_path, claim="data")
+    (tmp_path / "base/deployment.yaml").write_text(DEPLOYMENT.format(claim="other-claim"))
+    result = plan_fixes(tmp_path, both("SK103", "PersistentVolumeClaim", "data"), strategy)
+    assert [c.reason for c in result.cannot] == [
+        "no workload in the local sources mounts PVC data (a Helm chart's template?): "
+        "move it by hand where it is mounted"
+    ]
+    assert result.workspace.changes() == {}
