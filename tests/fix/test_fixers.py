@@ -561,9 +561,8 @@ spec:
 """
 
 
-def test_statefulset_claim_template_class_patched_per_overlay(
-    tmp_path: Path, strategy: Strategy, kubectl: str
-) -> None:
+def test_statefulset_claim_template_class_is_not_edited(tmp_path: Path, strategy: Strategy) -> None:
+    """volumeClaimTemplates are immutable on a live StatefulSet: a patch would fail the sync."""
     write(
         tmp_path,
         {
@@ -575,13 +574,9 @@ def test_statefulset_claim_template_class_patched_per_overlay(
     )
     findings = [finding("SK106", "StatefulSet", "apps", "db", "development", "db")]
     result = plan_fixes(tmp_path, findings, strategy)
-    assert not result.cannot
-    result.workspace.commit()
-    (dev,) = [d for d in render(kubectl, tmp_path / "overlays/dev") if d["kind"] == "StatefulSet"]
-    (prod,) = [d for d in render(kubectl, tmp_path / "overlays/prod") if d["kind"] == "StatefulSet"]
-    dev_class = dev["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
-    assert dev_class == strategy.environments["development"].storage_class
-    assert "storageClassName" not in prod["spec"]["volumeClaimTemplates"][0]["spec"]
+    (cannot,) = result.cannot
+    assert cannot.reason.startswith("volumeClaimTemplates cannot change on a live StatefulSet")
+    assert result.workspace.changes() == {}
 
 
 def test_file_changed_between_audit_and_fix_stops_the_run(

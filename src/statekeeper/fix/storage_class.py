@@ -203,56 +203,11 @@ def _update_existing(entry: Any, name: str, namespace: str | None, storage_class
 
 
 def _fix_templates(ctx: FixContext, group: FindingGroup) -> None:
-    """A StatefulSet's volumeClaimTemplates: each template without the environment's class gets
-    it (in place inside the overlay, else by a JSON patch in the overlay)."""
-    for env_name in group.environments:
-        if env_name is None:
-            ctx.refuse(group, "the environment is unknown, so is the StorageClass it needs")
-            continue
-        env = ctx.strategy.environment(env_name)
-        found = ctx.index.locate("StatefulSet", group.name, group.namespace, env.name)
-        if not found:
-            ctx.refuse(group, f"StatefulSet {group.name} was not found in the {env.name} sources")
-            continue
-        for overlay, placement in found:
-            templates = placement.doc.body.get("spec", {}).get("volumeClaimTemplates") or []
-            wrong = [
-                i
-                for i, t in enumerate(templates)
-                if isinstance(t, dict)
-                and (t.get("spec") or {}).get("storageClassName") != env.storage_class
-            ]
-            if not wrong:
-                continue
-            doc = placement.doc
-            if overlay is None or doc.file.is_relative_to(overlay.dir):
-                _y, data = ctx.edit_doc(doc.file, "StatefulSet", group.name)
-                for i in wrong:
-                    template = data["spec"]["volumeClaimTemplates"][i]
-                    template.setdefault("spec", to_ruamel({}))["storageClassName"] = (
-                        env.storage_class
-                    )
-                where = ctx.show(doc.file)
-            else:
-                kustomization, patches = _overlay_patches(ctx, overlay)
-                ops = "\n".join(
-                    f"- op: add\n  path: /spec/volumeClaimTemplates/{i}/spec/storageClassName\n"
-                    f"  value: {env.storage_class}"
-                    for i in wrong
-                )
-                target: dict[str, Any] = {"kind": "StatefulSet", "name": group.name}
-                namespace = ctx.index.namespace_at_patch_time(overlay.dir, placement)
-                if namespace:
-                    target["namespace"] = namespace
-                entry = to_ruamel({"target": target})
-                entry["patch"] = LiteralScalarString(ops)
-                patches.append(entry)
-                where = ctx.show(kustomization)
-            ctx.done(
-                group, f"volumeClaimTemplates storageClassName: {env.storage_class} in {where}"
-            )
-            ctx.notes.append(
-                f"StatefulSet {group.name}: volumeClaimTemplates cannot change on a live "
-                "StatefulSet; delete it with --cascade=orphan and let the sync re-create it "
-                "(existing claims keep their class)"
-            )
+    """A StatefulSet's volumeClaimTemplates are not edited: Kubernetes forbids changing them on a
+    live StatefulSet (the sync would fail), and its existing claims would keep their class."""
+    ctx.refuse(
+        group,
+        "volumeClaimTemplates cannot change on a live StatefulSet (the sync fails) and its "
+        "claims keep their class: migrate by hand (a new StatefulSet or claims of the "
+        "environment's class, the data copied, then the old one deleted with --cascade=orphan)",
+    )
