@@ -281,3 +281,23 @@ def test_class_set_by_an_overlay_patch_file_is_changed_there(tmp_path: Path, kub
     assert claims["app-config-pvc"]["spec"]["storageClassName"] == "synelia-iscsi-retain"
     assert "replace-me" in (tmp_path / "app/base/pvc.yaml").read_text()
     converges(tmp_path, "--rule", "SK101,SK103")
+
+
+def test_unreadable_inputs_are_skipped_and_do_not_block_other_fixes(tmp_path: Path) -> None:
+    """A file that does not parse (SK003, named by its path) and a symlink loop: reported as the
+    audit reports them, while the fixable finding is fixed and verified like any other."""
+    write(
+        tmp_path,
+        {
+            "apps/web/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n",
+            "apps/web/broken.yaml": "key: [unclosed\n",
+        },
+    )
+    (tmp_path / "apps/loop").symlink_to("loop")
+    result = cli("fix", tmp_path)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr  # SK003 needs a person
+    assert "fixed SK401 Namespace web" in result.stdout
+    assert "cannot fix SK003 File" in result.stdout
+    assert (tmp_path / "cluster/velero-schedule.yaml").exists()
+    converges(tmp_path)

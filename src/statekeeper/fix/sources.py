@@ -320,5 +320,7 @@ def _yaml_files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.endswith((".yaml", ".yml")) or name == "Kustomization":
-                yield Path(dirpath, name)
+            path = Path(dirpath, name)
+            # Regular files only: reading a FIFO named *.yaml would block.
+            if (name.endswith((".yaml", ".yml")) or name == "Kustomization") and path.is_file():
+                yield path

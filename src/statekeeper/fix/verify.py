@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,7 +50,7 @@ def scratch_copy(root: Path, changes: dict[Path, tuple[str, str]]) -> Iterator[l
         if root.is_dir():
             scratch = Path(temp, root.name)
             shutil.copytree(
-                root, scratch, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv")
+                root, scratch, symlinks=True, ignore=_not_copied, copy_function=_copy_if_readable
             )
             base = root
         else:
@@ -68,6 +69,24 @@ def scratch_copy(root: Path, changes: dict[Path, tuple[str, str]]) -> Iterator[l
         else:
             extra = [scratch / p.relative_to(base) for p in changes if p != root]
             yield [scratch / root.name, *sorted(extra)]
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    """VCS folders and anything that is not a folder, file or link (a FIFO would block)."""
+    skipped = {".git", ".venv"}
+    for name in names:
+        mode = os.lstat(os.path.join(folder, name)).st_mode  # noqa: PTH118 - str paths from copytree
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
+
+
+def _copy_if_readable(source: str, target: str) -> str:
+    """Copy a file; one that cannot be read is left out (the audit reports it as SK003)."""
+    try:
+        return str(shutil.copy2(source, target))
+    except OSError:
+        return target
 
 
 @contextmanager
@@ -102,8 +121,20 @@ def _relative(file: str | None, scratch: Path, root: Path) -> str | None:
     return file
 
 
-def _key(f: Finding, renames: dict[tuple[str | None, str], str]) -> tuple[object, ...]:
+# Findings about an input (a root that does not build, a file that cannot be read) are named
+# by its path, which differs between the tree and its scratch copy.
+_INPUT_RULES = ("SK002", "SK003")
+
+
+def _key(
+    f: Finding,
+    renames: dict[tuple[str | None, str], str],
+    scratch: Path,
+    root: Path,
+) -> tuple[object, ...]:
     name = renames.get((f.namespace, f.name), renames.get((None, f.name), f.name))
+    if f.rule in _INPUT_RULES:
+        name = _relative(f.name, scratch, root) or f.name
     return (f.rule, f.kind, f.namespace, name, f.environment)
 
 
@@ -125,7 +156,7 @@ def judge(
     verdicts: dict[GroupKey, str] = {}
     after_keys: dict[tuple[object, ...], Finding] = {}
     for finding in after:
-        after_keys.setdefault(_key(finding, {}), finding)
+        after_keys.setdefault(_key(finding, {}, scratch, root), finding)
     # 1. The targeted finding must be gone, under the claim's old or new name.
     for key in sorted(done, key=str):
         group = by_key.get(key)
@@ -141,9 +172,9 @@ def judge(
                     )
     # 2. No new finding: each one is blamed on the edits about its object, else on the edits
     #    of its file, else on the edits of the root (directory) it was reported for.
-    old = {_key(f, renames) for f in before}
+    old = {_key(f, renames, scratch, root) for f in before}
     for finding in after:
-        if _key(finding, {}) in old:
+        if _key(finding, {}, scratch, root) in old:
             continue
         where = _relative(finding.file, scratch, root)
         blamed = [
@@ -154,7 +185,7 @@ def judge(
             and finding.name in (k[3], renames.get((k[2], k[3])))
         ]
         if not blamed and where:
-            file = (root / where).resolve()
+            file = Path(os.path.normpath(root / where))  # never resolve(): links may loop
             blamed = [k for k in done if file in touched.get(k, set())]
             if not blamed:
                 folder = file.parent

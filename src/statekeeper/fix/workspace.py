@@ -167,7 +167,9 @@ def fingerprint(root: Path) -> dict[Path, str]:
         [root]
         if root.is_file()
         else [
-            p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") or p.name == "Kustomization"
+            p
+            for p in root.rglob("*")
+            if (p.suffix in (".yaml", ".yml") or p.name == "Kustomization") and p.is_file()
         ]
     )
     digests: dict[Path, str] = {}
