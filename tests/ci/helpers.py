@@ -116,6 +116,15 @@ def gitops_repo(target: Path) -> Path:
 
 
 def add_violation(repo: Path) -> None:
-    """A claim named against the convention, included by both overlays."""
+    """A claim named against the convention, mounted by the app (fix migrates only claims a
+    workload in the repo mounts), included by both overlays."""
+    mounted = BASE_APP.replace(
+        "          image: nginx:1.27\n",
+        "          image: nginx:1.27\n"
+        "          volumeMounts: [{name: data, mountPath: /data}]\n"
+        "      volumes: [{name: data, persistentVolumeClaim: {claimName: webdata}}]\n",
+    )
+    assert mounted != BASE_APP
+    (repo / "base" / "app.yaml").write_text(mounted)
     (repo / "base" / "pvc.yaml").write_text(BAD_CLAIM)
     (repo / "base" / "kustomization.yaml").write_text("resources: [app.yaml, pvc.yaml]\n")

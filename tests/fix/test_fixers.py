@@ -122,28 +122,42 @@ def both(rule: str, kind: str, name: str) -> list[Finding]:
     return [finding(rule, kind, "apps", name, env, "app") for env in ("development", "production")]
 
 
-def test_storage_class_goes_into_each_overlay_not_base(
+def test_storage_class_is_a_migration_set_in_each_overlay_not_base(
     tmp_path: Path, strategy: Strategy, kubectl: str
 ) -> None:
+    """storageClassName is immutable on a bound claim: the class goes on a new claim created
+    beside the old one (which keeps its data and its class), set per overlay, never in base."""
     small_tree(tmp_path)
     result = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
     assert not result.cannot
     changed = {result.workspace.display(p) for p in result.workspace.changes()}
-    assert changed == {"overlays/dev/kustomization.yaml", "overlays/prod/kustomization.yaml"}
+    assert changed == {
+        "overlays/dev/kustomization.yaml",
+        "overlays/prod/kustomization.yaml",
+        "base/pvc.yaml",
+        "base/deployment.yaml",
+        "base/MIGRATION-app-data-v2-pvc.md",
+    }
     result.workspace.commit()
+    assert "storageClassName" not in (tmp_path / "base/pvc.yaml").read_text()
     for env, canonical in (("dev", "development"), ("prod", "production")):
-        (pvc,) = [
-            d
-            for d in render(kubectl, tmp_path / "overlays" / env)
-            if d["kind"] == "PersistentVolumeClaim"
-        ]
-        assert pvc["spec"]["storageClassName"] == strategy.environments[canonical].storage_class
-    # Idempotent: the same findings again change nothing (the patch is updated, not duplicated).
-    again = plan_fixes(tmp_path, both("SK106", "PersistentVolumeClaim", "app-data-pvc"), strategy)
-    assert again.workspace.diff() == ""
+        docs = render(kubectl, tmp_path / "overlays" / env)
+        claims = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PersistentVolumeClaim"}
+        assert "storageClassName" not in claims["app-data-pvc"]["spec"]  # unchanged in place
+        assert (
+            "SK106: replaced by app-data-v2-pvc"
+            in (claims["app-data-pvc"]["metadata"]["annotations"]["statekeeper.io/ignore"])
+        )
+        new_class = claims["app-data-v2-pvc"]["spec"]["storageClassName"]
+        assert new_class == strategy.environments[canonical].storage_class
+        (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+        volume = deploy["spec"]["template"]["spec"]["volumes"][0]
+        assert volume["persistentVolumeClaim"]["claimName"] == "app-data-v2-pvc"
+    note = (tmp_path / "base/MIGRATION-app-data-v2-pvc.md").read_text()
+    assert "cp -a /old/. /new/" in note
 
 
-def test_rename_updates_references_and_writes_migration_note(
+def test_rename_creates_the_new_claim_beside_the_old_and_writes_migration_note(
     tmp_path: Path, strategy: Strategy, kubectl: str
 ) -> None:
     small_tree(tmp_path, claim="data")
@@ -157,12 +171,14 @@ def test_rename_updates_references_and_writes_migration_note(
     assert not result.cannot, result.cannot
     result.workspace.commit()
     note = tmp_path / "base" / "MIGRATION-app-data-pvc.md"
-    assert 'kubectl -n "$NS" delete pvc data' in note.read_text()
+    assert '"claimName":"data"' in note.read_text()
+    assert "delete pvc" not in note.read_text()
     assert any("MIGRATION-app-data-pvc.md" in n for n in result.notes)
     prod = render(kubectl, tmp_path / "overlays" / "prod")
-    (pvc,) = [d for d in prod if d["kind"] == "PersistentVolumeClaim"]
-    assert pvc["metadata"]["name"] == "app-data-pvc"
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"  # the patch followed
+    claims = {d["metadata"]["name"]: d for d in prod if d["kind"] == "PersistentVolumeClaim"}
+    assert set(claims) == {"data", "app-data-pvc"}  # the old one stays, with its data
+    for claim in claims.values():  # the patch is copied, not moved: both keep 2Gi
+        assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
     (deploy,) = [d for d in prod if d["kind"] == "Deployment"]
     volume = deploy["spec"]["template"]["spec"]["volumes"][0]
     assert volume["persistentVolumeClaim"]["claimName"] == "app-data-pvc"
@@ -176,6 +192,9 @@ def test_rename_updates_references_and_writes_migration_note(
         ("home-assistant", "home-assistant-config", "home-assistant-config-pvc"),
         ("app", "pvc-app", "app-data-pvc"),
         ("app", "app_cache_volume", "app-cache-pvc"),
+        # The app is not repeated in the purpose.
+        ("authentik-server", "authentik-data", "authentik-server-data-pvc"),
+        ("authentik-server", "authentik-server-authentik-data", "authentik-server-data-pvc"),
     ],
 )
 def test_proposed_name(app: str, old: str, new: str) -> None:
@@ -203,7 +222,7 @@ def test_rename_refused_when_fixing_a_single_file(tmp_path: Path, strategy: Stra
     findings = both("SK103", "PersistentVolumeClaim", "data")
     result = plan_fixes(tmp_path / "base" / "pvc.yaml", findings, strategy)
     assert [c.reason for c in result.cannot] == [
-        "renaming a claim must update every reference to it, in other files too: "
+        "moving a claim to a new one must update every reference to it, in other files too: "
         "run fix on the repository's directory"
     ]
     assert result.workspace.diff() == ""
@@ -221,6 +240,7 @@ def test_rename_in_a_lone_base_without_overlays(tmp_path: Path, strategy: Strate
     assert not result.cannot, result.cannot
     result.workspace.commit()
     assert "name: app-data-pvc" in (base / "pvc.yaml").read_text()
+    assert "name: data\n" in (base / "pvc.yaml").read_text()  # kept beside it
     assert "claimName: app-data-pvc" in (base / "deployment.yaml").read_text()
 
 
@@ -258,14 +278,14 @@ def test_anchored_file_is_refused_and_other_fixes_go_ahead(
     (tmp_path / "base" / "deployment.yaml").write_text(anchored)
     findings = [
         *both("SK201", "Deployment", "app"),
-        *both("SK106", "PersistentVolumeClaim", "app-data-pvc"),
+        finding("SK401", "Namespace", None, "apps", "production", "app"),
     ]
     detected = {("Deployment", "apps", "app"): (["/data/app.db"], [])}
     result = plan_fixes(tmp_path, findings, strategy, detected=detected)
     (cannot,) = result.cannot
     assert cannot.rule == "SK201"
     assert "base/deployment.yaml: document 1 uses YAML anchors/aliases" in cannot.reason
-    assert {f.rule for f in result.fixed} == {"SK106"}
+    assert {f.rule for f in result.fixed} == {"SK401"}
     changed = {result.workspace.display(p) for p in result.workspace.changes()}
     assert "base/deployment.yaml" not in changed
     assert "base/statekeeper-configmap.yaml" not in changed  # rolled back with the pod edit
@@ -543,20 +563,53 @@ def test_rules_marked_fixable_are_exactly_the_rules_fix_fixes() -> None:
     assert {rule.id for rule in all_rules()} - marked == set(NOT_FIXABLE)
 
 
-def test_velero_schedule_written_per_overlay_when_none_exists(
+def test_velero_schedule_written_once_at_cluster_dir_not_per_overlay(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """A Schedule is cluster-wide: with no Velero in the repo it is written once, at
+    --cluster-dir, and the note says where it belongs; no overlay gets a copy."""
+    small_tree(tmp_path)
+    findings = [
+        finding("SK401", "Namespace", None, "apps", env, "app")
+        for env in ("production", "development")
+    ]
+    result = plan_fixes(tmp_path, findings, strategy)
+    assert not result.cannot
+    changed = {result.workspace.display(p) for p in result.workspace.changes()}
+    assert changed == {"cluster/velero-schedule.yaml"}
+    assert any(
+        "add it to the app that deploys the cluster's own objects" in n for n in result.notes
+    )
+    result.workspace.commit()
+    schedule = yaml.safe_load((tmp_path / "cluster/velero-schedule.yaml").read_text())
+    assert schedule["spec"]["template"]["includedNamespaces"] == ["*"]
+
+
+def test_velero_schedule_goes_into_the_folder_holding_velero(
     tmp_path: Path, strategy: Strategy, kubectl: str
 ) -> None:
     small_tree(tmp_path)
+    write(
+        tmp_path,
+        {
+            "infra/velero/kustomization.yaml": "resources:\n  - namespace.yaml\n",
+            "infra/velero/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n"
+            "  name: velero\n",
+        },
+    )
     findings = [finding("SK401", "Namespace", None, "apps", "production", "app")]
     result = plan_fixes(tmp_path, findings, strategy)
     assert not result.cannot
+    changed = {result.workspace.display(p) for p in result.workspace.changes()}
+    assert changed == {"infra/velero/kustomization.yaml", "infra/velero/velero-schedule.yaml"}
     result.workspace.commit()
-    schedules = [d for d in render(kubectl, tmp_path / "overlays/prod") if d["kind"] == "Schedule"]
-    assert [s["spec"]["template"]["includedNamespaces"] for s in schedules] == [["*"]]
-    assert not (tmp_path / "overlays/dev/velero-schedule.yaml").exists()  # dev was not reported
+    kinds = [d["kind"] for d in render(kubectl, tmp_path / "infra/velero")]
+    assert sorted(kinds) == ["Namespace", "Schedule"]
 
 
-def test_velero_schedule_from_helm_values_is_not_edited(tmp_path: Path, strategy: Strategy) -> None:
+def test_velero_schedule_from_helm_values_is_edited_there(
+    tmp_path: Path, strategy: Strategy
+) -> None:
     small_tree(tmp_path)
     write(
         tmp_path,
@@ -569,11 +622,12 @@ def test_velero_schedule_from_helm_values_is_not_edited(tmp_path: Path, strategy
     )
     findings = [finding("SK401", "Namespace", None, "apps", "production", "app")]
     result = plan_fixes(tmp_path, findings, strategy)
-    (cannot,) = result.cannot
-    assert cannot.reason.startswith(
-        "the Velero schedules come from Helm values (infra/velero-values.yaml)"
-    )
-    assert result.workspace.changes() == {}
+    assert not result.cannot
+    changed = {result.workspace.display(p) for p in result.workspace.changes()}
+    assert changed == {"infra/velero-values.yaml"}
+    result.workspace.commit()
+    values = yaml.safe_load((tmp_path / "infra/velero-values.yaml").read_text())
+    assert values["schedules"]["daily"]["template"]["includedNamespaces"] == ["velero", "apps"]
 
 
 STATEFULSET = """\
@@ -603,9 +657,8 @@ spec:
 """
 
 
-def test_statefulset_claim_template_class_patched_per_overlay(
-    tmp_path: Path, strategy: Strategy, kubectl: str
-) -> None:
+def test_statefulset_claim_template_class_is_not_edited(tmp_path: Path, strategy: Strategy) -> None:
+    """volumeClaimTemplates are immutable on a live StatefulSet: a patch would fail the sync."""
     write(
         tmp_path,
         {
@@ -617,13 +670,9 @@ def test_statefulset_claim_template_class_patched_per_overlay(
     )
     findings = [finding("SK106", "StatefulSet", "apps", "db", "development", "db")]
     result = plan_fixes(tmp_path, findings, strategy)
-    assert not result.cannot
-    result.workspace.commit()
-    (dev,) = [d for d in render(kubectl, tmp_path / "overlays/dev") if d["kind"] == "StatefulSet"]
-    (prod,) = [d for d in render(kubectl, tmp_path / "overlays/prod") if d["kind"] == "StatefulSet"]
-    dev_class = dev["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
-    assert dev_class == strategy.environments["development"].storage_class
-    assert "storageClassName" not in prod["spec"]["volumeClaimTemplates"][0]["spec"]
+    (cannot,) = result.cannot
+    assert cannot.reason.startswith("volumeClaimTemplates cannot change on a live StatefulSet")
+    assert result.workspace.changes() == {}
 
 
 def test_file_changed_between_audit_and_fix_stops_the_run(
@@ -657,3 +706,31 @@ def test_secret_values_found_like_the_audit(strategy: Strategy) -> None:
     found = secret_values([text], strategy.policy)
     assert found == {"devminio-key", "AKIAINLINE"}
     assert mask("x devminio-key AKIAINLINE Europe/Paris", found) == "x *** *** Europe/Paris"
+
+
+def test_claim_without_an_app_is_named_after_the_one_workload_mounting_it(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    small_tree(tmp_path, claim="data")
+    findings = [
+        finding("SK103", "PersistentVolumeClaim", "apps", "data", env, "")
+        for env in ("development", "production")
+    ]
+    result = plan_fixes(tmp_path, findings, strategy)
+    assert not result.cannot, result.cannot
+    assert result.renames == {("apps", "data"): "app-data-pvc"}
+
+
+def test_claim_no_visible_workload_mounts_is_not_migrated(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """Mounted through a chart's template (`{{ .Release.Name }}-cache`): a new claim nobody
+    mounts would only hide the finding, so the claim is left with the reason."""
+    small_tree(tmp_path, claim="data")
+    (tmp_path / "base/deployment.yaml").write_text(DEPLOYMENT.format(claim="other-claim"))
+    result = plan_fixes(tmp_path, both("SK103", "PersistentVolumeClaim", "data"), strategy)
+    assert [c.reason for c in result.cannot] == [
+        "no workload in the local sources mounts PVC data (a Helm chart's template?): "
+        "move it by hand where it is mounted"
+    ]
+    assert result.workspace.changes() == {}

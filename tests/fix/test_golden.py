@@ -73,9 +73,15 @@ def test_fix_homelab_golden(homelab: Path, kubectl: str, style: str, expected: s
     before = audit_findings(homelab)
     assert {f["rule"] for f in before} >= FIXED_RULES  # the example still plants them all
 
+    untouched = snapshot(homelab)
     first = cli("fix", homelab, "--diff", "--style", style)
     assert first.returncode == 1, first.stderr  # SK501 is listed as not fixable
     assert first.stdout == (EXPECTED / expected).read_text()
+    assert snapshot(homelab) == untouched  # --diff only shows
+    written = cli("fix", homelab, "--style", style)
+    assert written.returncode == 1, written.stderr
+    files = first.stdout.count("\n+++ b/") + first.stdout.startswith("+++ b/")
+    assert written.stdout.splitlines()[-1].startswith(f"wrote {files} file(s): ")
     assert (
         "cannot fix SK501 Deployment home-automation/esphome (development): moving an S3 key"
         in (first.stderr)
@@ -103,23 +109,34 @@ def test_fix_homelab_golden(homelab: Path, kubectl: str, style: str, expected: s
     assert set(rendered) == {"dev", "prod"}
     for docs in rendered.values():
         claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
-        assert "mealie-data-pvc" in claims and "mealie-data" not in claims
+        # A migration: the new claim beside the old one, which keeps the data until copied.
+        assert {"mealie-data-pvc", "mealie-data"} <= claims
+        (mealie,) = [
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "mealie"
+        ]
+        mounted = [v.get("persistentVolumeClaim", {}).get("claimName")
+                   for v in mealie["spec"]["template"]["spec"]["volumes"]]  # fmt: skip
+        assert "mealie-data-pvc" in mounted and "mealie-data" not in mounted
 
 
-def test_dry_run_writes_nothing(homelab: Path) -> None:
+def test_dry_run_is_diff_and_writes_nothing(homelab: Path) -> None:
     before = snapshot(homelab)
     result = cli("fix", homelab, "--dry-run")
     assert result.returncode == 1
-    assert "dry run: 14 file(s) would change, nothing written" in result.stdout
+    assert result.stdout == (EXPECTED / "homelab.diff").read_text()
+    assert result.stderr.splitlines()[-1] == "--diff: 16 file(s) would change, nothing written"
     assert snapshot(homelab) == before
 
 
 def test_rule_filter_fixes_only_that_rule(homelab: Path) -> None:
-    result = cli("fix", homelab, "--rule", "SK401", "--diff")
-    assert result.returncode == 0, result.stderr  # everything selected was fixed
-    changed = [line for line in result.stdout.splitlines() if line.startswith("+++ ")]
+    shown = cli("fix", homelab, "--rule", "SK401", "--diff")
+    assert shown.returncode == 0, shown.stderr  # everything selected can be fixed
+    changed = [line for line in shown.stdout.splitlines() if line.startswith("+++ ")]
     assert changed == ["+++ b/cluster/velero/schedule.yaml"]
-    assert "+      - media" in result.stdout
+    assert "+      - media" in shown.stdout
+    result = cli("fix", homelab, "--rule", "SK401")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "wrote 1 file(s): cluster/velero/schedule.yaml"
     rules = {f["rule"] for f in audit_findings(homelab)}
     assert "SK401" not in rules and "SK103" in rules
 
@@ -128,8 +145,8 @@ def test_rule_filter_takes_slugs_like_audit(homelab: Path) -> None:
     """`--rule velero-daily-all-namespaces` means SK401, as it does for `audit --rule`."""
     result = cli("fix", homelab, "--rule", "velero-daily-all-namespaces", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fixed SK401 Namespace media")
-    assert "SK103" not in result.stdout
+    assert result.stderr.startswith("fixed SK401 Namespace media")
+    assert "SK103" not in result.stderr
 
 
 def test_read_only_file_leaves_tree_untouched(homelab: Path) -> None:
@@ -165,7 +182,8 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_fix_single_plain_file(tmp_path: Path) -> None:
-    """No kustomize: the claim is edited in place, the Schedule written next to the file."""
+    """No kustomize: the claim's class is not changed in place (a migration needs every
+    reference, in other files too); the Schedule goes once into cluster/ next to the file."""
     manifest = tmp_path / "app.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n"
@@ -174,14 +192,17 @@ def test_fix_single_plain_file(tmp_path: Path) -> None:
         "  name: web-config-pvc\n  namespace: web\nspec:\n"
         '  accessModes: ["ReadWriteOnce"]\n  resources: {requests: {storage: 1Gi}}\n'
     )
+    before = manifest.read_text()
     result = cli("fix", manifest, "--rule", "SK106,SK401")
-    assert result.returncode == 0, result.stderr
-    assert manifest.read_text().endswith(
-        "  resources: {requests: {storage: 1Gi}}\n  storageClassName: synelia-iscsi-retain\n"
-    )
-    assert (tmp_path / "velero-schedule.yaml").exists()
+    assert result.returncode == 1, result.stderr  # SK106 needs a person
+    assert (
+        "cannot fix SK106 PersistentVolumeClaim web/web-config-pvc (production): moving a claim "
+        "to a new one must update every reference to it, in other files too"
+    ) in result.stdout
+    assert manifest.read_text() == before
+    assert (tmp_path / "cluster" / "velero-schedule.yaml").exists()
     rules = {f["rule"] for f in audit_findings(tmp_path)}
-    assert not rules & {"SK106", "SK401"}
+    assert "SK401" not in rules and "SK106" in rules
 
 
 def test_litestream_sidecar_gets_fail_safe_init_containers(tmp_path: Path, kubectl: str) -> None:
@@ -213,13 +234,13 @@ def test_diff_never_shows_an_inline_key(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: web-config-pvc\n"
         "  namespace: web\n  annotations:\n"
         "    note: copied from AWS_SECRET_ACCESS_KEY=sk-inline-do-not-print\n"
-        "spec:\n  resources: {requests: {storage: 1Gi}}\n---\n"
+        "spec:\n  resources: {requests: {storage: 100Mi}}\n---\n"
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: web\nspec:\n"
         "  containers:\n    - name: web\n      image: nginx\n"
         "      env: [{name: AWS_SECRET_ACCESS_KEY, value: sk-inline-do-not-print}]\n"
     )
-    result = cli("fix", manifest, "--rule", "SK106", "--diff")
+    result = cli("fix", manifest, "--rule", "SK104", "--diff")
     assert result.returncode == 0, result.stderr
-    assert "+  storageClassName: synelia-iscsi-retain" in result.stdout
+    assert "+  resources: {requests: {storage: 1Gi}}" in result.stdout
     assert "note: copied from AWS_SECRET_ACCESS_KEY=***" in result.stdout  # context line
     assert "sk-inline-do-not-print" not in result.stdout + result.stderr

@@ -184,3 +184,20 @@ def test_windows_line_endings_are_kept(tmp_path: Path) -> None:
     yfile = YamlFile.load(path)
     yfile.editable(0)["data"]["key"] = "new"
     assert yfile.render() == "# crlf\r\nkind: ConfigMap\r\ndata:\r\n  key: new\r\n"
+
+
+def test_style_is_guessed_past_a_comment_only_first_document(tmp_path: Path) -> None:
+    """`# kubectl apply -f …` then `---`: the indentation comes from the first real document,
+    so a sequence indented under its key can still be edited line for line."""
+    path = tmp_path / "job.yaml"
+    text = (
+        "# kubectl apply -f job.yaml\n---\napiVersion: batch/v1\nkind: Job\nmetadata:\n"
+        "  name: bench\nspec:\n  template:\n    spec:\n      containers:\n"
+        "        - name: bench\n          image: bench:1\n      volumes:\n        - name: data\n"
+        "          persistentVolumeClaim:\n            claimName: old\n"
+    )
+    path.write_text(text)
+    yfile = YamlFile.load(path)
+    data = yfile.editable(1)
+    data["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] = "new"
+    assert yfile.render() == text.replace("claimName: old", "claimName: new")

@@ -1,7 +1,8 @@
 """CLI: `statekeeper fix PATH` — edit the sources so the audit's fixable findings go away.
 
-Exit codes: 0 everything found was fixed (or nothing to fix), 1 some findings could not be fixed
-(listed with the reason), 2 usage or input error (nothing written).
+`fix` writes; `fix --diff` (alias `--dry-run`) only prints the unified diff, like `ruff --diff`.
+Exit codes: 0 nothing left that fix can fix, 1 findings remain that need a person (listed with the
+reason), 2 usage or input error (nothing written).
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ class FixStyle(StrEnum):
 HELP = (
     "Fix the audit's findings in the source files, keeping comments, key order and quoting.\n\n"
     "Only the lines that change differ. Fixable rules: SK101/SK106 (the environment's "
-    "StorageClass, set in that environment's overlay), SK102 (reclaim policy), SK103 (rename a "
-    "PVC and every reference, with a migration note), SK104 (grow a claim to its category's "
-    "minimum), SK201-SK204 and SK301 (add the backup: statekeeper's agent, or with --style "
-    "litestream the strategy's Litestream + rclone pattern; fix the Fail-Safe Integrity order "
-    "and config mounts), SK401 (a daily Velero schedule of every namespace). Anything else, or "
-    "anything unsafe to edit, is listed with the reason.\n\n"
-    "Files are written all at once or not at all (temporary file + rename; a file changed since "
-    "the audit read it stops the run). Exit codes: 0 fixed or nothing to fix, 1 some findings "
-    "could not be fixed, 2 usage or input error. See docs/fix.md.\n"
+    "StorageClass, set where that environment decides it), SK102 (reclaim policy), SK103 (a "
+    "well-named claim), SK104 (grow a claim to its category's minimum; never shrink). A claim "
+    "whose name or class must change is a migration: a new claim beside the old one, references"
+    " moved, the data-copy commands in a note. SK201-SK204 and SK301 (add the backup: "
+    "statekeeper's agent, or with --style litestream the strategy's Litestream + rclone "
+    "pattern; fix the Fail-Safe Integrity order and config mounts), SK401 (a daily Velero "
+    "schedule of every namespace, written once where Velero is configured, else at "
+    "--cluster-dir). Anything else, or anything unsafe to edit, is listed with the reason.\n\n"
+    "Every edit is verified before anything is written: the edited tree is rendered again and "
+    "an edit is kept only if it removes its finding and adds none. Files are written all at "
+    "once or not at all (temporary file + rename; a file changed since the audit read it stops "
+    "the run). --diff only shows the changes. Exit codes: 0 nothing left that fix can fix, 1 "
+    "findings remain that need a person, 2 usage or input error. See docs/fix.md.\n"
 )
 
 
@@ -50,15 +55,25 @@ def fix_command(
         ),
     ] = None,
     diff: Annotated[
-        bool, typer.Option("--diff", help="Print a unified diff of the changes.")
+        bool,
+        typer.Option(
+            "--diff", "--dry-run", help="Print the unified diff of the changes; write nothing."
+        ),
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Write nothing.")] = False,
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
     ] = None,
     style: Annotated[
         FixStyle, typer.Option("--style", help="How to add backups: agent or litestream.")
     ] = FixStyle.agent,
+    cluster_dir: Annotated[
+        Path,
+        typer.Option(
+            "--cluster-dir",
+            help="Where a cluster-wide object (the Velero Schedule) goes when the repo has no "
+            "place for it yet, relative to PATH.",
+        ),
+    ] = Path("cluster"),
     strict_inputs: Annotated[
         bool,
         typer.Option(
@@ -70,7 +85,7 @@ def fix_command(
 ) -> None:
     from statekeeper.errors import InputError
     from statekeeper.fix.audit import audit_tree
-    from statekeeper.fix.engine import plan_fixes
+    from statekeeper.fix.engine import fix_tree
     from statekeeper.fix.secrets import mask, secret_values
     from statekeeper.fix.workspace import fingerprint
     from statekeeper.generate.strategy import load_strategy
@@ -86,22 +101,24 @@ def fix_command(
     strategy = load_strategy(policy)
     audited = fingerprint(path)
     outcome = audit_tree(path, strategy.policy, strict_inputs=strict_inputs)
-    result = plan_fixes(
+    result = fix_tree(
         path,
         outcome.findings,
         strategy,
+        lambda paths: audit_tree(paths, strategy.policy, quiet=True).findings,
         rules=rules or None,
         style=style.value,
         detected=outcome.detected,
         audited=audited,
+        cluster_dir=cluster_dir,
     )
     if diff:
         # Context lines may show an inline S3 key next to an edit: never print it.
         texts = [t for old, new in result.workspace.changes().values() for t in (old, new)]
         sys.stdout.write(mask(result.workspace.diff(), secret_values(texts, strategy.policy)))
-    written = [] if dry_run else result.workspace.commit()
+    written = [] if diff else result.workspace.commit()
     report = sys.stderr if diff else sys.stdout
-    _summary(result, written, dry_run, report)
+    _summary(result, written, diff, report)
     raise typer.Exit(EXIT_FINDINGS if result.cannot else EXIT_OK)
 
 
@@ -114,8 +131,8 @@ def _summary(result: FixResult, written: list[Path], dry_run: bool, out: TextIO)
     for note in result.notes:
         out.write(f"note: {note}\n")
     changes = ws.changes()
-    if dry_run:
-        out.write(f"dry run: {len(changes)} file(s) would change, nothing written\n")
+    if dry_run and changes:
+        out.write(f"--diff: {len(changes)} file(s) would change, nothing written\n")
     elif written:
         out.write(f"wrote {len(written)} file(s): {', '.join(ws.display(p) for p in written)}\n")
     elif not result.fixed and not result.cannot:

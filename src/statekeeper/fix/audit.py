@@ -7,6 +7,7 @@ the findings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,21 @@ class AuditOutcome:
     detected: Detected = field(default_factory=dict)
 
 
-def audit_tree(root: Path, policy: Any, *, strict_inputs: bool = False) -> AuditOutcome:
-    """Audit `root` (rendering its kustomization roots) and collect per-workload detections.
+def audit_tree(
+    root: Path | Sequence[Path], policy: Any, *, strict_inputs: bool = False, quiet: bool = False
+) -> AuditOutcome:
+    """Audit `root` (or several paths; rendering kustomization roots) and collect per-workload
+    detections.
     Roots that do not build and unreadable files are findings (SK002/SK003) that fix cannot
     fix; `strict_inputs` makes the first of them an InputError instead."""
     from statekeeper.engine import evaluate
     from statekeeper.inventory.build import build_inventory
     from statekeeper.manifests.load import load_sources
 
+    paths = [root] if isinstance(root, Path) else list(root)
     loaded = load_sources(
-        [str(root)],
+        [str(p) for p in paths],
+        quiet=quiet,
         overlay_envs=policy.overlay_environments(),
         env_paths=policy.environment_paths(),
         strict=strict_inputs,

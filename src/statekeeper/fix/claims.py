@@ -10,14 +10,29 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token
 from statekeeper.fix.sources import Kustomization
 from statekeeper.generate.strategy import parse_quantity
+
+_REQUESTS = re.compile(r"requests (\S+);")
+_CATEGORY = re.compile(r"\(([\w.-]+)\) needs ")
+
+
+def _bytes(quantity: str) -> float:
+    """A quantity in bytes; unreadable counts as 0 (never a reason to shrink)."""
+    try:
+        return float(parse_quantity(quantity))
+    except (InputError, ValueError, TypeError):
+        return 0.0
+
 
 RULES_RECLAIM = ("SK102",)
 RULES_SIZE = ("SK104",)
@@ -90,14 +105,27 @@ def _get(data: Any, path: tuple[str, ...]) -> Any:
 
 
 def _edit_patches(
-    ctx: FixContext, kust: Kustomization, kind: str, name: str, path: tuple[str, ...], want: Any
+    ctx: FixContext,
+    kust: Kustomization,
+    kind: str,
+    name: str,
+    path: tuple[str, ...],
+    want: Any,
+    replace: Callable[[Any], bool] = lambda value: True,
 ) -> list[str]:
-    """Set `path` to `want` in the patches of `kust` that set it on kind/name."""
+    """Set `path` to `want` in the patches of `kust` that set it on kind/name to a value
+    `replace` accepts (a size: only one smaller than `want`)."""
     edited: list[str] = []
     for file in kust.patch_files:
         for doc in ctx.index.docs.get(file, []):
             value = _get(doc.body, path)
-            if doc.kind == kind and doc.name == name and value is not None and value != want:
+            if (
+                doc.kind == kind
+                and doc.name == name
+                and value is not None
+                and value != want
+                and replace(value)
+            ):
                 _y, data = ctx.edit_doc(file, kind, name)
                 _set(data, path, want)
                 edited.append(ctx.show(file))
@@ -115,7 +143,12 @@ def _edit_patches(
         except yaml.YAMLError:
             continue
         for op in ops if isinstance(ops, list) else []:
-            if isinstance(op, dict) and op.get("path") == json_path and op.get("value") != want:
+            if (
+                isinstance(op, dict)
+                and op.get("path") == json_path
+                and op.get("value") != want
+                and replace(op.get("value"))
+            ):
                 data = ctx.edit_first(kust.file)
                 new = replace_token(text, str(op["value"]), str(want))
                 data["patches"][i]["patch"] = LiteralScalarString(new)
@@ -130,7 +163,11 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
     app = next((f.app for f in group.findings if f.app), None) or ""
     name = ctx.renamed(group.namespace, group.name)
     purpose = name.removeprefix(f"{app}-").removesuffix("-pvc")
-    category = ctx.strategy.category_for(app, purpose)
+    # The category the audit judged it by (its message names it; it may come from what mounts
+    # the claim), else the one its purpose names.
+    named = [m.group(1) for f in group.findings if (m := _CATEGORY.search(f.message))]
+    category = ctx.strategy.sizes.get(named[0]) if named else None
+    category = category or ctx.strategy.category_for(app, purpose)
     if category is None:
         ctx.refuse(group, f"no sizing category of the policy matches purpose {purpose!r}")
         return
@@ -139,18 +176,30 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
         ctx.refuse(group, f"PVC {group.name} was not found in the local source files")
         return
     path = ("spec", "resources", "requests", "storage")
-    current = _get(found[0][1].doc.body, path)
-    if current is not None and parse_quantity(str(current)) > parse_quantity(category.maximum):
-        ctx.refuse(group, f"{current} is above the {category.category} maximum "
-                          f"{category.maximum}, and a claim cannot shrink: move its data to a "
-                          "smaller claim by hand")  # fmt: skip
+    # The size each environment renders (a patch may set it), as the findings report it.
+    sizes = [m.group(1) for f in group.findings if (m := _REQUESTS.match(f.message))]
+    sizes.append(str(_get(found[0][1].doc.body, path) or "0"))
+    largest = max(sizes, key=_bytes)
+    if _bytes(largest) > _bytes(category.maximum):
+        ctx.refuse(group, f"{largest} is above the {category.category} maximum "
+                          f"{category.maximum}: reported, not changed (a claim cannot shrink; "
+                          "if the data needs it, keep the size and say why with "
+                          '`statekeeper.io/ignore: "SK104: <measured need>"`)')  # fmt: skip
         return
     want = category.minimum
     edited: list[str] = []
     for env in group.environments:
         for overlay in ctx.index.overlays_for(env):
             for kust in ctx.index.chain(overlay.dir):
-                edited += _edit_patches(ctx, kust, PVC, group.name, path, want)
+                edited += _edit_patches(
+                    ctx,
+                    kust,
+                    PVC,
+                    group.name,
+                    path,
+                    want,
+                    lambda value: _bytes(str(value)) < _bytes(want),  # grow, never shrink
+                )
     if not edited:
         reported = {ctx.strategy.environment(e).name for e in group.environments if e}
         for where, placement in found:
@@ -160,8 +209,14 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
                                   "where the size is fine; set it by hand")  # fmt: skip
                 return
             _y, data = ctx.edit_doc(placement.doc.file, PVC, name)
+            if _bytes(str(_get(data, path) or "0")) >= _bytes(want):
+                continue  # never shrink what the definition asks for
             _set(data, path, want)
             edited.append(ctx.show(placement.doc.file))
+    if not edited:
+        ctx.refuse(group, "no source sets a size below the minimum (a patch or generator "
+                          "sets it?): set it by hand")  # fmt: skip
+        return
     ctx.done(group, f"storage request {want} ({category.category}) in "
                     f"{', '.join(sorted(set(edited)))}")  # fmt: skip
     ctx.notes.append(

@@ -46,6 +46,8 @@ class Fixed:
     rule: str
     subject: str
     what: str
+    # (rule, kind, namespace, name) of the group fixed: verification drops edits by group.
+    key: tuple[str, str, str | None, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class FixContext:
     workspace: Workspace
     strategy: Strategy
     style: Style = "agent"
+    # Where a cluster-wide object goes when the repo has no place for it (relative to root).
+    cluster_dir: Path = Path("cluster")
     fixed: list[Fixed] = field(default_factory=list)
     cannot: list[CannotFix] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -71,9 +75,16 @@ class FixContext:
     detected: dict[tuple[str, str | None, str], tuple[list[str], list[str]]] = field(
         default_factory=dict
     )
+    # (kind, namespace, name) → the rules the audit reported for that object.
+    reported: dict[tuple[str, str | None, str], set[str]] = field(default_factory=dict)
+    # Groups (rule, kind, namespace, name) verification refused, with the reason.
+    refused: dict[tuple[str, str, str | None, str], str] = field(default_factory=dict)
+    # Files each group's fixer loaded or created (what verification blames new findings on).
+    touched: dict[tuple[str, str, str | None, str], set[Path]] = field(default_factory=dict)
 
     def done(self, group: FindingGroup, what: str) -> None:
-        self.fixed.append(Fixed(group.rule, _subject(group), what))
+        key = (group.rule, group.kind, group.namespace, group.name)
+        self.fixed.append(Fixed(group.rule, _subject(group), what, key))
 
     def refuse(self, group: FindingGroup, reason: str) -> None:
         self.cannot.append(CannotFix(group.rule, _subject(group), reason))
@@ -103,6 +114,11 @@ class FixContext:
                     edited = yfile.editable(i)
                     assert isinstance(edited, CommentedMap)
                     return yfile, edited
+        for data in yfile.new_documents:  # created by this run (a claim beside its old one)
+            meta = data.get("metadata") if isinstance(data, dict) else None
+            if data.get("kind") == kind and isinstance(meta, dict) and meta.get("name") == name:
+                assert isinstance(data, CommentedMap)
+                return yfile, data
         raise InputError(f"{self.show(file)}: {kind} {name} not found")
 
     def edit_first(self, file: Path) -> CommentedMap:

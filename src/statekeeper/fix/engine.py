@@ -1,10 +1,14 @@
-"""`statekeeper fix`: audit → group findings → fixers edit a workspace → diff or atomic write.
+"""`statekeeper fix`: audit → group findings → fixers edit a workspace → verify → write.
 
 The audit is the same engine `statekeeper audit` runs, so `fix` repairs exactly what the audit
 reports. Fixers run in a fixed order: renames (SK103) first, so the StorageClass patches (SK101,
 SK106) target the new names; then the backup tiers (SK2xx, SK301), the rollout strategy of
 Deployments on ReadWriteOnce claims (SK107, after the agent wiring, which may set it already) and
 Velero (SK401, SK402).
+
+`fix_tree` then verifies the plan by rendering (`verify`): the edits are applied to a scratch
+copy, the copy is audited again, and the groups whose edit did not remove their finding or
+introduced a new one are refused and the plan made again without them, until it is clean.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from statekeeper.findings import Finding
 from statekeeper.fix import backup, claims, pvc_name, storage_class, velero
 from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
 from statekeeper.fix.sources import SourceIndex
+from statekeeper.fix.verify import Audit, GroupKey, group_key, judge, scratch_copy
 from statekeeper.fix.workspace import ChangedOnDisk, Workspace
 from statekeeper.generate.strategy import Strategy
 
@@ -32,11 +37,23 @@ def _guarded(
 ) -> None:
     """Run one fixer on its groups; if it meets a file it must not edit, undo its edits and list
     the groups as not fixable with the reason. Other fixes go ahead."""
+    refused = [g for g in groups if group_key(g) in ctx.refused]
+    for group in refused:
+        ctx.refuse(group, ctx.refused[group_key(group)])
+    groups = [g for g in groups if group_key(g) not in ctx.refused]
+    if not groups:
+        return
     checkpoint = ctx.workspace.checkpoint()
     fixed, notes, cannot = len(ctx.fixed), len(ctx.notes), len(ctx.cannot)
     renames = dict(ctx.renames)
+    ctx.workspace.touched.clear()
     try:
         fixer(ctx, groups)
+        for path in ctx.workspace.touched:
+            if path in ctx.workspace.files:
+                ctx.workspace.files[path].render()  # an edit that cannot be spliced: refuse now
+        for group in groups:
+            ctx.touched.setdefault(group_key(group), set()).update(ctx.workspace.touched)
     except ChangedOnDisk:
         raise  # the audit's findings may be stale: stop the whole run, write nothing
     except InputError as exc:
@@ -112,6 +129,9 @@ class FixResult:
     fixed: list[Fixed] = field(default_factory=list)
     cannot: list[CannotFix] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    groups: list[FindingGroup] = field(default_factory=list)
+    touched: dict[GroupKey, set[Path]] = field(default_factory=dict)
+    renames: dict[tuple[str | None, str], str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -139,10 +159,12 @@ def plan_fixes(
     style: Style = "agent",
     detected: Detected | None = None,
     audited: dict[Path, str] | None = None,
+    refused: dict[GroupKey, str] | None = None,
+    cluster_dir: Path = Path("cluster"),
 ) -> FixResult:
     """Edit, in memory, the files below `root` so the given findings go away. `audited` holds the
     files' SHA-256 as the audit read them (`workspace.fingerprint`): a file edited since then is
-    not touched (ChangedOnDisk)."""
+    not touched (ChangedOnDisk). Groups in `refused` are listed as not fixable with its reason."""
     root = root.resolve()
     wanted = {r.upper() for r in rules} if rules else None
     if wanted:
@@ -159,7 +181,12 @@ def plan_fixes(
         strategy=strategy,
         style=style,
         detected=dict(detected or {}),
+        refused=dict(refused or {}),
+        cluster_dir=cluster_dir,
     )
+    for finding in findings:
+        key = (finding.kind, finding.namespace, finding.name)
+        ctx.reported.setdefault(key, set()).add(finding.rule)
     groups = []
     for group in group_findings(f for f in findings if wanted is None or f.rule in wanted):
         helm_file = _rendered_from_helm(ctx.index, group)
@@ -184,6 +211,9 @@ def plan_fixes(
         fixed=ctx.fixed,
         cannot=ctx.cannot,
         notes=list(dict.fromkeys(ctx.notes)),
+        groups=groups,
+        touched=ctx.touched,
+        renames=ctx.renames,
     )
 
 
@@ -206,3 +236,71 @@ def _rendered_from_helm(index: SourceIndex, group: FindingGroup) -> str | None:
         if declares or not any(d.kind in _HELM_KINDS for d in docs):
             return None
     return group.findings[0].file
+
+
+# Rounds of plan → verify before fix gives up on every edit left (each round refuses at least
+# one group, and later groups often only failed because of an earlier one).
+MAX_ROUNDS = 4
+
+
+def fix_tree(
+    root: Path,
+    findings: Sequence[Finding],
+    strategy: Strategy,
+    audit: Audit,
+    *,
+    rules: Sequence[str] | None = None,
+    style: Style = "agent",
+    detected: Detected | None = None,
+    audited: dict[Path, str] | None = None,
+    cluster_dir: Path = Path("cluster"),
+) -> FixResult:
+    """`plan_fixes`, verified by rendering: the result holds only edits that, applied to a
+    scratch copy and audited again with `audit`, remove their finding and add none."""
+    refused: dict[GroupKey, str] = {}
+
+    def plan() -> FixResult:
+        return plan_fixes(
+            root,
+            findings,
+            strategy,
+            rules=rules,
+            style=style,
+            detected=detected,
+            audited=audited,
+            refused=refused,
+            cluster_dir=cluster_dir,
+        )
+
+    for _round in range(MAX_ROUNDS):
+        result = plan()
+        changes = result.workspace.changes()
+        if not changes:
+            # Claimed fixes that change no byte are not fixes: the finding would stay.
+            for item in result.fixed:
+                if item.key is not None:
+                    refused[item.key] = (
+                        "the edit would change nothing, and the audit still reports it"
+                    )
+            return plan() if result.fixed else result
+        with scratch_copy(root, changes) as paths:
+            after = audit(paths)
+            verdicts = judge(
+                before=findings,
+                after=after,
+                groups=result.groups,
+                fixed=result.fixed,
+                touched=result.touched,
+                renames=result.renames,
+                root=root,
+                scratch=paths[0] if paths[0].is_dir() else paths[0].parent,
+            )
+        if not verdicts:
+            return result
+        for verdict in verdicts:
+            refused[verdict.key] = verdict.reason
+    # Still not clean: refuse every edit left rather than write one that was not verified.
+    for item in plan().fixed:
+        if item.key is not None:
+            refused.setdefault(item.key, "its edit could not be verified by rendering")
+    return plan()

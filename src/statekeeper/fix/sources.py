@@ -126,14 +126,32 @@ class SourceIndex:
             index._read(path)
         for kdir in list(index.kustomizations):
             index._resolve(index.kustomizations[kdir])
-        for kdir in sorted(index.kustomizations):
-            if kdir.parent.name == "overlays":
-                try:
-                    env = strategy.environment(kdir.name)
-                except InputError:
-                    continue
-                index.overlays.append(Overlay(kdir, env))
+        index.overlays = index._roots()
         return index
+
+    def _roots(self) -> list[Overlay]:
+        """The kustomization roots (as the audit renders them) whose environment is known:
+        `overlays/<env>`, `<app>/<env>`, `clusters/<env>/…`, the policy's path globs."""
+        from statekeeper.manifests.environments import EnvironmentMap
+        from statekeeper.manifests.kustomize import Graph
+
+        policy = self.strategy.policy
+        env_map = EnvironmentMap(policy.overlay_environments(), policy.environment_paths())
+        graph = Graph.build(self.kustomizations)
+        base = self.root if self.root.is_dir() else self.root.parent
+        overlays: dict[Path, Overlay] = {}
+        for root in sorted(graph.roots()):
+            root = root.resolve()
+            name = env_map.of_root(root, base, graph.closure(root).directories)
+            if name is None and root.parent.name == "overlays":
+                name = root.name
+            if name is None or root not in self.kustomizations:
+                continue
+            try:
+                overlays[root] = Overlay(root, self.strategy.environment(name))
+            except InputError:
+                continue
+        return list(overlays.values())
 
     def _read(self, path: Path) -> None:
         try:
@@ -254,6 +272,33 @@ class SourceIndex:
     def overlays_including(self, file: Path) -> list[Overlay]:
         return [o for o in self.overlays if any(p.doc.file == file for p in self.placements(o.dir))]
 
+    def namespace_at_patch_time(self, overlay_dir: Path, placement: Placement) -> str | None:
+        """The claim's namespace when kustomize applies `overlay_dir`'s patches: kustomize sets
+        a kustomization's own `namespace:` after its patches, so only the namespace the object
+        brings from below counts (a target naming the later one never matches)."""
+        kust = self.kustomizations.get(overlay_dir)
+        if kust is None or kust.namespace is None:
+            return placement.namespace
+        if placement.doc.file in kust.resource_files:
+            return placement.doc.namespace
+        for child in kust.children:
+            for inner in self._walk(child, None, set()):
+                if inner.doc is placement.doc:
+                    return inner.namespace
+        return placement.doc.namespace
+
+    def environment_of(self, folder: Path) -> str | None:
+        """The environment a folder's path names (`overlays/prod`, `clusters/dev/…`), if any."""
+        from statekeeper.manifests.environments import EnvironmentMap
+
+        policy = self.strategy.policy
+        env_map = EnvironmentMap(policy.overlay_environments(), policy.environment_paths())
+        try:
+            relative = folder.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return env_map.of_path(relative)
+
     def remote_bases(self, overlay_dir: Path) -> list[str]:
         return [r for k in self.chain(overlay_dir) for r in k.remote]
 
@@ -275,5 +320,7 @@ def _yaml_files(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.endswith((".yaml", ".yml")) or name == "Kustomization":
-                yield Path(dirpath, name)
+            path = Path(dirpath, name)
+            # Regular files only: reading a FIFO named *.yaml would block.
+            if (name.endswith((".yaml", ".yml")) or name == "Kustomization") and path.is_file():
+                yield path

@@ -3,16 +3,22 @@
 * A daily Schedule that lists its namespaces gets the uncovered ones appended to
   `includedNamespaces` (and removed from `excludedNamespaces`): the smallest change that covers
   them, keeping the user's explicit list.
-* With no daily Schedule at all, a new one (daily, `includedNamespaces: ["*"]`, volumes included)
-  is written into each affected overlay and listed in its `resources` — or, for a tree without
-  overlays, as `velero-schedule.yaml` at its root.
+* With no daily Schedule at all, a new one (daily, `includedNamespaces: ["*"]`, volumes
+  included) is written where Velero is already configured — a `daily-all-namespaces` entry in the
+  velero chart's `schedules:` values, else `velero-schedule.yaml` in the folder holding Velero's
+  kustomization (listed in its `resources`) — else once at `--cluster-dir` (default `cluster/`),
+  with a note to add it to the app that deploys the cluster's objects. A Schedule is cluster-wide:
+  it is written once per environment (once per Velero folder), never into each overlay.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
 from statekeeper.fix.sources import SourceDoc
-from statekeeper.generate.cluster import velero_schedule_yaml
+from statekeeper.generate.cluster import velero_schedule, velero_schedule_yaml
 
 RULES = ("SK401",)
 SCHEDULE_FILE = "velero-schedule.yaml"
@@ -69,33 +75,76 @@ def fix_all(ctx: FixContext, groups: list[FindingGroup]) -> None:
             ctx.done(group, f"added to includedNamespaces of Schedule {doc.name} "
                             f"in {ctx.show(doc.file)}")  # fmt: skip
         return
-    helm = _helm_schedule_files(ctx)
+    helm = _helm_schedules(ctx)
     if helm:
-        for group in ns_groups:
-            ctx.refuse(group, f"the Velero schedules come from Helm values ({', '.join(helm)}); "
-                              "add the namespace to their includedNamespaces there")  # fmt: skip
+        _add_helm_schedule(ctx, ns_groups, helm)
         return
     _write_new(ctx, ns_groups)
 
 
-def _helm_schedule_files(ctx: FixContext) -> list[str]:
-    """Files holding the velero chart's `schedules:` values (plain values files, Flux
-    HelmReleases, Argo CD Applications): fix does not edit chart values."""
-    files: list[str] = []
+# Where the velero chart's values sit in a document: (kind, path to the values mapping).
+_VALUES_PATHS: dict[str | None, tuple[str, ...]] = {
+    None: (),  # a plain values file
+    "HelmRelease": ("spec", "values"),
+    "Application": ("spec", "source", "helm", "valuesObject"),
+}
+
+
+def _get(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _helm_schedules(ctx: FixContext) -> list[tuple[Path, int, str | None]]:
+    """Documents holding the velero chart's `schedules:` values: (file, document, kind) of
+    plain values files, Flux HelmReleases and Argo CD Applications."""
+    found: list[tuple[Path, int, str | None]] = []
     for path, docs in sorted(ctx.index.other_yaml.items()):
-        if any(isinstance(d, dict) and isinstance(d.get("schedules"), dict) for d in docs):
-            files.append(ctx.show(path))
+        for i, doc in enumerate(docs):
+            if isinstance(doc, dict) and isinstance(doc.get("schedules"), dict):
+                found.append((path, i, None))
     for path, kube in sorted(ctx.index.docs.items()):
         for doc in kube:
-            spec = doc.body.get("spec")
-            values = None
-            if doc.kind == "HelmRelease" and isinstance(spec, dict):
-                values = spec.get("values")
-            elif doc.kind == "Application" and isinstance(spec, dict):
-                values = (spec.get("source") or {}).get("helm", {}).get("valuesObject")
+            values = _get(doc.body, _VALUES_PATHS.get(doc.kind, ("\0",)))
             if isinstance(values, dict) and isinstance(values.get("schedules"), dict):
-                files.append(ctx.show(path))
-    return files
+                found.append((path, doc.index, doc.kind))
+    return found
+
+
+def _add_helm_schedule(
+    ctx: FixContext, groups: list[FindingGroup], found: list[tuple[Path, int, str | None]]
+) -> None:
+    """A `daily-all-namespaces` schedule in each set of velero chart values (one per
+    environment's release), or the namespaces added to a daily one that lists them."""
+    template = velero_schedule(ctx.strategy)["spec"]
+    edited: list[str] = []
+    for path, index, kind in found:
+        yfile = ctx.workspace.load(path)
+        data = yfile.editable(index)
+        schedules = _get(data, _VALUES_PATHS[kind])["schedules"]
+        missing = sorted({g.name for g in groups})
+        daily = [
+            s
+            for s in schedules.values()
+            if isinstance(s, dict) and _is_daily(str(s.get("schedule", "")))
+        ]
+        listed = [s for s in daily if "*" not in ((s.get("template") or {})
+                                                  .get("includedNamespaces") or ["*"])]  # fmt: skip
+        if listed:
+            included = listed[0]["template"]["includedNamespaces"]
+            included.extend(ns for ns in missing if ns not in included)
+        elif "daily-all-namespaces" not in schedules:
+            schedules["daily-all-namespaces"] = to_ruamel(
+                {"disabled": False, "schedule": template["schedule"],
+                 "template": template["template"]}
+            )  # fmt: skip
+        edited.append(ctx.show(path))
+    for group in groups:
+        ctx.done(group, f"daily schedule of all namespaces in the velero chart values of "
+                        f"{', '.join(sorted(set(edited)))}")  # fmt: skip
 
 
 def _edit(ctx: FixContext, doc: SourceDoc, missing: list[str]) -> None:
@@ -113,26 +162,50 @@ def _edit(ctx: FixContext, doc: SourceDoc, missing: list[str]) -> None:
                 excluded.remove(ns)
 
 
+def _velero_folders(ctx: FixContext) -> list[Path]:
+    """Kustomization folders that install Velero (its chart or HelmRelease, its namespace,
+    velero.io objects, or a folder named velero), the first of each environment."""
+    folders: dict[str | None, Path] = {}
+    for kdir, kust in sorted(ctx.index.kustomizations.items()):
+        docs = [d for f in kust.resource_files for d in ctx.index.docs.get(f, [])]
+        velero = (
+            kdir.name == "velero"
+            or any(c.get("name") == "velero" for c in kust.helm_charts)
+            or any(d.kind in ("HelmRelease", "Namespace") and d.name == "velero" for d in docs)
+            or any(str(d.body.get("apiVersion", "")).startswith("velero.io/") for d in docs)
+        )
+        if velero:
+            folders.setdefault(ctx.index.environment_of(kdir), kdir)
+    return sorted(folders.values())
+
+
 def _write_new(ctx: FixContext, groups: list[FindingGroup]) -> None:
     text = velero_schedule_yaml(ctx.strategy)
-    envs = {e for g in groups for e in g.environments if e}
-    overlays = [o for e in sorted(envs) for o in ctx.index.overlays_for(e)]
-    if not overlays:
-        path = ctx.workspace.root / SCHEDULE_FILE  # the tree, or the directory of a file
-        if path.resolve() not in ctx.workspace.new_files:
-            ctx.workspace.create(path, text)
-        for group in groups:
-            ctx.done(group, f"wrote a daily Schedule of all namespaces: {ctx.show(path)}")
-        return
-    for overlay in {o.dir: o for o in overlays}.values():
-        kust = ctx.index.kustomizations[overlay.dir]
-        ctx.workspace.create(overlay.dir / SCHEDULE_FILE, text)
+    folders = _velero_folders(ctx)
+    written: list[Path] = []
+    for folder in folders:
+        kust = ctx.index.kustomizations[folder]
+        path = folder / SCHEDULE_FILE
+        if path.exists():
+            continue  # someone's file of that name: not ours to overwrite
+        ctx.workspace.create(path, text)
         data = ctx.edit_first(kust.file)
         resources = data.get("resources")
         if resources is None:
             data["resources"] = to_ruamel([SCHEDULE_FILE])
         else:
             resources.append(SCHEDULE_FILE)
+        written.append(path)
+    if not written:
+        path = ctx.workspace.root / ctx.cluster_dir / SCHEDULE_FILE
+        if path.resolve() not in ctx.workspace.new_files:
+            ctx.workspace.create(path, text)
+        written.append(path)
+        ctx.notes.append(
+            f"{ctx.show(path)}: a cluster-wide Velero Schedule, written once; add it to the app "
+            "that deploys the cluster's own objects (an Argo CD Application or Flux "
+            "Kustomization), not to each app's overlay"
+        )
+    where = ", ".join(sorted(ctx.show(p) for p in written))
     for group in groups:
-        where = ", ".join(sorted(ctx.show(o.dir / SCHEDULE_FILE) for o in overlays))
         ctx.done(group, f"wrote a daily Schedule of all namespaces: {where}")

@@ -34,9 +34,12 @@ class Workspace:
     # SHA-256 of files as the audit read them (see `fingerprint`): a file that differs when fix
     # loads it changed after the audit, and its findings may no longer be true.
     audited: dict[Path, str] = field(default_factory=dict)
+    # Files loaded or created since the engine last cleared it: what one fixer may have edited.
+    touched: set[Path] = field(default_factory=set)
 
     def load(self, path: Path) -> YamlFile:
         path = path.resolve()
+        self.touched.add(path)
         if path not in self.files:
             yfile = YamlFile.load(path)
             expected = self.audited.get(path)
@@ -79,6 +82,7 @@ class Workspace:
         path = path.resolve()
         if path.exists() or path in self.new_files:
             raise InputError(f"{self.display(path)} already exists")
+        self.touched.add(path)
         self.new_files[path] = text
 
     def display(self, path: Path) -> str:
@@ -163,7 +167,9 @@ def fingerprint(root: Path) -> dict[Path, str]:
         [root]
         if root.is_file()
         else [
-            p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") or p.name == "Kustomization"
+            p
+            for p in root.rglob("*")
+            if (p.suffix in (".yaml", ".yml") or p.name == "Kustomization") and p.is_file()
         ]
     )
     digests: dict[Path, str] = {}

@@ -175,10 +175,14 @@ def _has_anchors(yaml: YAML, text: str) -> bool:
 def _guess_style(text: str) -> tuple[int, int, int]:
     """The indentation style that re-emits the file with the fewest changed lines."""
     yaml_probe = round_trip_yaml((2, 2, 0))
+    sample, data = "", None
     try:
-        docs = [d for d in _split_documents(text) if d.text.strip()]
-        sample = docs[0].text if docs else ""
-        data = yaml_probe.load(sample) if sample else None
+        # The first document with content (a file may open with a comment-only document).
+        for doc in _split_documents(text):
+            if doc.text.strip():
+                sample, data = doc.text, yaml_probe.load(doc.text)
+                if data is not None:
+                    break
     except YAMLError:
         return (2, 2, 0)
     if data is None:
