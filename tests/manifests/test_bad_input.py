@@ -80,6 +80,15 @@ def _fifo(tmp: Path) -> tuple[list[str], Path | None]:
     return ["dir"], None
 
 
+def _fifo_in_root(tmp: Path) -> tuple[list[str], Path | None]:
+    """A pipe beside a kustomization root: the side reads (Flux/Argo deployers, the render
+    cache's digests, kustomization files) must refuse it unread too, or the audit hangs."""
+    _write(tmp / "app" / "kustomization.yaml", "resources: [ok.yaml]\n")
+    _write(tmp / "app" / "ok.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    os.mkfifo(tmp / "app" / "pipe.yaml")
+    return ["app"], None
+
+
 def _dir_loop(tmp: Path) -> tuple[list[str], Path | None]:
     _write(tmp / "repo" / "apps" / "a.yaml", "a: 1\n")
     (tmp / "repo" / "apps" / "back").symlink_to("..")
@@ -168,6 +177,7 @@ CASES: dict[str, Case] = {
         _file("tpl2.yaml", "a: {{ $x }}\n"), ["invalid YAML", "helm template"], "tpl2.yaml", "note"
     ),
     "not-a-regular-file": Case(_fifo, ["not a regular file"], "pipe.yaml"),
+    "not-a-regular-file-in-root": Case(_fifo_in_root, ["not a regular file"], "pipe.yaml"),
     "missing-path": Case(lambda tmp: (["nope.yaml"], None), ["no such file"], "nope.yaml", ""),
     "broken-symlink": Case(_broken_link, ["broken symlink"], "gone.yaml"),
     "symlink-loop-dir": Case(_dir_loop, ["symlink loop"], "back"),

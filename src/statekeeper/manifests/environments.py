@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from statekeeper.manifests.files import norm
+from statekeeper.manifests.files import norm, read_file
 from statekeeper.manifests.yaml import ReadError, parse_documents
 
 # Folders whose child folder names an environment.
@@ -163,11 +163,10 @@ def deployed_paths(
     found = Deployment()
     for file in files:
         try:
-            with file.open("rb") as handle:
-                data = handle.read(max_bytes + 1)
-        except OSError:
+            data = read_file(file, max_bytes)  # regular files only: a FIFO would block
+        except ReadError:
             continue
-        if len(data) > max_bytes or b"path:" not in data or not any(d in data for d in _DEPLOYERS):
+        if b"path:" not in data or not any(d in data for d in _DEPLOYERS):
             continue
         env = env_of.of_path(os.path.relpath(norm(file), norm(base)))
         try:

@@ -148,7 +148,12 @@ def os_reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def read_file(path: Path, max_bytes: int, *, named: bool = False) -> bytes:
+# The largest manifest read (a bigger file is SK003): shared by the walk and the side reads
+# (kustomization files, Flux/Argo deployers, Helm values).
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def read_file(path: Path, max_bytes: int = MAX_FILE_BYTES, *, named: bool = False) -> bytes:
     """The bytes of `path`, at most `max_bytes`. Only a regular file is read, except that a
     pipe named on the command line (`statekeeper audit <(helm template …)`) is too.
     Raises ReadError."""

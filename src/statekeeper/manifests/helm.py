@@ -42,7 +42,7 @@ import yaml
 
 from statekeeper.findings import Note
 from statekeeper.manifests import apptemplate
-from statekeeper.manifests.files import kustomization_file, relative_to_cwd
+from statekeeper.manifests.files import kustomization_file, read_file, relative_to_cwd
 from statekeeper.manifests.flux import CLUSTER_SCOPED, config_data
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.manifests.yaml import K8sLoader, ReadError, parse_documents
@@ -251,8 +251,8 @@ def _umbrella_chart(directory: Path) -> Release | None:
     ApplicationSets over `apps/*`): its `values.yaml` under the dependency's key (or alias) are
     app-template values. The release is named after the folder, as such ApplicationSets do."""
     try:
-        chart = yaml.load((directory / "Chart.yaml").read_bytes(), Loader=K8sLoader)
-    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+        chart = yaml.load(read_file(directory / "Chart.yaml"), Loader=K8sLoader)
+    except (ReadError, yaml.YAMLError, RecursionError, ValueError):
         return None
     dependencies = chart.get("dependencies") if isinstance(chart, dict) else None
     for dependency in dependencies if isinstance(dependencies, list) else []:
@@ -261,8 +261,8 @@ def _umbrella_chart(directory: Path) -> Release | None:
         key = str(dependency.get("alias") or "app-template")
         values_file = directory / "values.yaml"
         try:
-            values = yaml.load(values_file.read_bytes(), Loader=K8sLoader)
-        except (OSError, yaml.YAMLError, RecursionError, ValueError):
+            values = yaml.load(read_file(values_file), Loader=K8sLoader)
+        except (ReadError, yaml.YAMLError, RecursionError, ValueError):
             values = None
         sub = values.get(key) if isinstance(values, dict) else None
         where = relative_to_cwd(values_file if values_file.is_file() else directory / "Chart.yaml")
@@ -452,8 +452,8 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
                 problems.append(f"helm.valueFiles {value_file} (in the chart's repo) not read")
                 continue
             try:
-                loaded = yaml.load(Path(chart_source.url, value_file).read_bytes(), K8sLoader)
-            except (OSError, yaml.YAMLError, RecursionError, ValueError):
+                loaded = yaml.load(read_file(Path(chart_source.url, value_file)), K8sLoader)
+            except (ReadError, yaml.YAMLError, RecursionError, ValueError):
                 loaded = None
             if isinstance(loaded, dict):
                 values = _deep_merge(values, loaded)
@@ -490,8 +490,8 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
 def _kustomize_charts(directory: Path) -> Iterable[Release]:
     file = kustomization_file(directory)
     try:
-        data = yaml.load(file.read_bytes(), Loader=K8sLoader)
-    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+        data = yaml.load(read_file(file), Loader=K8sLoader)
+    except (ReadError, yaml.YAMLError, RecursionError, ValueError):
         return
     charts = data.get("helmCharts") if isinstance(data, dict) else None
     if not isinstance(charts, list):
@@ -520,8 +520,8 @@ def _kustomize_charts(directory: Path) -> Iterable[Release]:
         values_file = entry.get("valuesFile")
         if isinstance(values_file, str):
             try:
-                loaded = yaml.load((directory / values_file).read_bytes(), Loader=K8sLoader)
-            except (OSError, yaml.YAMLError, RecursionError, ValueError):
+                loaded = yaml.load(read_file(directory / values_file), Loader=K8sLoader)
+            except (ReadError, yaml.YAMLError, RecursionError, ValueError):
                 loaded = None
             if isinstance(loaded, dict):
                 values = loaded

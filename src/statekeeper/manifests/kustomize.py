@@ -83,8 +83,8 @@ def read_kustomization(directory: Path) -> Kustomization:
     nothing here: building its root reports the error."""
     found = Kustomization(directory)
     try:
-        data = yaml.load(kustomization_file(directory).read_bytes(), Loader=K8sLoader)
-    except (OSError, yaml.YAMLError, RecursionError, ValueError):
+        data = yaml.load(read_file(kustomization_file(directory)), Loader=K8sLoader)
+    except (ReadError, yaml.YAMLError, RecursionError, ValueError):
         return found
     if not isinstance(data, dict):
         return found

@@ -28,6 +28,7 @@ from statekeeper.manifests import helm as helm_releases
 from statekeeper.manifests.environments import EnvironmentMap, deployed_paths
 from statekeeper.manifests.files import (
     KUSTOMIZATION_NAMES,
+    MAX_FILE_BYTES,
     STDIN_NAME,
     Tree,
     is_kustomization,
@@ -135,7 +136,7 @@ def load_sources(
     env_paths: Mapping[str, Sequence[str]] | None = None,
     stdin: BinaryIO | None = None,
     max_workers: int | None = None,
-    max_file_bytes: int = 16 * 1024 * 1024,
+    max_file_bytes: int = MAX_FILE_BYTES,
     strict: bool = False,
     quiet: bool = False,
     cache: bool = True,
