@@ -337,6 +337,31 @@ def test_render_cache_runs_no_kustomize_on_an_unchanged_repo(
     assert len(seen()) == 4 and calls() == 6  # only apps/a/{dev,prod} rendered again
 
 
+def test_render_cache_hit_from_another_working_directory_keeps_origins(
+    repo: Path, kubectl: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Origins are relative to the working directory: a root cached by an audit run from the
+    repo's parent must come back with paths relative to the repo when audited from inside it
+    (the same relative paths a cold audit from there gives)."""
+    write(
+        repo,
+        {
+            "overlays/prod/kustomization.yaml": KUSTOMIZATION + "resources: [../../base]\n",
+            "base/kustomization.yaml": KUSTOMIZATION + "resources: [pvc.yaml]\n",
+            "base/pvc.yaml": PVC.format(name="a-data-pvc", cls="c"),
+        },
+    )
+
+    def seen(path: str) -> list[tuple[str, str, int, str | None]]:
+        result = load_sources([path], overlay_envs=ENVS)
+        return [(r.name, r.origin.file, r.origin.line, r.origin.overlay) for r in result.resources]
+
+    from_parent = seen("repo")  # fills the cache with this working directory's paths
+    assert from_parent == [("a-data-pvc", "repo/base/pvc.yaml", 1, "repo/overlays/prod")]
+    monkeypatch.chdir(repo)
+    assert seen(".") == [("a-data-pvc", "base/pvc.yaml", 1, "overlays/prod")]
+
+
 def test_input_findings_in_every_format(repo: Path, kubectl: str) -> None:
     from statekeeper.engine import run_audit
     from statekeeper.policy.load import load_policy

@@ -55,7 +55,7 @@ _PATCHERS = frozenset(
     {"PatchTransformer", "PatchStrategicMergeTransformer", "PatchJson6902Transformer"}
 )
 RENDER_TIMEOUT_S = 300.0
-CACHE_VERSION = "2"  # bump when the wrapper or the cached locations change
+CACHE_VERSION = "3"  # bump when the wrapper or the cached locations change
 # References kustomize fetches over the network rather than reading from the tree.
 _REMOTE = re.compile(r"^(?:https?://|git@|ssh://|git::|github\.com/|gitlab\.com/|bitbucket\.org/)")
 _PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")

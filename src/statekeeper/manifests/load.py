@@ -537,13 +537,15 @@ class _Loader:
             extras: dict[str, Any] = {"source_mapped": False}
             if cached is not None and cached[index] is not None:
                 file, document, line, extras = cached[index]
-                origin = Origin(file, document, line, root_name, environment)
+                origin = Origin(relative_to_cwd(file), document, line, root_name, environment)
                 extras = dict(extras)
+                if isinstance(extras.get("source_dir"), str):
+                    extras["source_dir"] = relative_to_cwd(extras["source_dir"])
             elif where is not None:
                 origin, extras = mapper.locate(body, where, item.origin_base, origin)
             if patched_in:
                 extras["patched_in"] = patched_in
-            locations.append([origin.file, origin.document, origin.line, dict(extras)])
+            locations.append(_cached_location(origin, extras))
             extras.setdefault("source_dir", root_name)
             extras["tree_root"] = tree_root
             target = self.result.resources
@@ -551,6 +553,15 @@ class _Loader:
                 target = self.result.other
             target.append(Resource(body, origin, extras))
         return locations
+
+
+def _cached_location(origin: Origin, extras: dict[str, Any]) -> list[Any]:
+    """Where a rendered document came from, as the render cache keeps it: paths absolute, since
+    the next audit may run from another working directory (origins are cwd-relative)."""
+    kept = {k: v for k, v in extras.items() if k != "patched_in"}  # recomputed from the body
+    if isinstance(kept.get("source_dir"), str):
+        kept["source_dir"] = os.path.abspath(kept["source_dir"])  # noqa: PTH100 - str in, str out
+    return [os.path.abspath(origin.file), origin.document, origin.line, kept]  # noqa: PTH100
 
 
 def _expand(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:
