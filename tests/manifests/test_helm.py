@@ -624,36 +624,39 @@ def test_argo_cd_chart_folder_of_this_repo_is_rendered_with_its_value_files(
     assert "1 rendered with helm" in messages(result.notes)[-1]
 
 
+UMBRELLA = {
+    "apps/paperless/Chart.yaml": """\
+        apiVersion: v2
+        name: paperless
+        version: 0.0.0
+        dependencies:
+          - name: app-template
+            version: 2.6.0
+            repository: http://CLOSED/charts
+        """.replace("CLOSED", CLOSED),
+    "apps/paperless/values.yaml": """\
+        app-template:
+          controllers:
+            main:
+              containers:
+                main:
+                  image:
+                    repository: ghcr.io/paperless-ngx/paperless-ngx
+                    tag: 2.5.4
+          persistence:
+            data:
+              accessMode: ReadWriteOnce
+              size: 10Gi
+              globalMounts:
+                - path: /usr/src/paperless/data
+        """,
+}  # fmt: skip
+
+
 def test_umbrella_chart_of_app_template_is_interpreted_from_its_values(
     repo: Path, tmp_path: Path
 ) -> None:
-    write(repo, {
-        "apps/paperless/Chart.yaml": """\
-            apiVersion: v2
-            name: paperless
-            version: 0.0.0
-            dependencies:
-              - name: app-template
-                version: 2.6.0
-                repository: http://CLOSED/charts
-            """.replace("CLOSED", CLOSED),
-        "apps/paperless/values.yaml": """\
-            app-template:
-              controllers:
-                main:
-                  containers:
-                    main:
-                      image:
-                        repository: ghcr.io/paperless-ngx/paperless-ngx
-                        tag: 2.5.4
-              persistence:
-                data:
-                  accessMode: ReadWriteOnce
-                  size: 10Gi
-                  globalMounts:
-                    - path: /usr/src/paperless/data
-            """,
-    })  # fmt: skip
+    write(repo, UMBRELLA)
     result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
     claim = find(result.resources, "PersistentVolumeClaim", "paperless-data")  # v2/v3 naming
     assert claim.origin.file == "repo/apps/paperless/values.yaml"
@@ -662,6 +665,25 @@ def test_umbrella_chart_of_app_template_is_interpreted_from_its_values(
     mounts = deployment.body["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert mounts == [{"name": "data", "mountPath": "/usr/src/paperless/data"}]
     assert "1 interpreted as app-template" in messages(result.notes)[-1]
+
+
+def test_fix_says_an_umbrella_charts_objects_come_from_its_values(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    write(repo, UMBRELLA)
+    before = (repo / "apps/paperless/values.yaml").read_text()
+    env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
+    done = subprocess.run(
+        [sys.executable, "-m", "statekeeper", "fix", str(repo), "--rule", "SK201"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "cannot fix SK201 Deployment paperless: cannot fix: value comes from the chart "
+        "(Deployment paperless is rendered from the Helm release in "
+        "repo/apps/paperless/values.yaml; change its values there)"
+    ) in done.stdout + done.stderr
+    assert (repo / "apps/paperless/values.yaml").read_text() == before
 
 
 def test_kustomize_helm_charts_entries_are_never_silent(

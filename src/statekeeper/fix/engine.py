@@ -224,16 +224,19 @@ _CHART_OBJECTS = frozenset(
 
 
 def _rendered_from_helm(index: SourceIndex, group: FindingGroup) -> str | None:
-    """The file of the HelmRelease (or Argo CD Application) a finding's object was rendered
-    or interpreted from: the object itself is written nowhere, its values are."""
+    """The file of the HelmRelease (or Argo CD Application, or the values file of a chart
+    folder) a finding's object was rendered or interpreted from: the object itself is written
+    nowhere, its values are."""
     if group.kind not in _CHART_OBJECTS:
         return None  # e.g. SK401 names a namespace, whichever file it was seen in
     for finding in group.findings:
         if finding.file is None:
             return None
-        docs = index.docs.get(Path(finding.file).resolve(), [])
+        path = Path(finding.file).resolve()
+        docs = index.docs.get(path, [])
         declares = any(d.kind == group.kind and d.name == group.name for d in docs)
-        if declares or not any(d.kind in _HELM_KINDS for d in docs):
+        chart_values = (path.parent / "Chart.yaml").is_file()
+        if declares or not (chart_values or any(d.kind in _HELM_KINDS for d in docs)):
             return None
     return group.findings[0].file
 
