@@ -664,6 +664,41 @@ def test_umbrella_chart_of_app_template_is_interpreted_from_its_values(
     assert "1 interpreted as app-template" in messages(result.notes)[-1]
 
 
+def test_chart_note_only_for_charts_that_were_not_read(repo: Path, tmp_path: Path) -> None:
+    """An umbrella chart of app-template is audited through its values: no "templates are not
+    read" note for it; a chart of the repo with its own templates keeps the note."""
+    write(repo, {
+        "apps/mealie/Chart.yaml": """\
+            apiVersion: v2
+            name: mealie
+            version: 0.0.0
+            dependencies:
+              - name: app-template
+                alias: app
+                version: 3.7.3
+                repository: http://CLOSED/charts
+            """.replace("CLOSED", CLOSED),
+        "apps/mealie/values.yaml": """\
+            app:
+              controllers:
+                mealie:
+                  containers:
+                    app:
+                      image: {repository: ghcr.io/mealie-recipes/mealie, tag: v2.8.0}
+            """,
+        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+        "charts/web/templates/deployment.yaml": "kind: Deployment\n{{- if .Values.x }}\n",
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    find(result.resources, "Deployment", "mealie")
+    chart_notes = {
+        note.file
+        for note in result.notes
+        if note.message.startswith("a Helm chart (Chart.yaml): its templates are not read")
+    }
+    assert chart_notes == {"repo/charts/web"}
+
+
 def test_kustomize_helm_charts_entries_are_never_silent(
     repo: Path, kubectl: str, tmp_path: Path
 ) -> None:
