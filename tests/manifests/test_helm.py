@@ -736,3 +736,69 @@ def test_kustomize_helm_charts_entries_are_never_silent(
         "chart ingress-nginx 4.11.0" in notes
     )
     assert notes[-1].startswith("Helm releases: 2 found, 0 rendered with helm, 1 interpreted")
+
+
+def test_kustomize_root_with_helm_charts_builds_its_other_objects(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    """kustomize refuses `helmCharts:` without --enable-helm; the root is not SK002: its other
+    objects are rendered (patches included, pointing at the user's files) and its charts are
+    the Helm reader's."""
+    write(repo, {
+        "apps/base/kustomization.yaml": f"""\
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            resources:
+              - pvc.yaml
+            helmCharts:
+              - name: app-template
+                repo: oci://{CLOSED}/bjw-s-labs/helm
+                version: 4.1.1
+                releaseName: mealie
+                valuesInline:
+                  controllers:
+                    mealie:
+                      containers:
+                        app:
+                          image: {{repository: ghcr.io/mealie-recipes/mealie, tag: v2.8.0}}
+                  persistence:
+                    data:
+                      existingClaim: mealie-data
+            """,
+        "apps/base/pvc.yaml": """\
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata:
+              name: mealie-data
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources:
+                requests:
+                  storage: 1Gi
+            """,
+        "apps/prod/kustomization.yaml": """\
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            namespace: food
+            resources:
+              - ../base
+            patches:
+              - path: pvc-patch.yaml
+            """,
+        "apps/prod/pvc-patch.yaml": """\
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata:
+              name: mealie-data
+            spec:
+              storageClassName: fast-retain
+            """,
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    assert result.problems == []
+    claim = find(result.resources, "PersistentVolumeClaim", "mealie-data")
+    assert claim.namespace == "food"
+    assert claim.body["spec"]["storageClassName"] == "fast-retain"
+    assert claim.origin.file == "repo/apps/base/pvc.yaml"
+    assert claim.extras.get("patched_in") == ["repo/apps/prod/kustomization.yaml"]
+    find(result.resources, "Deployment", "mealie")  # the chart: interpreted by the Helm reader
