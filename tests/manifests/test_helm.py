@@ -686,6 +686,41 @@ def test_fix_says_an_umbrella_charts_objects_come_from_its_values(
     assert (repo / "apps/paperless/values.yaml").read_text() == before
 
 
+def test_chart_note_only_for_charts_that_were_not_read(repo: Path, tmp_path: Path) -> None:
+    """An umbrella chart of app-template is audited through its values: no "templates are not
+    read" note for it; a chart of the repo with its own templates keeps the note."""
+    write(repo, {
+        "apps/mealie/Chart.yaml": """\
+            apiVersion: v2
+            name: mealie
+            version: 0.0.0
+            dependencies:
+              - name: app-template
+                alias: app
+                version: 3.7.3
+                repository: http://CLOSED/charts
+            """.replace("CLOSED", CLOSED),
+        "apps/mealie/values.yaml": """\
+            app:
+              controllers:
+                mealie:
+                  containers:
+                    app:
+                      image: {repository: ghcr.io/mealie-recipes/mealie, tag: v2.8.0}
+            """,
+        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+        "charts/web/templates/deployment.yaml": "kind: Deployment\n{{- if .Values.x }}\n",
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    find(result.resources, "Deployment", "mealie")
+    chart_notes = {
+        note.file
+        for note in result.notes
+        if note.message.startswith("a Helm chart (Chart.yaml): its templates are not read")
+    }
+    assert chart_notes == {"repo/charts/web"}
+
+
 def test_kustomize_helm_charts_entries_are_never_silent(
     repo: Path, kubectl: str, tmp_path: Path
 ) -> None:
@@ -723,3 +758,69 @@ def test_kustomize_helm_charts_entries_are_never_silent(
         "chart ingress-nginx 4.11.0" in notes
     )
     assert notes[-1].startswith("Helm releases: 2 found, 0 rendered with helm, 1 interpreted")
+
+
+def test_kustomize_root_with_helm_charts_builds_its_other_objects(
+    repo: Path, kubectl: str, tmp_path: Path
+) -> None:
+    """kustomize refuses `helmCharts:` without --enable-helm; the root is not SK002: its other
+    objects are rendered (patches included, pointing at the user's files) and its charts are
+    the Helm reader's."""
+    write(repo, {
+        "apps/base/kustomization.yaml": f"""\
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            resources:
+              - pvc.yaml
+            helmCharts:
+              - name: app-template
+                repo: oci://{CLOSED}/bjw-s-labs/helm
+                version: 4.1.1
+                releaseName: mealie
+                valuesInline:
+                  controllers:
+                    mealie:
+                      containers:
+                        app:
+                          image: {{repository: ghcr.io/mealie-recipes/mealie, tag: v2.8.0}}
+                  persistence:
+                    data:
+                      existingClaim: mealie-data
+            """,
+        "apps/base/pvc.yaml": """\
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata:
+              name: mealie-data
+            spec:
+              accessModes: [ReadWriteOnce]
+              resources:
+                requests:
+                  storage: 1Gi
+            """,
+        "apps/prod/kustomization.yaml": """\
+            apiVersion: kustomize.config.k8s.io/v1beta1
+            kind: Kustomization
+            namespace: food
+            resources:
+              - ../base
+            patches:
+              - path: pvc-patch.yaml
+            """,
+        "apps/prod/pvc-patch.yaml": """\
+            apiVersion: v1
+            kind: PersistentVolumeClaim
+            metadata:
+              name: mealie-data
+            spec:
+              storageClassName: fast-retain
+            """,
+    })  # fmt: skip
+    result = load_sources([str(repo)], helm=HelmOptions(cache_dir=tmp_path / "cache"))
+    assert result.problems == []
+    claim = find(result.resources, "PersistentVolumeClaim", "mealie-data")
+    assert claim.namespace == "food"
+    assert claim.body["spec"]["storageClassName"] == "fast-retain"
+    assert claim.origin.file == "repo/apps/base/pvc.yaml"
+    assert claim.extras.get("patched_in") == ["repo/apps/prod/kustomization.yaml"]
+    find(result.resources, "Deployment", "mealie")  # the chart: interpreted by the Helm reader

@@ -698,10 +698,22 @@ def _collect_apps(inv: Inventory) -> None:
 
 
 def _collect_namespaces(inv: Inventory) -> None:
-    """Every namespace named by a resource (or declared), per environment."""
+    """Every namespace named by a resource (or declared), per environment, with the objects
+    that create it. A namespace whose Namespace object sits in another environment (a shared
+    base, a file outside any overlay) points at that object rather than at its first user."""
+    declared: dict[str, Resource] = {}
+    creators: dict[tuple[str | None, str], list[str]] = {}
     for resource in inv.resources:
         env = inv.environment_of.get(id(resource))
+        created = _created_namespace(resource)
+        if created is not None:
+            label = created[1].format(resource=resource)
+            label += f" ({resource.origin.file}:{resource.origin.line})"
+            found = creators.setdefault((env, created[0]), [])
+            if label not in found:
+                found.append(label)
         if resource.kind == "Namespace":
+            declared.setdefault(resource.name, resource)
             inv.namespaces[(env, resource.name)] = NamespaceInfo(
                 resource.name, env, resource, declared=True
             )
@@ -710,9 +722,48 @@ def _collect_namespaces(inv: Inventory) -> None:
         if namespace is None or resource.kind in _CLUSTER_SCOPED:
             continue
         env = inv.environment_of.get(id(resource))
-        inv.namespaces.setdefault(
-            (env, namespace), NamespaceInfo(namespace, env, resource, declared=False)
-        )
+        if (env, namespace) not in inv.namespaces:
+            anywhere = declared.get(namespace)
+            inv.namespaces[(env, namespace)] = NamespaceInfo(
+                namespace, env, anywhere or resource, declared=anywhere is not None
+            )
+    for (env, namespace), info in inv.namespaces.items():
+        # this environment's creators, and those of no known environment (shared files)
+        info.creators = list(creators.get((env, namespace), []))
+        if env is not None:
+            shared = creators.get((None, namespace), [])
+            info.creators += [c for c in shared if c not in info.creators]
+
+
+def _created_namespace(resource: Resource) -> tuple[str, str] | None:
+    """The namespace `resource` creates and how to name it, if it creates one: a Namespace;
+    a Flux HelmRelease with `install.createNamespace` (its targetNamespace, else its own); an
+    Argo CD Application syncing with `CreateNamespace=true` (its destination namespace)."""
+    spec = resource.body.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    if resource.kind == "Namespace" and resource.name:
+        return resource.name, "Namespace {resource.name}"
+    if resource.kind == "HelmRelease" and resource.api_version.startswith(
+        "helm.toolkit.fluxcd.io/"
+    ):
+        install = spec.get("install")
+        if isinstance(install, dict) and install.get("createNamespace") is True:
+            target = spec.get("targetNamespace") or resource.namespace
+            if isinstance(target, str) and target:
+                return target, "HelmRelease {resource.name}"
+    if resource.kind == "Application" and resource.api_version.startswith("argoproj.io/"):
+        sync = spec.get("syncPolicy")
+        options = sync.get("syncOptions") if isinstance(sync, dict) else None
+        destination = spec.get("destination")
+        target = destination.get("namespace") if isinstance(destination, dict) else None
+        if (
+            isinstance(options, list)
+            and "CreateNamespace=true" in options
+            and isinstance(target, str)
+            and target
+        ):
+            return target, "Application {resource.name}"
+    return None
 
 
 _JUDGED_KINDS = frozenset({*WORKLOAD_KINDS, "PersistentVolumeClaim"})

@@ -371,6 +371,9 @@ class NamespaceInfo:
     environment: str | None
     resource: Resource  # the Namespace object, or the first resource in the namespace
     declared: bool  # a Namespace object exists
+    # What creates it: "Namespace media (base/ns.yaml:1)", a HelmRelease/Application that
+    # creates its target namespace (install.createNamespace, CreateNamespace=true)
+    creators: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

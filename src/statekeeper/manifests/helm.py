@@ -72,6 +72,8 @@ class HelmSummary:
     rendered: int = 0
     interpreted: int = 0
     skipped: int = 0
+    # chart folders of the repo (resolved) rendered or interpreted from their values
+    charts_read: set[Path] = field(default_factory=set)
 
     def note(self) -> Note:
         return Note(
@@ -192,6 +194,8 @@ def expand_releases(
             summary.rendered += 1
         else:
             summary.interpreted += 1
+        if release.source.kind == "local":
+            summary.charts_read.add(Path(release.source.url).resolve())
         for problem in release.problems:
             notes.append(_note(release, problem))
         added.extend(objects)

@@ -12,7 +12,10 @@ changed it (`manifests.lines.patch_location` finds the patch line from them). Bo
 again after they have been read, so rules never see them.
 
 A root that does not build is a `ReadError` for the caller to report (SK002); when the only cause
-is a remote base that cannot be fetched (offline CI) `RenderFailure.remote` says so.
+is a remote base that cannot be fetched (offline CI) `RenderFailure.remote` says so. A root that
+fails only because kustomize wants `--enable-helm` for its `helmCharts:` is built again from a
+temporary copy of what it reads with those fields removed: its other objects are audited, and its
+charts are the Helm reader's (manifests/helm.py renders, interprets or names each in a note).
 
 Renders are cached under the user cache directory, keyed by the content of every file the root
 can read (its kustomization folders, bases and components included, and every file they name)
@@ -265,6 +268,10 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
     done = _run(root, [*command, str(root)])
     if isinstance(done, RenderFailure):
         return done
+    if done.returncode != 0 and _HELM_NEEDED in done.stderr:
+        without_helm = _render_without_helm_charts(root, command, reach)
+        if without_helm is not None:
+            return without_helm
     if done.returncode != 0:
         message = first_error(done.stderr)
         where = relative_to_cwd(kustomization_file(root))
@@ -277,6 +284,61 @@ def render_root(root: Path, command: Sequence[str], reach: Reach) -> Rendered | 
         return RenderFailure(root, ReadError(where, reason), remote)
     # Origin annotations, if the root asks for them itself, are relative to the root.
     return Rendered(root, done.stdout, root)
+
+
+# kustomize's refusal to inflate `helmCharts:` without --enable-helm.
+_HELM_NEEDED = b"must specify --enable-helm"
+_HELM_KEYS = ("helmCharts", "helmGlobals", "helmChartInflationGenerator")
+_MIRROR_WRAPPER = ".statekeeper-wrapper"
+
+
+def _render_without_helm_charts(
+    root: Path, command: Sequence[str], reach: Reach
+) -> Rendered | None:
+    """Build a copy of everything `root` reads with the `helmCharts:` fields removed, so the
+    root's other objects are audited; its charts are the Helm reader's (manifests/helm.py:
+    rendered, interpreted as app-template or named in a note). None when that build fails
+    too: the caller then reports the root's own error."""
+    local = [*reach.directories, *reach.files, *reach.folders]
+    if not local:
+        return None
+    top = Path(os.path.commonpath(local))
+    if not top.name or top.name == _MIRROR_WRAPPER:
+        return None
+    # <tmp>/<top's name> mirrors `top`; the wrapper is its sibling, as it would be beside `top`
+    with tempfile.TemporaryDirectory(prefix="statekeeper-kustomize-") as tmp:
+        mirror = Path(tmp, top.name)
+        try:
+            for folder in reach.folders:
+                shutil.copytree(folder, mirror / os.path.relpath(folder, top))
+            for file in reach.files:
+                target = mirror / os.path.relpath(file, top)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target)
+            for directory in reach.directories:
+                source = kustomization_file(Path(directory))
+                data = yaml.load(read_file(source), Loader=K8sLoader)
+                if isinstance(data, dict):
+                    for key in _HELM_KEYS:
+                        data.pop(key, None)
+                target = mirror / os.path.relpath(source, top)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(yaml.safe_dump(data), encoding="utf-8")
+        except (OSError, ReadError, yaml.YAMLError, ValueError, shutil.Error):
+            return None
+        wrapper = Path(tmp, _MIRROR_WRAPPER)
+        wrapper.mkdir()
+        target_dir = os.path.relpath(mirror / os.path.relpath(root, top), wrapper)
+        (wrapper / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n- {_quote(target_dir)}\n{WRAPPER_METADATA}\n",
+            encoding="utf-8",
+        )
+        done = _run(root, [*command, str(wrapper)])
+        if isinstance(done, RenderFailure) or done.returncode != 0:
+            return None
+    # origin paths are relative to the wrapper: the same place beside the user's `top`
+    return Rendered(root, done.stdout, top.parent / _MIRROR_WRAPPER)
 
 
 def _is_fetch_error(message: str, remote: Sequence[str]) -> bool:

@@ -177,13 +177,23 @@ def load_sources(
         result = loader.result
         if render:
             flux.apply_flux(result.resources, result.notes, max_bytes=max_file_bytes)
-        helm_releases.expand_releases(
+        summary = helm_releases.expand_releases(
             result.resources,
             result.notes,
             loader.kustomize_dirs,
             helm if helm is not None else helm_releases.HelmOptions(max_bytes=max_file_bytes),
             chart_dirs=loader.helm_charts,
         )
+        # a chart of the repo rendered or interpreted by a release is audited; others are not
+        for chart in loader.helm_charts:
+            if chart.resolve() not in summary.charts_read:
+                result.notes.append(
+                    Note(
+                        "a Helm chart (Chart.yaml): its templates are not read; render it "
+                        "with its values (helm template … | statekeeper audit -) to audit it",
+                        relative_to_cwd(chart),
+                    )
+                )
         return result
     finally:
         if gc_was_enabled:
@@ -293,15 +303,7 @@ class _Loader:
         found = tree.yaml_files or tree.kustomize_dirs or tree.helm_charts
         if not found and not tree.problems:
             self.result.notes.append(Note("no YAML files in this directory or below", str(path)))
-        self.helm_charts.extend(tree.helm_charts)
-        for chart in tree.helm_charts:
-            self.result.notes.append(
-                Note(
-                    "a Helm chart (Chart.yaml): its templates are not read; render it "
-                    "with its values (helm template … | statekeeper audit -) to audit it",
-                    relative_to_cwd(chart),
-                )
-            )
+        self.helm_charts.extend(tree.helm_charts)  # noted after the Helm reader, if unread
         return tree
 
     def _plan(self, trees: list[Tree], graph: kustomize.Graph, env: str | None) -> _Plan:

@@ -59,7 +59,11 @@ spec:
         "business. Namespaces are "
         "those of the Namespace objects and of every namespaced object with an explicit "
         "`metadata.namespace`, per environment; a schedule covers its own environment (or "
-        "all, when its environment is unknown). Each uncovered namespace is one finding."
+        "all, when its environment is unknown). Each uncovered namespace is one finding per "
+        "environment, on its Namespace object when the repo has one (else on the first object "
+        "in it); the message lists what creates the namespace: Namespace objects, Flux "
+        "HelmReleases with `install.createNamespace`, Argo CD Applications syncing with "
+        "`CreateNamespace=true`."
     )
     fixable = True
 
@@ -84,7 +88,8 @@ spec:
                 more = f"; and {len(listed) - 3} more schedules" if len(listed) > 3 else ""
                 why = "; ".join(listed[:3]) + more
             yield self._finding(inventory, info, f"namespace {name!r} is not covered: {why} "
-                                f"(daily = at least every {max_seconds})")  # fmt: skip
+                                f"(daily = at least every {max_seconds})"
+                                f"{self._created_by(info)}")  # fmt: skip
 
     def _finding(self, inventory: Inventory, info: NamespaceInfo, message: str) -> Finding:
         app = inventory.app(info.resource) if info.declared else None
@@ -98,6 +103,19 @@ spec:
             app=app if app else NONE,
             environment=info.environment if info.environment else NONE,
         )
+
+    @staticmethod
+    def _created_by(info: NamespaceInfo) -> str:
+        """The objects that create the namespace, at most two, besides the Namespace the
+        finding is on (a cluster's own namespaces, `default`, `kube-system`, have none)."""
+        origin = info.resource.origin
+        here = f" ({origin.file}:{origin.line})"
+        others = [c for c in info.creators if not (info.declared and c.endswith(here))]
+        if not others:
+            return "" if info.declared else "; created by no object in the repo"
+        more = f" and {len(others) - 2} more" if len(others) > 2 else ""
+        also = "also " if info.declared else ""
+        return f"; {also}created by " + ", ".join(others[:2]) + more
 
     @staticmethod
     def _why_not(schedule: VeleroSchedule, namespace: str, limit: float) -> str | None:
