@@ -24,7 +24,6 @@ import base64
 import binascii
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +240,9 @@ def substitute(value: Any, variables: dict[str, str], unresolved: set[str]) -> A
 
 def _render_components(flux: _FluxKustomization, max_bytes: int) -> list[Resource] | str:
     """The objects the components add, as kustomize builds them (unsubstituted)."""
-    import tempfile  # here, like kustomize: only a render pays for them (start-up time)
+    # Imported here, not at the top: only a render pays for them (start-up time).
+    import subprocess
+    import tempfile
 
     from statekeeper.manifests import kustomize
 
