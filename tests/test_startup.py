@@ -64,6 +64,69 @@ def test_default_run_neither_validates_the_policy_nor_imports_typer(tmp_path: Pa
     assert '"rule": "SK103"' in result.stdout
 
 
+# Modules only some inputs need: a cron schedule (croniter), a kustomization (kustomize), a
+# Helm release (helm). A one-file --no-render audit of plain objects imports none of them.
+_LAZY = ("croniter", "statekeeper.manifests.kustomize", "statekeeper.manifests.helm")
+
+CRON_AND_RELEASE = """\
+apiVersion: velero.io/v1
+kind: Schedule
+metadata: {name: daily, namespace: velero}
+spec: {schedule: "0 3 * * *", template: {includedNamespaces: ["*"]}}
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web, namespace: web}
+spec: {chart: {spec: {chart: web, sourceRef: {kind: HelmRepository, name: nowhere}}}}
+"""
+
+
+def _imported_after_audit(directory: Path, *args: str) -> tuple[str, dict[str, bool]]:
+    """Run a --no-render audit in a fresh interpreter; (stdout, which `_LAZY` modules it loaded)."""
+    probe = (
+        "import sys, runpy\n"
+        "import statekeeper\n"
+        f"assert not any(m in sys.modules for m in {_LAZY!r}), 'imported by import statekeeper'\n"
+        f"sys.argv = ['statekeeper', 'audit', *{list(args)!r}, '--no-render', '-f', 'json']\n"
+        "try:\n"
+        "    runpy.run_module('statekeeper', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(*[m in sys.modules for m in {_LAZY!r}], file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=directory, timeout=60
+    )
+    flags = result.stderr.strip().splitlines()[-1].split()
+    assert len(flags) == len(_LAZY), result.stderr
+    return result.stdout, dict(zip(_LAZY, (flag == "True" for flag in flags), strict=True))
+
+
+def test_one_file_audit_imports_no_cron_kustomize_or_helm_code(tmp_path: Path) -> None:
+    (tmp_path / "one.yaml").write_text(ONE)
+    stdout, imported = _imported_after_audit(tmp_path, "one.yaml")
+    assert imported == dict.fromkeys(_LAZY, False)
+    assert '"rule": "SK103"' in stdout
+
+
+def test_lazy_modules_are_imported_when_the_input_needs_them(tmp_path: Path) -> None:
+    # The other side of the test above: a Velero schedule and a HelmRelease load croniter and the
+    # Helm code, a kustomization the kustomize code (and the audit still reads them).
+    (tmp_path / "apps.yaml").write_text(CRON_AND_RELEASE)
+    stdout, imported = _imported_after_audit(tmp_path, "apps.yaml")
+    assert imported == {
+        "croniter": True,
+        "statekeeper.manifests.kustomize": False,
+        "statekeeper.manifests.helm": True,
+    }
+    assert "HelmRelease web" in stdout
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "kustomization.yaml").write_text("resources: [one.yaml]\n")
+    (tmp_path / "base" / "one.yaml").write_text(ONE)
+    _, imported = _imported_after_audit(tmp_path, "base")
+    assert imported["statekeeper.manifests.kustomize"] is True
+
+
 def _typer_options() -> dict[tuple[str, ...], tuple[str, bool, bool, tuple[str, ...] | None]]:
     command = typer.main.get_command(app).commands["audit"]  # type: ignore[attr-defined]
     found = {}

@@ -159,7 +159,7 @@ def run_audit(
     `exclude(file)` true drops what was read from that file (objects, notes, input problems)
     before anything judges it (a config file's `exclude` globs). `helm_repo_config` is the
     helm repositories.yaml charts are fetched with (default: helm's own)."""
-    from statekeeper.manifests.helm import HelmOptions
+    from statekeeper.manifests.helmoptions import HelmOptions
     from statekeeper.manifests.load import load_sources
 
     # The audit allocates many long-lived containers and frees nothing until it ends: the cyclic

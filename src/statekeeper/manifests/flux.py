@@ -24,15 +24,12 @@ import base64
 import binascii
 import os
 import re
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from statekeeper.findings import Note
-from statekeeper.manifests import kustomize
 from statekeeper.manifests.files import kustomization_file, relative_to_cwd
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.manifests.yaml import ReadError, parse_documents
@@ -243,6 +240,12 @@ def substitute(value: Any, variables: dict[str, str], unresolved: set[str]) -> A
 
 def _render_components(flux: _FluxKustomization, max_bytes: int) -> list[Resource] | str:
     """The objects the components add, as kustomize builds them (unsubstituted)."""
+    # Imported here, not at the top: only a render pays for them (start-up time).
+    import subprocess
+    import tempfile
+
+    from statekeeper.manifests import kustomize
+
     command = kustomize.kustomize_command()
     if command is None:
         return "components not rendered: neither kustomize nor kubectl is on PATH"

@@ -44,24 +44,12 @@ from statekeeper.findings import Note
 from statekeeper.manifests import apptemplate
 from statekeeper.manifests.files import kustomization_file, read_file, relative_to_cwd
 from statekeeper.manifests.flux import CLUSTER_SCOPED, config_data
+from statekeeper.manifests.helmoptions import HelmOptions as HelmOptions
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.manifests.yaml import K8sLoader, ReadError, parse_documents
 
 HELM_TIMEOUT_S = 120.0
 PULL_WORKERS = 4
-
-
-@dataclass(frozen=True)
-class HelmOptions:
-    """How releases are rendered. `render=False` never runs helm (app-template is still
-    interpreted); `repository_config`/`repository_cache` are passed to helm as
-    `--repository-config`/`--repository-cache` (else helm's own defaults: the user's)."""
-
-    render: bool = True
-    repository_config: str | None = None
-    repository_cache: str | None = None
-    cache_dir: Path | None = None
-    max_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass

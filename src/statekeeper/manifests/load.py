@@ -16,15 +16,14 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Note
-from statekeeper.manifests import flux, kustomize
-from statekeeper.manifests import helm as helm_releases
+from statekeeper.manifests import flux
 from statekeeper.manifests.environments import EnvironmentMap, deployed_paths
 from statekeeper.manifests.files import (
     KUSTOMIZATION_NAMES,
@@ -40,6 +39,7 @@ from statekeeper.manifests.files import (
     relative_to_cwd,
     walk,
 )
+from statekeeper.manifests.helmoptions import HelmOptions
 from statekeeper.manifests.resource import InputProblem, Origin, Resource
 from statekeeper.manifests.yaml import (
     HELM_HINT,
@@ -50,6 +50,9 @@ from statekeeper.manifests.yaml import (
     looks_like_manifest,
     parse_documents,
 )
+
+if TYPE_CHECKING:
+    from statekeeper.manifests import kustomize
 
 __all__ = [
     "KUSTOMIZATION_NAMES",
@@ -140,7 +143,7 @@ def load_sources(
     strict: bool = False,
     quiet: bool = False,
     cache: bool = True,
-    helm: helm_releases.HelmOptions | None = None,
+    helm: HelmOptions | None = None,
 ) -> LoadResult:
     """Read every path (file, directory, `-` for stdin) into resources.
 
@@ -177,16 +180,22 @@ def load_sources(
         result = loader.result
         if render:
             flux.apply_flux(result.resources, result.notes, max_bytes=max_file_bytes)
-        summary = helm_releases.expand_releases(
-            result.resources,
-            result.notes,
-            loader.kustomize_dirs,
-            helm if helm is not None else helm_releases.HelmOptions(max_bytes=max_file_bytes),
-            chart_dirs=loader.helm_charts,
-        )
+        charts_read: Collection[Path] = ()
+        if _may_hold_releases(result.resources, loader):
+            # Imported only here: the Helm machinery is ~10 ms of a one-file audit's start-up.
+            from statekeeper.manifests import helm as helm_releases
+
+            summary = helm_releases.expand_releases(
+                result.resources,
+                result.notes,
+                loader.kustomize_dirs,
+                helm if helm is not None else HelmOptions(max_bytes=max_file_bytes),
+                chart_dirs=loader.helm_charts,
+            )
+            charts_read = summary.charts_read
         # a chart of the repo rendered or interpreted by a release is audited; others are not
         for chart in loader.helm_charts:
-            if chart.resolve() not in summary.charts_read:
+            if chart.resolve() not in charts_read:
                 result.notes.append(
                     Note(
                         "a Helm chart (Chart.yaml): its templates are not read; render it "
@@ -198,6 +207,15 @@ def load_sources(
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _may_hold_releases(resources: Sequence[Resource], loader: _Loader) -> bool:
+    """Whether `helm.expand_releases` could find a release: a HelmRelease or Application
+    among the objects, a kustomization (`helmCharts:`) or a chart folder. A cheap superset of
+    its own test, so that `helm` is imported only when it may have work."""
+    if loader.kustomize_dirs or loader.helm_charts:
+        return True
+    return any(r.kind in ("HelmRelease", "Application") for r in resources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +287,15 @@ class _Loader:
                 trees[index] = self._walk(path)
         kustomize_dirs = {d for tree in trees.values() for d in tree.kustomize_dirs}
         self.kustomize_dirs = kustomize_dirs
-        graph = kustomize.Graph.build(kustomize_dirs)
-        plan = _Plan(patches=graph.patch_owners())
-        if render and kustomize_dirs:
-            plan = self._plan(list(trees.values()), graph, env)
+        plan = _Plan(patches={})
+        if kustomize_dirs:
+            # Imported only when there is a kustomization (start-up time of one-file audits).
+            from statekeeper.manifests import kustomize
+
+            graph = kustomize.Graph.build(kustomize_dirs)
+            plan = _Plan(patches=graph.patch_owners())
+            if render:
+                plan = self._plan(list(trees.values()), graph, env)
         for index, (kind, path) in enumerate(items):
             if kind == "stdin":
                 data = read_stdin(stdin if stdin is not None else sys.stdin.buffer, self.max_bytes)
@@ -309,6 +332,8 @@ class _Loader:
     def _plan(self, trees: list[Tree], graph: kustomize.Graph, env: str | None) -> _Plan:
         """The roots to render (with `env`, only that environment's and unknown ones) and
         the files they stand for."""
+        from statekeeper.manifests import kustomize
+
         plan = _Plan(patches=graph.patch_owners(), listed_dirs=graph.listed_dirs())
         # Only a known environment selects roots (an unknown --env name is kept for all).
         wanted = self.env_of.alias(env) if env is not None else None
@@ -363,6 +388,8 @@ class _Loader:
         quiet: bool,
         cache: bool,
     ) -> None:
+        from statekeeper.manifests import kustomize
+
         command = kustomize.kustomize_command()
         if command is None:
             raise InputError(kustomize.MISSING_KUSTOMIZE)
@@ -510,6 +537,8 @@ class _Loader:
         """Add a root's objects; return where each document came from (for the cache), or
         None when its output could not be read. `namespace` is set on namespaced objects, as
         Flux's `targetNamespace` (or Argo CD's destination namespace) does."""
+        from statekeeper.manifests import kustomize
+
         root_name = relative_to_cwd(item.root)
         fallback_file = relative_to_cwd(kustomization_file(item.root))
         try:
