@@ -573,21 +573,30 @@ def test_helm_repo_config_flag(repo: Path, tmp_path: Path) -> None:
     assert missing.stderr.strip().endswith("nope.yaml: no such file")
 
 
-def test_fix_says_the_value_comes_from_the_chart(repo: Path, kubectl: str, tmp_path: Path) -> None:
-    write(repo, FLUX_APP)
-    before = (repo / "kubernetes/apps/default/sonarr/app/helmrelease.yaml").read_text()
+def assert_fix_refuses_chart_values(repo: Path, tmp_path: Path, values: str, line: str) -> None:
+    """`fix --rule SK201` says `line` (the value comes from the chart) and leaves `values`
+    (the file holding the release's values) as it was."""
+    before = (repo / values).read_text()
     env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
     done = subprocess.run(
         [sys.executable, "-m", "statekeeper", "fix", str(repo), "--rule", "SK201"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    assert (
+    assert line in done.stdout + done.stderr
+    assert (repo / values).read_text() == before
+
+
+def test_fix_says_the_value_comes_from_the_chart(repo: Path, kubectl: str, tmp_path: Path) -> None:
+    write(repo, FLUX_APP)
+    assert_fix_refuses_chart_values(
+        repo,
+        tmp_path,
+        "kubernetes/apps/default/sonarr/app/helmrelease.yaml",
         "cannot fix SK201 Deployment media/sonarr: cannot fix: value comes from the chart "
         "(Deployment sonarr is rendered from the Helm release in "
-        "repo/kubernetes/apps/default/sonarr/app/helmrelease.yaml; change its values there)"
-    ) in done.stdout + done.stderr
-    assert (repo / "kubernetes/apps/default/sonarr/app/helmrelease.yaml").read_text() == before
+        "repo/kubernetes/apps/default/sonarr/app/helmrelease.yaml; change its values there)",
+    )
 
 
 def test_argo_cd_chart_folder_of_this_repo_is_rendered_with_its_value_files(
@@ -671,19 +680,14 @@ def test_fix_says_an_umbrella_charts_objects_come_from_its_values(
     repo: Path, kubectl: str, tmp_path: Path
 ) -> None:
     write(repo, UMBRELLA)
-    before = (repo / "apps/paperless/values.yaml").read_text()
-    env = {"STATEKEEPER_CACHE_DIR": str(tmp_path / "cache"), "PATH": str(VENV_BIN)}
-    done = subprocess.run(
-        [sys.executable, "-m", "statekeeper", "fix", str(repo), "--rule", "SK201"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert (
+    assert_fix_refuses_chart_values(
+        repo,
+        tmp_path,
+        "apps/paperless/values.yaml",
         "cannot fix SK201 Deployment paperless: cannot fix: value comes from the chart "
         "(Deployment paperless is rendered from the Helm release in "
-        "repo/apps/paperless/values.yaml; change its values there)"
-    ) in done.stdout + done.stderr
-    assert (repo / "apps/paperless/values.yaml").read_text() == before
+        "repo/apps/paperless/values.yaml; change its values there)",
+    )
 
 
 def test_chart_note_only_for_charts_that_were_not_read(repo: Path, tmp_path: Path) -> None:
