@@ -279,22 +279,13 @@ def exit_code(report: Report, fail_on: str) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-def _wanted_rules(values: Sequence[str]) -> set[str] | None:
+def _wanted_rules(values: Sequence[str]) -> list[str] | None:
     """Rule ids selected by --rule (ids or slugs, comma-separated); None = every rule."""
-    from statekeeper.rules.base import all_rules
+    from statekeeper.rules.base import select_rules
 
-    keys = [key.strip() for value in values for key in value.split(",") if key.strip()]
-    if not keys:
+    if not any(key.strip() for value in values for key in value.split(",")):
         return None
-    known = {r.id.lower(): r.id for r in all_rules()} | {r.slug: r.id for r in all_rules()}
-    wanted: set[str] = set()
-    for key in keys:
-        rule_id = known.get(key.lower())
-        if rule_id is None:
-            choices = ", ".join(sorted(set(known.values())))
-            raise StatekeeperError(f"--rule: unknown rule {key!r}; known rules: {choices}")
-        wanted.add(rule_id)
-    return wanted
+    return [rule.id for rule in select_rules(values)]
 
 
 def _terminal_style(force: bool = False) -> tuple[bool, int]:

@@ -19,23 +19,22 @@ from statekeeper.inventory.model import FieldPath, Inventory
 from statekeeper.manifests.resource import Resource
 from statekeeper.policy.model import Policy
 from statekeeper.rules.annotations import IgnoreEntry, parse_ignore, subject_annotations
-from statekeeper.rules.base import Rule, all_rules, pending_locations, resolve_lines
+from statekeeper.rules.base import (
+    Rule,
+    all_rules,
+    pending_locations,
+    resolve_lines,
+    select_rules,
+)
 
 _CLUSTER_SCOPED_FINDING_KINDS = frozenset({"Namespace", "StorageClass", "PersistentVolume"})
 _UNSUPPRESSIBLE = frozenset({"SK001"})
 
 
-def select_rules(policy: Policy, only: Collection[str] | None = None) -> list[Rule]:
-    """The enabled rules (policy `rules:` settings), restricted to `only` (ids or slugs)."""
-    wanted = {key.strip().lower() for key in only} if only is not None else None
-    selected = []
-    for rule in all_rules():
-        if not policy.rule_settings(rule.id, rule.slug).enabled:
-            continue
-        if wanted is not None and rule.id.lower() not in wanted and rule.slug not in wanted:
-            continue
-        selected.append(rule)
-    return selected
+def enabled_rules(policy: Policy, only: Collection[str] | None = None) -> list[Rule]:
+    """The rules `only` names (ids or slugs; every rule when None, see `select_rules`) that the
+    policy's `rules:` settings leave enabled."""
+    return [rule for rule in select_rules(only) if policy.rule_settings(rule.id, rule.slug).enabled]
 
 
 def evaluate(
@@ -54,7 +53,7 @@ def evaluate(
     kept: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
     silenced: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
     reasons: list[str] = []
-    for rule in select_rules(policy, only):
+    for rule in enabled_rules(policy, only):
         override = policy.rule_settings(rule.id, rule.slug).severity
         for finding in rule.check(inventory, policy):
             location = locations.pop(id(finding), None)
@@ -151,6 +150,7 @@ def run_audit(
     quiet: bool = False,
     exclude: Callable[[str], bool] | None = None,
     helm_repo_config: str | None = None,
+    on_inventory: Callable[[Inventory], None] | None = None,
 ) -> Report:
     """Load the sources (files, dirs, `-`, kustomization roots), build the inventory, evaluate.
 
@@ -158,7 +158,8 @@ def run_audit(
     makes the first of them an InputError instead. `quiet` hides the rendering progress bar.
     `exclude(file)` true drops what was read from that file (objects, notes, input problems)
     before anything judges it (a config file's `exclude` globs). `helm_repo_config` is the
-    helm repositories.yaml charts are fetched with (default: helm's own)."""
+    helm repositories.yaml charts are fetched with (default: helm's own). `on_inventory` is
+    shown the inventory before it is evaluated (`fix` reads the databases it detected)."""
     from statekeeper.manifests.helmoptions import HelmOptions
     from statekeeper.manifests.load import load_sources
 
@@ -186,6 +187,8 @@ def run_audit(
             loaded.problems = [p for p in loaded.problems if not exclude(p.file)]
         inventory = build_inventory(loaded.resources, loaded.other, policy, env=env)
         inventory.input_problems = list(loaded.problems)
+        if on_inventory is not None:
+            on_inventory(inventory)
         report = evaluate(inventory, policy, only=only)
     finally:
         if gc_was_enabled:

@@ -552,15 +552,57 @@ def test_unknown_rule_is_a_usage_error(tmp_path: Path, strategy: Strategy) -> No
 
 
 def test_rules_marked_fixable_are_exactly_the_rules_fix_fixes() -> None:
-    """The docs' "Fixable by `statekeeper fix`" line comes from `Rule.fixable`: it must agree
-    with the fixers, and every other rule must say why it is not fixed."""
+    """The docs' "Fixed by `statekeeper fix`" line comes from `Rule.fix`: it must agree with
+    the fixers, and every other rule must say why it is not fixed."""
     from statekeeper.fix.engine import FIXABLE, NOT_FIXABLE
-    from statekeeper.rules.base import all_rules
+    from statekeeper.rules.base import FixedBy, all_rules
 
-    marked = {rule.id for rule in all_rules() if rule.fixable}
+    marked = {rule.id for rule in all_rules() if isinstance(rule.fix, FixedBy)}
     assert marked == set(FIXABLE)
     assert "SK501" not in marked  # the key would have to be written to git
     assert {rule.id for rule in all_rules()} - marked == set(NOT_FIXABLE)
+
+
+def test_every_rule_declares_a_fixer_that_exists_or_a_reason() -> None:
+    """`fix = FixedBy("statekeeper.fix.<module>:<function>", ...)` names a real function in
+    that file; `fix = NotFixable(reason)` gives a reason; the fixers run renames first and
+    Velero last, as the plan needs."""
+    import inspect
+
+    from statekeeper.fix.engine import families
+    from statekeeper.rules.base import FixedBy, NotFixable, all_rules
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    for rule in all_rules():
+        assert isinstance(rule.fix, FixedBy | NotFixable), rule.id
+        if isinstance(rule.fix, NotFixable):
+            assert rule.fix.reason.strip(), rule.id
+            continue
+        assert (src / rule.fix.file).is_file(), rule.fix.file
+    found = families()
+    for family in found:
+        function = family.resolve()
+        assert inspect.isfunction(function), family.fixer.target
+        assert function.__module__ == family.fixer.module
+    order = [rule for family in found for rule in family.rules]
+    assert order[0] == "SK103" and order[-1] == "SK401"
+    assert order.index("SK201") < order.index("SK107")
+
+
+def test_rules_sharing_a_fixer_must_agree_on_its_step() -> None:
+    from statekeeper.fix.engine import families
+    from statekeeper.rules.base import FixedBy, Rule
+
+    class First(Rule):
+        id, fix = "SK901", FixedBy("statekeeper.fix.velero:fix_all", step=8)
+
+    class Second(Rule):
+        id, fix = "SK902", FixedBy("statekeeper.fix.velero:fix_all", step=9)
+
+    with pytest.raises(ValueError, match="different steps or batches"):
+        families([First(), Second()])
+    with pytest.raises(ValueError, match=r"not 'statekeeper\.fix\.<module>:<function>'"):
+        FixedBy("statekeeper/fix/velero.py", step=1)
 
 
 def test_velero_schedule_written_once_at_cluster_dir_not_per_overlay(

@@ -10,14 +10,10 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import Annotated, Any
 
 import typer
-
-from statekeeper.errors import EXIT_FINDINGS, EXIT_OK
-
-if TYPE_CHECKING:
-    from statekeeper.fix.engine import FixResult
+from typer.core import TyperCommand
 
 
 class FixStyle(StrEnum):
@@ -26,24 +22,53 @@ class FixStyle(StrEnum):
 
 
 # Typer keeps the help's line breaks and wraps each line at the terminal's width: one logical
-# line per paragraph, so it reflows cleanly at any width.
+# line per paragraph, so it reflows cleanly at any width; the rule table's lines stay under 78
+# columns. The table comes from the rules' `fix` declarations, when the help is shown: building
+# it at import would load every rule for `statekeeper --version`.
 HELP = (
     "Fix the audit's findings in the source files, keeping comments, key order and quoting.\n\n"
-    "Only the lines that change differ. Fixable rules: SK101/SK106 (the environment's "
-    "StorageClass, set where that environment decides it), SK102 (reclaim policy), SK103 (a "
-    "well-named claim), SK104 (grow a claim to its category's minimum; never shrink). A claim "
-    "whose name or class must change is a migration: a new claim beside the old one, references"
-    " moved, the data-copy commands in a note. SK201-SK204 and SK301 (add the backup: "
-    "statekeeper's agent, or with --style litestream the strategy's Litestream + rclone "
-    "pattern; fix the Fail-Safe Integrity order and config mounts), SK401 (a daily Velero "
-    "schedule of every namespace, written once where Velero is configured, else at "
-    "--cluster-dir). Anything else, or anything unsafe to edit, is listed with the reason.\n\n"
+    "Only the lines that change differ. A claim whose name or class must change is a "
+    "migration: a new claim beside the old one, references moved, the data-copy commands in a "
+    "note. Backups are added as statekeeper's agent, or with --style litestream as the "
+    "strategy's Litestream + rclone pattern (with the Fail-Safe Integrity order and config "
+    "mounts fixed); the daily Velero schedule of every namespace is written once where Velero "
+    "is configured, else at --cluster-dir. Anything else, or anything unsafe to edit, is "
+    "listed with the reason.\n\n"
+    "{rules}\n\n"
     "Every edit is verified before anything is written: the edited tree is rendered again and "
     "an edit is kept only if it removes its finding and adds none. Files are written all at "
     "once or not at all (temporary file + rename; a file changed since the audit read it stops "
     "the run). --diff only shows the changes. Exit codes: 0 nothing left that fix can fix, 1 "
     "findings remain that need a person, 2 usage or input error. See docs/fix.md.\n"
 )
+
+
+def fixable_rules_table(width: int = 78) -> str:
+    """The fixable rules in the order their fixers run, each with its fixer's file and its
+    title, from the rules' `fix = FixedBy(...)` declarations."""
+    import textwrap
+
+    from statekeeper.rules.base import FixedBy, fixable_rules
+
+    rows = sorted(
+        (rule.fix.step, rule.id, rule.fix.file.rpartition("/")[2], rule.title)
+        for rule in fixable_rules()
+        if isinstance(rule.fix, FixedBy)
+    )
+    files = max(len(file) for _, _, file, _ in rows)
+    lines = ["Fixable rules, in the order their fixers (in statekeeper/fix/) run:"]
+    for _, rule_id, file, title in rows:
+        head = f"  {rule_id}  {file.ljust(files)}  "
+        lines += textwrap.wrap(title, width, initial_indent=head, subsequent_indent=" " * len(head))
+    return "\n".join(lines)
+
+
+class _FixCommand(TyperCommand):
+    """`fix`, whose help lists the fixable rules; read from the registry only when shown."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # Typer's own (vendored) click types
+        self.help = HELP.replace("{rules}", fixable_rules_table())
+        super().format_help(ctx, formatter)
 
 
 def fix_command(
@@ -83,64 +108,25 @@ def fix_command(
         ),
     ] = False,
 ) -> None:
-    from statekeeper.errors import InputError
-    from statekeeper.fix.audit import audit_tree
-    from statekeeper.fix.engine import fix_tree
-    from statekeeper.fix.secrets import mask, secret_values
-    from statekeeper.fix.workspace import fingerprint
-    from statekeeper.generate.strategy import load_strategy
+    from statekeeper.fix.run import run_fix
 
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    from statekeeper.rules.base import all_rules
-
-    # Ids or slugs, as `audit --rule` takes them.
-    slugs = {r.slug: r.id for r in all_rules()}
-    keys = [r.strip() for value in rule or [] for r in value.split(",") if r.strip()]
-    rules = [slugs.get(key.lower(), key) for key in keys]
-    strategy = load_strategy(policy)
-    audited = fingerprint(path)
-    outcome = audit_tree(path, strategy.policy, strict_inputs=strict_inputs)
-    result = fix_tree(
+    run = run_fix(
         path,
-        outcome.findings,
-        strategy,
-        lambda paths: audit_tree(paths, strategy.policy, quiet=True).findings,
-        rules=rules or None,
+        policy=policy,
+        rules=rule,
         style=style.value,
-        detected=outcome.detected,
-        audited=audited,
         cluster_dir=cluster_dir,
+        strict_inputs=strict_inputs,
+        dry_run=diff,
     )
     if diff:
-        # Context lines may show an inline S3 key next to an edit: never print it.
-        texts = [t for old, new in result.workspace.changes().values() for t in (old, new)]
-        sys.stdout.write(mask(result.workspace.diff(), secret_values(texts, strategy.policy)))
-    written = [] if diff else result.workspace.commit()
+        sys.stdout.write(run.diff)
     report = sys.stderr if diff else sys.stdout
-    _summary(result, written, diff, report)
-    raise typer.Exit(EXIT_FINDINGS if result.cannot else EXIT_OK)
-
-
-def _summary(result: FixResult, written: list[Path], dry_run: bool, out: TextIO) -> None:
-    ws = result.workspace
-    for item in result.fixed:
-        out.write(f"fixed {item.rule} {item.subject}: {item.what}\n")
-    for refused in result.cannot:
-        out.write(f"cannot fix {refused.rule} {refused.subject}: {refused.reason}\n")
-    for note in result.notes:
-        out.write(f"note: {note}\n")
-    changes = ws.changes()
-    if dry_run and changes:
-        out.write(f"--diff: {len(changes)} file(s) would change, nothing written\n")
-    elif written:
-        out.write(f"wrote {len(written)} file(s): {', '.join(ws.display(p) for p in written)}\n")
-    elif not result.fixed and not result.cannot:
-        out.write("nothing to fix\n")
-    else:  # only findings that cannot be fixed (e.g. a second run): say that nothing moved
-        out.write("no file changed\n")
+    report.write("".join(f"{line}\n" for line in run.summary()))
+    raise typer.Exit(run.exit_code)
 
 
 def register(app: typer.Typer) -> None:
     """Add `fix` to the root app."""
-    app.command("fix", help=HELP)(fix_command)
+    first = HELP.partition("\n")[0]  # the root help's one-line summary; no rule is loaded
+    app.command("fix", cls=_FixCommand, help=HELP, short_help=first)(fix_command)

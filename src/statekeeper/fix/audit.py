@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from statekeeper.findings import Finding
+
+if TYPE_CHECKING:
+    from statekeeper.inventory.model import Inventory
 
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
 
@@ -26,25 +29,26 @@ class AuditOutcome:
 def audit_tree(
     root: Path | Sequence[Path], policy: Any, *, strict_inputs: bool = False, quiet: bool = False
 ) -> AuditOutcome:
-    """Audit `root` (or several paths; rendering kustomization roots) and collect per-workload
-    detections.
+    """Audit `root` (or several paths; rendering kustomization roots) with `run_audit` and
+    collect per-workload detections.
     Roots that do not build and unreadable files are findings (SK002/SK003) that fix cannot
     fix; `strict_inputs` makes the first of them an InputError instead."""
-    from statekeeper.engine import evaluate
-    from statekeeper.inventory.build import build_inventory
-    from statekeeper.manifests.load import load_sources
+    from statekeeper.engine import run_audit
 
     paths = [root] if isinstance(root, Path) else list(root)
-    loaded = load_sources(
+    detected: Detected = {}
+    report = run_audit(
         [str(p) for p in paths],
+        policy=policy,
+        strict_inputs=strict_inputs,
         quiet=quiet,
-        overlay_envs=policy.overlay_environments(),
-        env_paths=policy.environment_paths(),
-        strict=strict_inputs,
+        on_inventory=lambda inventory: detected.update(detections(inventory)),
     )
-    inventory = build_inventory(loaded.resources, loaded.other, policy)
-    inventory.input_problems = list(loaded.problems)
-    report = evaluate(inventory, policy)
+    return AuditOutcome(findings=list(report.findings), detected=detected)
+
+
+def detections(inventory: Inventory) -> Detected:
+    """(kind, namespace, name) of each workload -> (its SQLite paths, its config paths)."""
     detected: Detected = {}
     for workload in inventory.workloads:
         key = (workload.kind, workload.namespace, workload.name)
@@ -55,4 +59,4 @@ def audit_tree(
         for path in workload.config_paths:
             if path not in configs:
                 configs.append(path)
-    return AuditOutcome(findings=list(report.findings), detected=detected)
+    return detected

@@ -41,9 +41,6 @@ from statekeeper.inventory.build import read_workload
 from statekeeper.inventory.model import Container
 from statekeeper.inventory.providers import match_provider
 
-RULES = ("SK201", "SK202", "SK203", "SK301")
-RULES_CONFIG_MOUNT = ("SK204",)
-RULES_ROLLOUT = ("SK107",)
 SQLITE_RULES = {"SK201", "SK202", "SK203"}
 DEFAULT_SECRET = "statekeeper-s3"
 DEFAULT_BUCKET = "statekeeper"

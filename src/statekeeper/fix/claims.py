@@ -34,8 +34,6 @@ def _bytes(quantity: str) -> float:
         return 0.0
 
 
-RULES_RECLAIM = ("SK102",)
-RULES_SIZE = ("SK104",)
 PVC = "PersistentVolumeClaim"
 
 

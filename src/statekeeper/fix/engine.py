@@ -1,10 +1,12 @@
 """`statekeeper fix`: audit → group findings → fixers edit a workspace → verify → write.
 
 The audit is the same engine `statekeeper audit` runs, so `fix` repairs exactly what the audit
-reports. Fixers run in a fixed order: renames (SK103) first, so the StorageClass patches (SK101,
-SK106) target the new names; then the backup tiers (SK2xx, SK301), the rollout strategy of
-Deployments on ReadWriteOnce claims (SK107, after the agent wiring, which may set it already) and
-Velero (SK401, SK402).
+reports. Each rule declares its fixer (`fix = FixedBy("statekeeper.fix.<module>:<function>",
+step=..., batch=...)`) or why it has none (`fix = NotFixable(reason)`); `families()` groups the
+rules by fixer and orders the fixers by step: renames (SK103) first, so the StorageClass patches
+(SK101, SK106) target the new names; then the claims' values, the backup tiers (SK2xx, SK301),
+the rollout strategy of Deployments on ReadWriteOnce claims (SK107, after the agent wiring,
+which may set it already) and Velero (SK401).
 
 `fix_tree` then verifies the plan by rendering (`verify`): the edits are applied to a scratch
 copy, the copy is audited again, and the groups whose edit did not remove their finding or
@@ -13,19 +15,21 @@ introduced a new one are refused and the plan made again without them, until it 
 
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Finding
-from statekeeper.fix import backup, claims, pvc_name, storage_class, velero
 from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
 from statekeeper.fix.sources import SourceIndex
 from statekeeper.fix.verify import Audit, GroupKey, group_key, judge, scratch_copy
 from statekeeper.fix.workspace import ChangedOnDisk, Workspace
 from statekeeper.generate.strategy import Strategy
+from statekeeper.rules.base import FixBatch, FixedBy, NotFixable, Rule, all_rules, select_rules
 
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
 
@@ -76,12 +80,17 @@ def _each(
     return run
 
 
-def _per_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
-    by_workload: dict[tuple[str, str | None, str], list[FindingGroup]] = defaultdict(list)
-    for group in groups:
-        by_workload[(group.kind, group.namespace, group.name)].append(group)
-    for key in sorted(by_workload, key=str):
-        _guarded(ctx, by_workload[key], backup.fix_workload)
+def _per_workload(
+    fixer: Callable[[FixContext, list[FindingGroup]], None],
+) -> Callable[[FixContext, list[FindingGroup]], None]:
+    def run(ctx: FixContext, groups: list[FindingGroup]) -> None:
+        by_workload: dict[tuple[str, str | None, str], list[FindingGroup]] = defaultdict(list)
+        for group in groups:
+            by_workload[(group.kind, group.namespace, group.name)].append(group)
+        for key in sorted(by_workload, key=str):
+            _guarded(ctx, by_workload[key], fixer)
+
+    return run
 
 
 def _all_at_once(
@@ -90,35 +99,60 @@ def _all_at_once(
     return lambda ctx, groups: _guarded(ctx, groups, fixer)
 
 
-# Rule families in the order they run, each with the function that fixes its groups.
-_FAMILIES: list[tuple[tuple[str, ...], Callable[[FixContext, list[FindingGroup]], None]]] = [
-    (pvc_name.RULES, _each(pvc_name.fix)),
-    (storage_class.RULES, _each(storage_class.fix)),
-    (claims.RULES_RECLAIM, _each(claims.fix_reclaim)),
-    (claims.RULES_SIZE, _each(claims.fix_size)),
-    (backup.RULES_CONFIG_MOUNT, _each(backup.fix_config_mount)),
-    (backup.RULES, _per_workload),
-    (backup.RULES_ROLLOUT, _each(backup.fix_rollout)),
-    (velero.RULES, _all_at_once(velero.fix_all)),
-]
-FIXABLE: tuple[str, ...] = tuple(rule for rules, _ in _FAMILIES for rule in rules)
-
-
-# Why the other rules are not fixed automatically.
-NOT_FIXABLE = {
-    "SK501": "moving an S3 key into a Secret needs the key, which must not be written to git: "
-    "create the Secret (SOPS, External Secrets) and reference it with secretKeyRef",
-    "SK105": "a media library moves from a PVC to a direct NFS mount: the server and export "
-    "path are yours to choose",
-    "SK001": "an ignore annotation needs a reason only a person can give",
-    "SK002": "only you know how the root should build: run `kubectl kustomize` on it and fix "
-    "the error it prints, or remove the stale overlay",
-    "SK003": "the file cannot be read: fix it at the line given, or remove it",
-    "SK402": "how a schedule takes volume data (file-system backup or snapshots with a "
-    "VolumeSnapshotLocation) and how long it keeps backups are choices for your storage",
-    "SK302": "the period lives where the sync is configured (a sleep in a script, a provider's "
-    "variable or annotation, a CronJob schedule): set it there, inside the policy's range",
+_BATCHES: dict[FixBatch, Callable[[Any], Callable[[FixContext, list[FindingGroup]], None]]] = {
+    "each": _each,
+    "per_workload": _per_workload,
+    "all_at_once": _all_at_once,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """The rules one fixer repairs, as the rules declare it (`Rule.fix = FixedBy(...)`)."""
+
+    fixer: FixedBy
+    rules: tuple[str, ...]
+
+    def resolve(self) -> Callable[..., None]:
+        """The fixer's function, imported by name."""
+        function = getattr(importlib.import_module(self.fixer.module), self.fixer.function, None)
+        if not callable(function):
+            raise TypeError(f"{self.rules}: FixedBy({self.fixer.target!r}) names no function")
+        return cast("Callable[..., None]", function)
+
+    def run(self, ctx: FixContext, groups: list[FindingGroup]) -> None:
+        _BATCHES[self.fixer.batch](self.resolve())(ctx, groups)
+
+
+def families(rules: Iterable[Rule] | None = None) -> list[Family]:
+    """The fixers in the order they run (`FixedBy.step`), each with the rules it repairs. Rules
+    sharing a fixer must declare the same step and batch."""
+    by_target: dict[str, list[tuple[FixedBy, str]]] = defaultdict(list)
+    for rule in all_rules() if rules is None else rules:
+        if isinstance(rule.fix, FixedBy):
+            by_target[rule.fix.target].append((rule.fix, rule.id))
+    found = []
+    for target, declared in by_target.items():
+        fixers = {fixer for fixer, _ in declared}
+        if len(fixers) > 1:
+            raise ValueError(f"{target}: its rules declare different steps or batches: {fixers}")
+        found.append(Family(declared[0][0], tuple(rule_id for _, rule_id in declared)))
+    return sorted(found, key=lambda family: (family.fixer.step, family.fixer.target))
+
+
+def not_fixable(rules: Iterable[Rule] | None = None) -> dict[str, str]:
+    """Rule id -> why `statekeeper fix` does not repair it (`Rule.fix = NotFixable(...)`)."""
+    return {
+        rule.id: rule.fix.reason
+        for rule in (all_rules() if rules is None else rules)
+        if isinstance(rule.fix, NotFixable)
+    }
+
+
+_FAMILIES = families()
+# The rules with a fixer, in the order their fixers run, and why the others are not fixed.
+FIXABLE: tuple[str, ...] = tuple(rule for family in _FAMILIES for rule in family.rules)
+NOT_FIXABLE: dict[str, str] = not_fixable()
 
 
 @dataclass(slots=True)
@@ -166,14 +200,7 @@ def plan_fixes(
     files' SHA-256 as the audit read them (`workspace.fingerprint`): a file edited since then is
     not touched (ChangedOnDisk). Groups in `refused` are listed as not fixable with its reason."""
     root = root.resolve()
-    wanted = {r.upper() for r in rules} if rules else None
-    if wanted:
-        unknown = sorted(wanted - set(FIXABLE))
-        if unknown:
-            raise InputError(
-                f"--rule {','.join(unknown)}: not a fixable rule "
-                f"(fixable: {', '.join(sorted(FIXABLE))})"
-            )
+    wanted = {r.id for r in select_rules(rules, fixable=True)} if rules else None
     ctx = FixContext(
         root=root,
         index=SourceIndex.build(root, strategy),
@@ -198,13 +225,12 @@ def plan_fixes(
                 f"cannot fix: value comes from the chart ({group.kind} {group.name} is rendered "
                 f"from the Helm release in {helm_file}; change its values there)",
             )
-    for family, run in _FAMILIES:
-        mine = [g for g in groups if g.rule in family]
+    for family in _FAMILIES:
+        mine = [g for g in groups if g.rule in family.rules]
         if mine:
-            run(ctx, mine)
-    handled = {r for family, _ in _FAMILIES for r in family}
+            family.run(ctx, mine)
     for group in groups:
-        if group.rule not in handled:
+        if group.rule not in FIXABLE:
             ctx.refuse(group, NOT_FIXABLE.get(group.rule, "no automatic fix for this rule"))
     return FixResult(
         workspace=ctx.workspace,

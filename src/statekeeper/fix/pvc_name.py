@@ -26,7 +26,6 @@ from statekeeper.fix.sources import SourceDoc
 from statekeeper.inventory.annotations import ANNOTATION_IGNORE
 from statekeeper.manifests.flux import is_unresolved
 
-RULES = ("SK103",)
 PVC = "PersistentVolumeClaim"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NOISE = {"pvc", "claim", "volume", "vol", "pv", "storage"}

@@ -27,7 +27,6 @@ from statekeeper.fix import pvc_name
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token, to_ruamel
 from statekeeper.fix.sources import Overlay, Placement
 
-RULES = ("SK101", "SK106")
 PVC = "PersistentVolumeClaim"
 
 

@@ -20,7 +20,6 @@ from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
 from statekeeper.fix.sources import SourceDoc
 from statekeeper.generate.cluster import velero_schedule, velero_schedule_yaml
 
-RULES = ("SK401",)
 SCHEDULE_FILE = "velero-schedule.yaml"
 
 

@@ -13,7 +13,7 @@ from statekeeper.inventory.annotations import subject_annotations as subject_ann
 from statekeeper.inventory.model import Inventory
 from statekeeper.manifests.resource import Resource
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import Rule, register
+from statekeeper.rules.base import NotFixable, Rule, register
 
 # An entry starts with a rule id or slug; entries are separated by commas or newlines that are
 # followed by the next id/slug and a colon (so reasons may contain commas).
@@ -89,6 +89,8 @@ metadata:
         "`<rule id or slug>: <reason>`) and `statekeeper.io/backup: none`. An exemption without "
         "a reason does not suppress anything. This rule itself cannot be suppressed."
     )
+
+    fix = NotFixable("an ignore annotation needs a reason only a person can give")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for resource in inventory.resources:

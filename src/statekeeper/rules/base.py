@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
+from statekeeper.errors import InputError
 from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.model import FieldPath, Inventory
 from statekeeper.manifests.resource import Resource
@@ -41,7 +42,8 @@ class Rule:
     remediation: ClassVar[str]
     bad_example: ClassVar[str]
     good_example: ClassVar[str]
-    fixable: ClassVar[bool] = False
+    # Which fixer of `statekeeper fix` repairs it, or why none does (see FixedBy below).
+    fix: ClassVar[FixedBy | NotFixable]
     # Extra documentation (how the rule decides), shown on its docs page.
     details: ClassVar[str] = ""
 
@@ -187,13 +189,88 @@ def all_rules() -> list[Rule]:
     return [_REGISTRY[rule_id]() for rule_id in sorted(_REGISTRY)]
 
 
-def rule_by_id(key: str) -> Rule | None:
-    """A rule by id (`SK103`) or slug (`pvc-name`), case-insensitive."""
-    wanted = key.strip().lower()
-    for rule in all_rules():
-        if rule.id.lower() == wanted or rule.slug == wanted:
-            return rule
-    return None
+# --------------------------------------------------------------------------------------------
+# Fixers and rule selection (by rule id or slug). The fixer of a rule is named as text: rules
+# never import statekeeper.fix (fix depends on the rules, and ruamel.yaml is slow to import);
+# statekeeper.fix.engine resolves the names and builds FIXABLE, the not-fixable reasons and
+# `fix --help`'s list of rules from these declarations.
+
+FixBatch = Literal["each", "per_workload", "all_at_once"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FixedBy:
+    """`statekeeper fix` repairs the rule with `target`, a function named like an entry point:
+    `"statekeeper.fix.pvc_name:fix"` is `fix()` in `src/statekeeper/fix/pvc_name.py`.
+
+    `step` orders the fixers (lower first; rules sharing a fixer give the same step).
+    `batch` says how the fixer takes the findings, grouped per (rule, object):
+      each          `function(ctx, group)`, once per group
+      per_workload  `function(ctx, groups)`, once per workload, with its groups of every rule
+                    this fixer repairs (one edit of the pod adds the whole backup)
+      all_at_once   `function(ctx, groups)`, once, with every group (one cluster-wide object)
+    """
+
+    target: str
+    step: int
+    batch: FixBatch = "each"
+
+    def __post_init__(self) -> None:
+        module, sep, function = self.target.partition(":")
+        if not (sep and function.isidentifier() and module.startswith("statekeeper.fix.")):
+            raise ValueError(f"FixedBy({self.target!r}): not 'statekeeper.fix.<module>:<function>'")
+
+    @property
+    def module(self) -> str:
+        """The module to import, `statekeeper.fix.pvc_name`."""
+        return self.target.partition(":")[0]
+
+    @property
+    def function(self) -> str:
+        return self.target.partition(":")[2]
+
+    @property
+    def file(self) -> str:
+        """The fixer's file, `statekeeper/fix/pvc_name.py`."""
+        return self.module.replace(".", "/") + ".py"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NotFixable:
+    """`statekeeper fix` does not repair the rule: `reason` says why, and what to do instead
+    (shown for each such finding, and on the rule's docs page)."""
+
+    reason: str
+
+
+def fixable_rules() -> list[Rule]:
+    """The rules `statekeeper fix` repairs, ordered by id."""
+    return [rule for rule in all_rules() if isinstance(rule.fix, FixedBy)]
+
+
+def select_rules(keys: Iterable[str] | None = None, *, fixable: bool = False) -> list[Rule]:
+    """The rules named by `keys`, ordered by id; every rule when no key is given.
+
+    A key is an id (`SK103`) or a slug (`pvc-name`), in any case; one value may hold several,
+    comma-separated (`--rule SK101,pvc-name`). With `fixable`, only the rules with a fixer are
+    candidates. An unknown key is an InputError naming the valid ids. `audit --rule`,
+    `fix --rule` and the fix planner all select rules here."""
+    candidates = fixable_rules() if fixable else all_rules()
+    wanted = [k.strip() for value in keys or () for k in value.split(",") if k.strip()]
+    if not wanted:
+        return candidates
+    by_key = {rule.id.lower(): rule for rule in candidates}
+    by_key.update((rule.slug.lower(), rule) for rule in candidates)
+    unknown = [key for key in wanted if key.lower() not in by_key]
+    if unknown:
+        valid = ", ".join(rule.id for rule in candidates)
+        problem = "not a fixable rule (fixable" if fixable else "unknown rule (rules"
+        raise InputError(f"--rule {','.join(unknown)}: {problem}: {valid})")
+    chosen = {by_key[key.lower()].id for key in wanted}
+    return [rule for rule in candidates if rule.id in chosen]
+
+
+# --------------------------------------------------------------------------------------------
 
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Container, Inventory, Workload, is_under
 from statekeeper.inventory.rclone import RcloneSync, rclone_syncs, remote_type, sync_interval
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import Rule, cached, register
+from statekeeper.rules.base import FixedBy, NotFixable, Rule, cached, register
 
 NOT_S3 = (None, "s3")  # remote types that count as S3 (None: not said, trusted)
 
@@ -72,7 +72,7 @@ containers:
         "`DATA_GUARD_FS_PATHS`, usually the `dataangel.io/fs-paths` annotation). How often it "
         "runs is SK302's business. Applies to long-running workloads (not Jobs/CronJobs)."
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for workload, syncs in config_syncs(inventory, policy):
@@ -130,7 +130,10 @@ containers:
         "Longer than the range, or no readable period: error. Shorter: info (the finding's "
         "severity is lowered)."
     )
-    fixable = False
+    fix = NotFixable(
+        "the period lives where the sync is configured (a sleep in a script, a provider's "
+        "variable or annotation, a CronJob schedule): set it there, inside the policy's range"
+    )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         tier = policy.tiers.config

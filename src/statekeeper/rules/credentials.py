@@ -8,7 +8,7 @@ from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.model import FieldPath, Inventory, Workload
 from statekeeper.inventory.shell import matches_any
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import Rule, register
+from statekeeper.rules.base import NotFixable, Rule, register
 
 
 @register
@@ -45,8 +45,10 @@ env:
         "`credentials.config_keys` written in a litestream config the pod mounts. One finding "
         "per workload; the values themselves are never shown."
     )
-    # Not fixable: moving a key into a Secret would write the key to git (see
-    # statekeeper.fix.engine.NOT_FIXABLE).
+    fix = NotFixable(
+        "moving an S3 key into a Secret needs the key, which must not be written to git: "
+        "create the Secret (SOPS, External Secrets) and reference it with secretKeyRef"
+    )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         creds = policy.credentials

@@ -14,7 +14,7 @@ from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.model import Inventory
 from statekeeper.manifests.resource import InputProblem, Origin, Resource
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import NONE, Rule, register
+from statekeeper.rules.base import NONE, NotFixable, Rule, register
 
 
 def _subject(problem: InputProblem, kind: str, name: str) -> Resource:
@@ -55,6 +55,11 @@ resources: [../../base]
         "are not judged. Severity is warning when the build failed fetching a remote base "
         "(`github.com/...` in `resources:`). `--strict-inputs` stops the audit at the first "
         "such root instead (exit 2)."
+    )
+
+    fix = NotFixable(
+        "only you know how the root should build: run `kubectl kustomize` on it and fix the "
+        "error it prints, or remove the stale overlay"
     )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
@@ -108,6 +113,8 @@ data: {a: [1, 2]}
         "named on the command line that cannot be read, and `--strict-inputs`, end the audit "
         "with exit 2."
     )
+
+    fix = NotFixable("the file cannot be read: fix it at the line given, or remove it")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for problem in inventory.input_problems:

@@ -10,7 +10,7 @@ from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.litestream import LitestreamCall, litestream_calls
 from statekeeper.inventory.model import Container, Inventory, ProviderUse, SqliteDb, Workload
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import Rule, cached, register
+from statekeeper.rules.base import FixedBy, Rule, cached, register
 
 _TIER1 = (
     'Strategy §3, Tier 1 (Real-time DB Backup, Litestream): "**Applicability:** All '
@@ -216,7 +216,8 @@ containers:
         "When the sidecar's config is not among the audited files, its paths cannot be checked "
         "and the sidecar is trusted. " + _AGENT
     )
-    fixable = True
+    # One edit of each workload adds its whole backup (SK201-SK203, SK301).
+    fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for analysis in sqlite_workloads(inventory, policy):
@@ -297,7 +298,7 @@ initContainers:
         "`integrity_check`, `quick_check`, …). One init container doing both, check first "
         "then `litestream restore`, also passes. " + _AGENT
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         markers = policy.tiers.sqlite.integrity_markers
@@ -373,7 +374,7 @@ initContainers:
         "restored by one (compared by volume and path inside it; a restore given a replica URL "
         "with `-o <db>` counts for that db). " + _AGENT
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         wanted = [f.lstrip("-") for f in policy.tiers.sqlite.restore_flags]
@@ -459,7 +460,7 @@ initContainers:
         "is mounted. Restore and replicate calls naming a database path are checked against "
         "the database volume mounts."
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.backup:fix_config_mount", step=5)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for analysis in sqlite_workloads(inventory, policy):

@@ -10,7 +10,7 @@ from statekeeper.inventory.images import image_matches, image_repository
 from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.manifests.flux import is_unresolved
 from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
-from statekeeper.rules.base import NONE, Rule, register
+from statekeeper.rules.base import NONE, FixedBy, NotFixable, Rule, register
 
 _TABLE = (
     "| Environment | StorageClass | Reclaim Policy |\n"
@@ -182,7 +182,7 @@ spec:
         "PersistentVolume. A claim on the shared environment's class is accepted in any "
         "environment when it asks for shared access (`shared_storage.access_modes`)."
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.storage_class:fix", step=2)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         shared = policy.environments.get(policy.shared_storage.environment)
@@ -241,7 +241,7 @@ reclaimPolicy: Retain
         "PersistentVolume is judged by the row of its `storageClassName`, or, without a known "
         "class, by its environment's row (a missing field is the API default, Retain)."
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.claims:fix_reclaim", step=3)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for storage_class in inventory.storage_classes:
@@ -314,7 +314,8 @@ metadata:
         "`<app>-` (claims then read `data-postgresql-0`: purpose and app, in Kubernetes' "
         "order). A template literally named `<app>-<purpose>-pvc` is accepted too."
     )
-    fixable = True
+    # Renames run first, so that the StorageClass patches (SK101, SK106) target the new names.
+    fix = FixedBy("statekeeper.fix.pvc_name:fix", step=1)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         naming = policy.pvc_naming
@@ -424,7 +425,7 @@ spec:
         "`home-assistant-cache` claim is not one. The message names the evidence (purpose, "
         "mount path and image). Claims of no category are not judged."
     )
-    fixable = True
+    fix = FixedBy("statekeeper.fix.claims:fix_size", step=4)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for claim in inventory.claims:
@@ -478,6 +479,11 @@ volumes:
         "`media-cache`), and a container mount at or below a library path "
         "(`media_library.mount_paths`: `/media` covers `/media/movies`, not `/mediastore`) "
         "backed by anything but an `nfs:` volume."
+    )
+
+    fix = NotFixable(
+        "a media library moves from a PVC to a direct NFS mount: the server and export path "
+        "are yours to choose"
     )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
@@ -560,7 +566,7 @@ spec:
   storageClassName: synelia-iscsi-retain
 """
     details = "Applies to PVCs and StatefulSet volumeClaimTemplates, in every environment."
-    fixable = True
+    fix = FixedBy("statekeeper.fix.storage_class:fix", step=2)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for claim in inventory.claims:
@@ -624,7 +630,8 @@ spec:
         "starts the new pod first when it is absent (Kubernetes' default RollingUpdate, 25% "
         "surge) or a RollingUpdate whose `maxSurge` is above 0."
     )
-    fixable = True
+    # After the backup wiring, which may set the strategy already.
+    fix = FixedBy("statekeeper.fix.backup:fix_rollout", step=7)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         by_workload: dict[int, tuple[Workload, list[str]]] = {}

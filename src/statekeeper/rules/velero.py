@@ -8,7 +8,7 @@ from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Inventory, NamespaceInfo, VeleroSchedule
 from statekeeper.policy.model import Policy, parse_duration
-from statekeeper.rules.base import NONE, Rule, register
+from statekeeper.rules.base import NONE, FixedBy, NotFixable, Rule, register
 
 
 def _hours(seconds: float) -> str:
@@ -65,7 +65,8 @@ spec:
         "HelmReleases with `install.createNamespace`, Argo CD Applications syncing with "
         "`CreateNamespace=true`."
     )
-    fixable = True
+    # One Schedule for every namespace, written once where Velero is configured.
+    fix = FixedBy("statekeeper.fix.velero:fix_all", step=8, batch="all_at_once")
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         max_seconds = policy.tiers.velero.max_interval
@@ -189,7 +190,10 @@ spec:
         "list) with `excludedNamespaces` needs `includeClusterResources: true`. TTL: a `ttl` "
         "shorter than the longest gap of the cron schedule. One finding per schedule."
     )
-    fixable = False
+    fix = NotFixable(
+        "how a schedule takes volume data (file-system backup or snapshots with a "
+        "VolumeSnapshotLocation) and how long it keeps backups are choices for your storage"
+    )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
         for schedule in inventory.schedules:
