@@ -30,6 +30,7 @@ def render_rule(rule: Rule) -> str:
         f"# {rule.id} {rule.slug}\n",
         f"**{_escape(rule.title)}**\n",
         f"- Severity: `{rule.severity.value}`",
+        _checked_by(rule),
         _fixed_by(rule),
         f'- Suppress with the annotation `statekeeper.io/ignore: "{rule.id}: <reason>"`\n',
         "## Why\n",
@@ -46,6 +47,12 @@ def render_rule(rule: Rule) -> str:
         "```yaml\n" + rule.good_example.rstrip() + "\n```\n",
     ]
     return "\n".join(parts)
+
+
+def _checked_by(rule: Rule) -> str:
+    """The rule's class and file."""
+    file = type(rule).__module__.replace(".", "/") + ".py"
+    return f"- Checked by `{type(rule).__name__}` in [`{file}`](../../src/{file})"
 
 
 def _fixed_by(rule: Rule) -> str:
@@ -68,13 +75,16 @@ def render_index(rules: Sequence[Rule]) -> str:
         "Every requirement of the storage & backup strategy, as a rule statekeeper checks. ",
         "Ids go in `statekeeper.io/ignore` annotations; severities can be changed and rules ",
         "turned off in a policy file (`rules: {SK104: {severity: info}}`).\n",
-        "| id | slug | severity | title |",
-        "| --- | --- | --- | --- |",
+        "| id | slug | severity | fixed by | title |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for rule in rules:
+        fixed_by = "—"
+        if isinstance(rule.fix, FixedBy):
+            fixed_by = f"[{rule.fix.file.rpartition('/')[2]}](../../src/{rule.fix.file})"
         lines.append(
             f"| [{rule.id}]({page_name(rule)}) | {rule.slug} | {rule.severity.value} "
-            f"| {_escape(rule.title)} |"
+            f"| {fixed_by} | {_escape(rule.title)} |"
         )
     return "\n".join(lines) + "\n"
 
