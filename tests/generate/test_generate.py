@@ -169,9 +169,9 @@ def test_database_purpose_takes_size_from_policy_range() -> None:
     )  # fmt: skip
     pvc = yaml.safe_load(files[Path("notes/base/pvc.yaml")])
     database = strategy.category_for("notes", "db")
-    assert database is not None and database.category == "database"
+    assert database is not None and database.name == "database"
     assert pvc["metadata"]["name"] == "notes-db-pvc"
-    assert pvc["spec"]["resources"]["requests"]["storage"] == database.minimum
+    assert pvc["spec"]["resources"]["requests"]["storage"] == database.min
 
 
 def test_nested_paths_share_one_mount(tmp_path: Path) -> None:

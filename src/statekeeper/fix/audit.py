@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from statekeeper.findings import Finding
+from statekeeper.policy.model import Policy
 
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
 
@@ -24,7 +24,7 @@ class AuditOutcome:
 
 
 def audit_tree(
-    root: Path | Sequence[Path], policy: Any, *, strict_inputs: bool = False, quiet: bool = False
+    root: Path | Sequence[Path], policy: Policy, *, strict_inputs: bool = False, quiet: bool = False
 ) -> AuditOutcome:
     """Audit `root` (or several paths; rendering kustomization roots) and collect per-workload
     detections.
