@@ -18,6 +18,7 @@ __all__ = [
     "claim_purpose",
     "is_media_library",
     "known_sqlite_image",
+    "name_purpose",
     "purpose_words",
     "sizing_category_for",
     "sizing_evidence",
@@ -28,18 +29,24 @@ def claim_purpose(claim: Claim, policy: Policy) -> str:
     """The <purpose> part of a claim's name (the template name for a volumeClaimTemplate)."""
     if claim.template_of:
         return claim.name
-    match = policy.pvc_naming.name_regex(claim.app).match(claim.name)
+    return name_purpose(claim.name, claim.app, policy)
+
+
+def name_purpose(name: str, app: str | None, policy: Policy) -> str:
+    """The <purpose> part of PVC name `name` of `app`: the policy's pattern's `purpose` group,
+    else the name without `-pvc` and the app's words."""
+    match = policy.pvc_naming.name_regex(app).match(name)
     if match and "purpose" in match.groupdict():
         return str(match.group("purpose"))
-    tokens = claim.name.removesuffix("-pvc").split("-")
-    if claim.app:
-        app_tokens = claim.app.split("-")
+    tokens = name.removesuffix("-pvc").split("-")
+    if app:
+        app_tokens = app.split("-")
         for i in range(len(tokens) - len(app_tokens) + 1):
             if tokens[i : i + len(app_tokens)] == app_tokens:
                 tokens = tokens[:i] + tokens[i + len(app_tokens) :]
                 break
         else:
-            tokens = [t for t in tokens if t != claim.app.replace("-", "")]
+            tokens = [t for t in tokens if t != app.replace("-", "")]
     return "-".join(t for t in tokens if t)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from statekeeper.domain import name_purpose
 from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token
 from statekeeper.fix.sources import Kustomization
@@ -160,7 +161,7 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
         return
     app = next((f.app for f in group.findings if f.app), None) or ""
     name = ctx.renamed(group.namespace, group.name)
-    purpose = name.removeprefix(f"{app}-").removesuffix("-pvc")
+    purpose = name_purpose(name, app or None, ctx.strategy.policy)
     # The category the audit judged it by (its message names it; it may come from what mounts
     # the claim), else the one its purpose names.
     named = [m.group(1) for f in group.findings if (m := _CATEGORY.search(f.message))]
