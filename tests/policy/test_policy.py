@@ -74,6 +74,19 @@ def test_derived_views_on_the_cached_builtin_and_a_validated_policy() -> None:
         assert policy.storage_class_environment("nfs-storage") == "shared"
 
 
+def test_a_copy_with_new_values_derives_its_views_again() -> None:
+    policy = load_policy()
+    assert policy.environment("prod") is not None and policy.sizing_named("config") is not None
+    copied = policy.model_copy(
+        update={"environments": {"live": policy.environments["production"]}, "sizing": []}
+    )
+    assert copied.environment("development") is None
+    live = copied.environment("prod")  # an alias of the row, now named live
+    assert live is not None and live.name == "live"
+    assert copied.sizing_named("config") is None
+    assert policy.environment("prod") is not None  # the original keeps its own
+
+
 def test_environment_name_wins_over_another_environments_alias(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(

@@ -82,8 +82,13 @@ class Strategy:
         return sizing_category_for(self.policy, app or None, purpose, images, sqlite)
 
 
+def strategy_from_policy(policy: Policy) -> Strategy:
+    """The view of an effective policy already loaded (`load_policy()`)."""
+    return Strategy(policy)
+
+
 def load_strategy(policy_file: Path | None = None) -> Strategy:
     """The effective policy (built-in `elite`, overridden by `policy_file`) as a Strategy."""
     from statekeeper.policy.load import load_policy
 
-    return Strategy(load_policy(policy_file))
+    return strategy_from_policy(load_policy(policy_file))

@@ -8,9 +8,10 @@ built-in values are in `builtin/elite.yaml`, never in Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,6 +24,26 @@ class _Strict(BaseModel):
     # defer_build: the validators are built on first validation, not at import: the built-in
     # policy comes from a cache (statekeeper.policy.cache) and never needs them.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with `update`, without the derived views cached on this object (they were
+        computed from the old values)."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in _cached_views(type(self)):
+                copied.__dict__.pop(name, None)
+        return copied
+
+
+@lru_cache(maxsize=64)
+def _cached_views(cls: type) -> tuple[str, ...]:
+    """Names of the `cached_property` views of a model class (kept in the instance __dict__)."""
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_property)
+    )
 
 
 class EnvironmentPolicy(_Strict):
