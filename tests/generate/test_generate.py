@@ -169,9 +169,9 @@ def test_database_purpose_takes_size_from_policy_range() -> None:
     )  # fmt: skip
     pvc = yaml.safe_load(files[Path("notes/base/pvc.yaml")])
     database = strategy.category_for("notes", "db")
-    assert database is not None and database.category == "database"
+    assert database is not None and database.name == "database"
     assert pvc["metadata"]["name"] == "notes-db-pvc"
-    assert pvc["spec"]["resources"]["requests"]["storage"] == database.minimum
+    assert pvc["spec"]["resources"]["requests"]["storage"] == database.min
 
 
 def test_nested_paths_share_one_mount(tmp_path: Path) -> None:
@@ -333,3 +333,18 @@ def test_help_cuts_nothing_at_80_columns(command: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "…" not in result.stdout
+
+
+def test_strategy_is_a_view_of_the_typed_policy() -> None:
+    from statekeeper.errors import PolicyError
+    from statekeeper.generate.strategy import strategy_from_policy
+    from statekeeper.policy.load import load_policy
+
+    policy = load_policy()
+    strategy = strategy_from_policy(policy)
+    assert strategy.environment("prd") == policy.environment("production")
+    assert strategy.rclone_interval == policy.agent.default_interval == "10m"
+    assert strategy.config_dirs == ("/config",)
+    assert strategy.known_sqlite_paths("vaultwarden/server:1.32") == ("/data/db.sqlite3",)
+    with pytest.raises(PolicyError, match="defines no environments"):
+        strategy_from_policy(policy.model_copy(update={"environments": {}}))

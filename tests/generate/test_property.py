@@ -45,7 +45,7 @@ def _size_for(name: str, purpose: str, pick: int, image: str | None, sqlite: boo
     category = STRATEGY.category_for(name, purpose, images, sqlite)
     if pick == 0 or category is None:
         return None
-    return category.maximum if pick == 1 else category.minimum
+    return category.max if pick == 1 else category.min
 
 
 @settings(

@@ -51,6 +51,54 @@ def test_overlay_environments() -> None:
     assert load_policy().canonical_environment("nowhere") is None
 
 
+def test_derived_views_on_the_cached_builtin_and_a_validated_policy() -> None:
+    cached = load_policy()  # built by model_construct from the generated cache: no validators
+    validated = Policy.model_validate(cached.model_dump())
+    for policy in (cached, validated):
+        prod = policy.environment("PRD")
+        assert prod is not None
+        assert (prod.name, prod.storage_class, prod.reclaim_policy) == (
+            "production",
+            "synelia-iscsi-retain",
+            "Retain",
+        )
+        assert "live" in prod.aliases
+        assert policy.environment("nowhere") is None and policy.environment(None) is None
+        assert list(policy.environment_table()) == ["production", "development", "shared"]
+        database = policy.sizing_named("database")
+        assert database is not None
+        assert (database.min_bytes, database.max_bytes) == (10 * 2**30, 20 * 2**30)
+        assert database.contains("15Gi") and database.contains("20Gi")
+        assert not database.contains("21Gi") and not database.contains("lots")
+        assert policy.sizing_named("no-such-category") is None
+        assert policy.storage_class_environment("nfs-storage") == "shared"
+
+
+def test_a_copy_with_new_values_derives_its_views_again() -> None:
+    policy = load_policy()
+    assert policy.environment("prod") is not None and policy.sizing_named("config") is not None
+    copied = policy.model_copy(
+        update={"environments": {"live": policy.environments["production"]}, "sizing": []}
+    )
+    assert copied.environment("development") is None
+    live = copied.environment("prod")  # an alias of the row, now named live
+    assert live is not None and live.name == "live"
+    assert copied.sizing_named("config") is None
+    assert policy.environment("prod") is not None  # the original keeps its own
+
+
+def test_environment_name_wins_over_another_environments_alias(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "environments:\n  staging: {storage_class: ceph-staging, reclaim_policy: Delete}\n"
+    )
+    policy = load_policy(path)
+    staging = policy.environment("staging")  # also an alias of development in elite
+    assert staging is not None and staging.storage_class == "ceph-staging"
+    dev = policy.environment("stage")
+    assert dev is not None and dev.name == "development"
+
+
 @pytest.mark.parametrize(
     ("name", "app", "ok"),
     [

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from statekeeper.findings import Finding
+from statekeeper.policy.model import Policy
 
 if TYPE_CHECKING:
     from statekeeper.inventory.model import Inventory
@@ -27,7 +28,7 @@ class AuditOutcome:
 
 
 def audit_tree(
-    root: Path | Sequence[Path], policy: Any, *, strict_inputs: bool = False, quiet: bool = False
+    root: Path | Sequence[Path], policy: Policy, *, strict_inputs: bool = False, quiet: bool = False
 ) -> AuditOutcome:
     """Audit `root` (or several paths; rendering kustomization roots) with `run_audit` and
     collect per-workload detections.

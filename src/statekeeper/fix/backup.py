@@ -21,7 +21,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from statekeeper.errors import InputError
-from statekeeper.fix.context import FindingGroup, FixContext, policy_list, to_ruamel
+from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
 from statekeeper.fix.sources import SourceDoc
 from statekeeper.generate.wiring import (
     AGENT_TERMINATION_GRACE_SECONDS,
@@ -148,7 +148,7 @@ def _provider_of(ctx: FixContext, container: Container) -> str | None:
     """The declared backup provider (DataAngel, a user's) a container belongs to, if any."""
     if container.role != "provider":
         return None
-    found = match_provider(container, ctx.strategy.policy) if ctx.strategy.policy else None
+    found = match_provider(container, ctx.strategy.policy)
     return found[0].name if found is not None else "unknown"
 
 
@@ -198,8 +198,7 @@ def _containers(ctx: FixContext, data: CommentedMap) -> list[Container]:
 
 def _swap_integrity_first(ctx: FixContext, pod: CommentedMap) -> bool:
     """Move an integrity-check init container that runs after the restore to just before it."""
-    markers = policy_list(ctx.strategy.policy, "tiers", "sqlite", "integrity_markers",
-                          default=["integrity_check", "quick_check"])  # fmt: skip
+    markers = ctx.strategy.policy.tiers.sqlite.integrity_markers
     init = pod.get("initContainers")
     if not isinstance(init, CommentedSeq):
         return False

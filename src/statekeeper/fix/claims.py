@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from statekeeper.domain import name_purpose
 from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token
 from statekeeper.fix.sources import Kustomization
@@ -80,10 +81,8 @@ def _wanted_policy(ctx: FixContext, group: FindingGroup) -> str | None:
     if group.kind == "PersistentVolume":
         for _o, placement in ctx.index.locate(group.kind, group.name, None, None):
             name = str(placement.doc.body.get("spec", {}).get("storageClassName", ""))
-    for env in ctx.strategy.environments.values():
-        if env.storage_class == name:
-            return env.reclaim_policy
-    return None
+    env = ctx.strategy.policy.storage_class_environment(name)
+    return ctx.strategy.policy.environments[env].reclaim_policy if env is not None else None
 
 
 def _set(data: Any, path: tuple[str, ...], value: str) -> None:
@@ -160,11 +159,11 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
         return
     app = next((f.app for f in group.findings if f.app), None) or ""
     name = ctx.renamed(group.namespace, group.name)
-    purpose = name.removeprefix(f"{app}-").removesuffix("-pvc")
+    purpose = name_purpose(name, app or None, ctx.strategy.policy)
     # The category the audit judged it by (its message names it; it may come from what mounts
     # the claim), else the one its purpose names.
     named = [m.group(1) for f in group.findings if (m := _CATEGORY.search(f.message))]
-    category = ctx.strategy.sizes.get(named[0]) if named else None
+    category = ctx.strategy.policy.sizing_named(named[0]) if named else None
     category = category or ctx.strategy.category_for(app, purpose)
     if category is None:
         ctx.refuse(group, f"no sizing category of the policy matches purpose {purpose!r}")
@@ -178,13 +177,13 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
     sizes = [m.group(1) for f in group.findings if (m := _REQUESTS.match(f.message))]
     sizes.append(str(_get(found[0][1].doc.body, path) or "0"))
     largest = max(sizes, key=_bytes)
-    if _bytes(largest) > _bytes(category.maximum):
-        ctx.refuse(group, f"{largest} is above the {category.category} maximum "
-                          f"{category.maximum}: reported, not changed (a claim cannot shrink; "
+    if _bytes(largest) > category.max_bytes:
+        ctx.refuse(group, f"{largest} is above the {category.name} maximum "
+                          f"{category.max}: reported, not changed (a claim cannot shrink; "
                           "if the data needs it, keep the size and say why with "
                           '`statekeeper.io/ignore: "SK104: <measured need>"`)')  # fmt: skip
         return
-    want = category.minimum
+    want = category.min
     edited: list[str] = []
     for env in group.environments:
         for overlay in ctx.index.overlays_for(env):
@@ -215,7 +214,7 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
         ctx.refuse(group, "no source sets a size below the minimum (a patch or generator "
                           "sets it?): set it by hand")  # fmt: skip
         return
-    ctx.done(group, f"storage request {want} ({category.category}) in "
+    ctx.done(group, f"storage request {want} ({category.name}) in "
                     f"{', '.join(sorted(set(edited)))}")  # fmt: skip
     ctx.notes.append(
         f"PVC {name}: a bound claim grows only if its StorageClass has allowVolumeExpansion: true"

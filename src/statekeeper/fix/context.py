@@ -94,11 +94,7 @@ class FixContext:
 
     def name_matches_policy(self, app: str, name: str) -> bool:
         """Whether `name` matches the policy's PVC name pattern for `app`."""
-        naming = getattr(self.strategy.policy, "pvc_naming", None)
-        name_regex = getattr(naming, "name_regex", None)
-        if name_regex is None:
-            return name.startswith(f"{app}-") and name.endswith("-pvc")
-        return bool(name_regex(app).match(name))
+        return bool(self.strategy.policy.pvc_naming.name_regex(app).match(name))
 
     def show(self, path: Path) -> str:
         return self.workspace.display(path)
@@ -130,14 +126,6 @@ class FixContext:
                 assert isinstance(edited, CommentedMap)
                 return edited
         raise InputError(f"{self.show(file)}: no YAML mapping to edit")
-
-
-def policy_list(policy: Any, *path: str, default: list[str]) -> list[str]:
-    """A list of strings at `path` in the policy (attributes or keys), else `default`."""
-    node = policy
-    for name in path:
-        node = getattr(node, name, None) if not isinstance(node, dict) else node.get(name)
-    return [str(v) for v in node] if isinstance(node, list) else default
 
 
 def _subject(group: FindingGroup) -> str:

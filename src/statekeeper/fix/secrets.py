@@ -13,23 +13,17 @@ from typing import Any
 
 import yaml
 
-from statekeeper.fix.context import policy_list
+from statekeeper.policy.model import Policy
 
 MASK = "***"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MIN_LENGTH = 4  # shorter values are not worth masking (and would mangle the diff)
 
 
-def secret_values(texts: Iterable[str], policy: Any) -> set[str]:
+def secret_values(texts: Iterable[str], policy: Policy) -> set[str]:
     """Inline credential values in these YAML texts."""
-    env_globs = policy_list(
-        policy, "credentials", "env", default=["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
-    )
-    config_keys = set(
-        policy_list(
-            policy, "credentials", "config_keys", default=["access-key-id", "secret-access-key"]
-        )
-    )
+    env_globs = policy.credentials.env
+    config_keys = set(policy.credentials.config_keys)
     found: set[str] = set()
 
     def walk(node: Any) -> None:

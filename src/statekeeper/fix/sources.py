@@ -13,12 +13,16 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from statekeeper.errors import InputError
-from statekeeper.generate.strategy import EnvironmentClass, Strategy
+from statekeeper.generate.strategy import Strategy
+from statekeeper.policy.model import Environment
+
+if TYPE_CHECKING:
+    from statekeeper.manifests.environments import EnvironmentMap
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -79,7 +83,7 @@ class Overlay:
     """`overlays/<name>/` and the environment its name stands for."""
 
     dir: Path
-    environment: EnvironmentClass
+    environment: Environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +136,9 @@ class SourceIndex:
     def _roots(self) -> list[Overlay]:
         """The kustomization roots (as the audit renders them) whose environment is known:
         `overlays/<env>`, `<app>/<env>`, `clusters/<env>/…`, the policy's path globs."""
-        from statekeeper.manifests.environments import EnvironmentMap
         from statekeeper.manifests.kustomize import Graph
 
-        policy = self.strategy.policy
-        env_map = EnvironmentMap(policy.overlay_environments(), policy.environment_paths())
+        env_map = self._environment_map()
         graph = Graph.build(self.kustomizations)
         base = self.root if self.root.is_dir() else self.root.parent
         overlays: dict[Path, Overlay] = {}
@@ -289,15 +291,19 @@ class SourceIndex:
 
     def environment_of(self, folder: Path) -> str | None:
         """The environment a folder's path names (`overlays/prod`, `clusters/dev/…`), if any."""
-        from statekeeper.manifests.environments import EnvironmentMap
-
-        policy = self.strategy.policy
-        env_map = EnvironmentMap(policy.overlay_environments(), policy.environment_paths())
+        env_map = self._environment_map()
         try:
             relative = folder.resolve().relative_to(self.root).as_posix()
         except ValueError:
             return None
         return env_map.of_path(relative)
+
+    def _environment_map(self) -> EnvironmentMap:
+        """Folder names and path globs -> environment, as the audit reads them."""
+        from statekeeper.manifests.environments import EnvironmentMap
+
+        policy = self.strategy.policy
+        return EnvironmentMap(policy.overlay_environments(), policy.environment_paths())
 
     def remote_bases(self, overlay_dir: Path) -> list[str]:
         return [r for k in self.chain(overlay_dir) for r in k.remote]

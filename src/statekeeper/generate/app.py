@@ -103,12 +103,12 @@ def validate(spec: AppSpec, strategy: Strategy) -> str:
         _check_path("config path", path)
     images = (spec.image,) if spec.image else ()
     allowed = strategy.category_for(spec.name, spec.purpose, images, bool(spec.sqlite_paths))
-    size = spec.size or (allowed.minimum if allowed else DEFAULT_SIZE)
+    size = spec.size or (allowed.min if allowed else DEFAULT_SIZE)
     parse_quantity(size)  # raises on nonsense
     if allowed and not allowed.contains(size):
         raise InputError(
-            f"size {size} is outside the policy's {allowed.category} range "
-            f"{allowed.minimum}-{allowed.maximum} for purpose {spec.purpose!r}: "
+            f"size {size} is outside the policy's {allowed.name} range "
+            f"{allowed.min}-{allowed.max} for purpose {spec.purpose!r}: "
             "choose a --size in that range, or another --purpose"
         )
     return size

@@ -85,9 +85,7 @@ def storage_classes(
         if env.storage_class in seen:
             continue
         seen.add(env.storage_class)
-        provisioner = chosen.get(env.storage_class) or env.provisioner
-        if env.provisioner and env.storage_class not in (provisioners or {}):
-            provisioner = env.provisioner
+        provisioner = chosen.get(env.storage_class)
         if not provisioner:
             raise InputError(
                 f"no provisioner known for StorageClass {env.storage_class!r} "

@@ -8,8 +8,10 @@ built-in values are in `builtin/elite.yaml`, never in Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,6 +24,26 @@ class _Strict(BaseModel):
     # defer_build: the validators are built on first validation, not at import: the built-in
     # policy comes from a cache (statekeeper.policy.cache) and never needs them.
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with `update`, without the derived views cached on this object (they were
+        computed from the old values)."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in _cached_views(type(self)):
+                copied.__dict__.pop(name, None)
+        return copied
+
+
+@lru_cache(maxsize=64)
+def _cached_views(cls: type) -> tuple[str, ...]:
+    """Names of the `cached_property` views of a model class (kept in the instance __dict__)."""
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_property)
+    )
 
 
 class EnvironmentPolicy(_Strict):
@@ -41,6 +63,16 @@ class EnvironmentPolicy(_Strict):
         description="Path globs (relative to the audited directory; `**` any folders) of "
         "kustomization roots in this environment, for layouts its folder names do not tell",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One environment of the policy by its canonical name (`Policy.environment`)."""
+
+    name: str  # the key of `environments`, e.g. "production"
+    storage_class: str
+    reclaim_policy: str
+    aliases: tuple[str, ...]
 
 
 class SharedStorage(_Strict):
@@ -117,13 +149,18 @@ class SizingCategory(_Strict):
             raise ValueError(f"min {self.min} is larger than max {self.max}")
         return self
 
-    @property
+    @cached_property
     def min_bytes(self) -> float:
         return parse_quantity(self.min) or 0.0
 
-    @property
+    @cached_property
     def max_bytes(self) -> float:
         return parse_quantity(self.max) or 0.0
+
+    def contains(self, size: str) -> bool:
+        """`size` (a quantity) is within `min`-`max`; a size that is no quantity is not."""
+        size_bytes = parse_quantity(size)
+        return size_bytes is not None and self.min_bytes <= size_bytes <= self.max_bytes
 
 
 class MediaLibrary(_Strict):
@@ -191,11 +228,12 @@ class ConfigTier(_Strict):
             raise ValueError(f"not a duration: {value!r} (use e.g. 5m, 900s, 1h)")
         return value
 
-    @property
+    @cached_property
     def min_seconds(self) -> float:
+        """The config-sync interval range, `min_interval`-`max_interval`, in seconds."""
         return parse_duration(self.min_interval) or 0.0
 
-    @property
+    @cached_property
     def max_seconds(self) -> float:
         return parse_duration(self.max_interval) or 0.0
 
@@ -400,6 +438,30 @@ class Policy(_Strict):
         for env in self.environments:
             mapping[env.lower()] = env
         return mapping
+
+    def environment(self, name: str | None) -> Environment | None:
+        """The environment a name or alias stands for (`"prod"` -> production), else None."""
+        canonical = self.canonical_environment(name)
+        return self._environment_views[canonical] if canonical is not None else None
+
+    @cached_property
+    def _environment_views(self) -> dict[str, Environment]:
+        return {
+            env: Environment(env, spec.storage_class, spec.reclaim_policy, tuple(spec.aliases))
+            for env, spec in self.environments.items()
+        }
+
+    def environment_table(self) -> dict[str, Environment]:
+        """Canonical name -> environment, in the policy's order (the StorageClass table)."""
+        return dict(self._environment_views)
+
+    def sizing_named(self, name: str) -> SizingCategory | None:
+        """The sizing category called `name` (as a finding of SK104 names it)."""
+        return self._sizing_by_name.get(name)
+
+    @cached_property
+    def _sizing_by_name(self) -> dict[str, SizingCategory]:
+        return {category.name: category for category in self.sizing}
 
     def environment_paths(self) -> dict[str, list[str]]:
         """Environment -> the path globs of its kustomization roots (`environments.<e>.paths`)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from statekeeper.domain import claim_purpose, is_media_library, sizing_evidence
 from statekeeper.findings import Finding, Severity
-from statekeeper.inventory.images import image_matches, image_repository
 from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.manifests.flux import is_unresolved
-from statekeeper.policy.model import Policy, SizingCategory, parse_quantity
+from statekeeper.policy.model import Policy, parse_quantity
 from statekeeper.rules.base import NONE, FixedBy, NotFixable, Rule, register
 
 _TABLE = (
@@ -18,114 +18,6 @@ _TABLE = (
     "| Development | `synelia-iscsi-delete` | Delete |\n"
     "| Shared | `nfs-storage` | Retain |"
 )
-
-
-def claim_purpose(claim: Claim, policy: Policy) -> str:
-    """The <purpose> part of a claim's name (the template name for a volumeClaimTemplate)."""
-    if claim.template_of:
-        return claim.name
-    match = policy.pvc_naming.name_regex(claim.app).match(claim.name)
-    if match and "purpose" in match.groupdict():
-        return str(match.group("purpose"))
-    tokens = claim.name.removesuffix("-pvc").split("-")
-    if claim.app:
-        app_tokens = claim.app.split("-")
-        for i in range(len(tokens) - len(app_tokens) + 1):
-            if tokens[i : i + len(app_tokens)] == app_tokens:
-                tokens = tokens[:i] + tokens[i + len(app_tokens) :]
-                break
-        else:
-            tokens = [t for t in tokens if t != claim.app.replace("-", "")]
-    return "-".join(t for t in tokens if t)
-
-
-def purpose_words(purpose: str) -> set[str]:
-    return {purpose, *(w for w in re.split(r"[-_.]", purpose) if w)}
-
-
-def _app_in(app: str | None, apps: list[str]) -> bool:
-    return app is not None and (app in apps or app.replace("-", "") in apps)
-
-
-def sizing_category(claim: Claim, policy: Policy) -> SizingCategory | None:
-    """The sizing category of a claim (see the `sizing` section of the policy)."""
-    return sizing_evidence(claim, policy)[0]
-
-
-def sizing_evidence(claim: Claim, policy: Policy) -> tuple[SizingCategory | None, str]:
-    """The sizing category of a claim and the evidence it was chosen by, for messages."""
-    images = tuple(container.image for _w, container, _m in claim.mounted_by)
-    mount_paths = tuple(mount.path for _w, _c, mount in claim.mounted_by)
-    holds_sqlite = any(
-        container.mount_for(db.path) is mount
-        for workload, container, mount in claim.mounted_by
-        for db in workload.sqlite_dbs
-    )
-    purpose = claim_purpose(claim, policy)
-    category = sizing_category_for(policy, claim.app, purpose, images, holds_sqlite, mount_paths)
-    if category is None:
-        return None, ""
-    evidence = [f"purpose {purpose!r}"] if purpose else []
-    mounted = sorted(
-        {f"{m} by {image_repository(i)}" for i, m in zip(images, mount_paths, strict=True)}
-    )
-    if mounted:
-        evidence.append("mounted at " + ", ".join(mounted[:2]))
-    if holds_sqlite and category.sqlite:
-        evidence.append("holds a SQLite database")
-    return category, "; ".join(evidence)
-
-
-def sizing_category_for(
-    policy: Policy,
-    app: str | None,
-    purpose: str,
-    images: Iterable[str] = (),
-    holds_sqlite: bool = False,
-    mount_paths: Iterable[str] = (),
-) -> SizingCategory | None:
-    """The first category of the policy whose purposes name `purpose` (or whose `mount_paths`
-    hold a mount of the claim), else the first that matches weakly: by an image mounting the
-    claim, a SQLite database on it, or (a category with only `apps`) by the app. A category
-    with `needs_image` counts only with one of its images mounting the claim (or, for
-    `generate`, when no image is known). Categories limited to other apps are skipped. Also
-    what `generate` and `fix` size new claims by."""
-    words = purpose_words(purpose)
-    images = tuple(images)
-    paths = tuple(mount_paths)
-    fallback: SizingCategory | None = None
-    for category in policy.sizing:
-        if category.apps and not _app_in(app, category.apps):
-            continue
-        if category.needs_image and images and not _image_of(category, images):
-            continue
-        by_path = any(is_under(p, m) for p in paths for m in category.mount_paths)
-        if words & set(category.purposes) or by_path:
-            return category
-        if fallback is None and _matches_weakly(category, images, holds_sqlite):
-            fallback = category
-    return fallback
-
-
-def _image_of(category: SizingCategory, images: tuple[str, ...]) -> bool:
-    return any(image_matches(image, category.images) for image in images)
-
-
-def _matches_weakly(category: SizingCategory, images: tuple[str, ...], holds_sqlite: bool) -> bool:
-    if category.needs_image:
-        return False  # its images are a condition, not evidence on their own
-    if not category.purposes and not category.images and not category.sqlite:
-        return bool(category.apps)
-    if category.images and any(image_matches(image, category.images) for image in images):
-        return True
-    return category.sqlite and holds_sqlite
-
-
-def is_media_library(claim: Claim, policy: Policy) -> bool:
-    words = purpose_words(claim_purpose(claim, policy))
-    if not words & set(policy.media_library.purposes):
-        return False
-    return not any(words & set(c.purposes) for c in policy.sizing)
 
 
 def _claim_finding(rule: Rule, inventory: Inventory, claim: Claim, message: str,
@@ -580,9 +472,6 @@ spec:
                 claim,
                 f"no storageClassName: the cluster default class decides{hint}",
             )
-
-
-__all__ = ["NONE", "claim_purpose", "is_media_library", "sizing_category"]
 
 
 _SINGLE_NODE_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
