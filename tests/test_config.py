@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from statekeeper.config import find_config
+from statekeeper.config import Config, ConfigFileError, find_config, parse_config
 
 from .test_audit_cli import BAD_PVC, CLEAN
 
@@ -236,3 +236,68 @@ def test_init_on_the_example_changes_no_finding(tmp_path: Path) -> None:
     after = sk(repo, "audit", "-f", "json", "--fail-on", "never")
     assert findings(after) == findings(before)
     assert len(findings(after)) == 23
+
+
+# parse_config field by field, in-process: each field's error names it, and a config with
+# several errors reports the first field in the documented order.
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"policy": 3}, "field policy: expected a mapping or a policy file path"),
+        ({"environments": ["live"]}, "field environments: expected environment: [directories]"),
+        ({"environments": {"live": [1]}}, "field environments.live: expected a string or a list"),
+        ({"output": "text"}, "field output: expected a mapping"),
+        ({"output": {"formats": "text"}}, "unknown field output.formats (known: format, output,"),
+        ({"output": {"format": 3}}, "field output.format: expected a string or a list"),
+        ({"output": {"output": ["x"]}}, "field output.output: expected format: file"),
+        ({"output": {"output": {"pdf": "x.pdf"}}}, "field output.output.pdf: expected format"),
+        ({"output": {"output": {"sarif": 1}}}, "field output.output.sarif: expected format"),
+        ({"output": {"color": "blue"}}, "field output.color: must be one of auto, always, never"),
+        ({"severity": ["SK103"]}, "field severity: expected rule: severity"),
+        ({"doc-url": 1}, "field doc-url: expected a URL template"),
+        ({"baseline": ["a"]}, "field baseline: expected a file path"),
+        ({"paths": [1]}, "field paths: expected a string or a list of strings"),
+        ({"exclude": {"a": 1}}, "field exclude: expected a string or a list of strings"),
+        # several errors: the first in the documented order wins
+        ({"exclude": 1, "environments": 1, "output": {"fail-on": 1}}, "field environments:"),
+        ({"exclude": 1, "output": {"fail-on": "x"}}, "field exclude:"),
+        ({"doc-url": 1, "severity": {"SK1": "x"}}, "field severity.SK1:"),
+    ],
+)
+def test_parse_config_names_the_bad_field(data: dict[str, Any], message: str) -> None:
+    path = Path("/repo/.statekeeper.yaml")
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(data, path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert message in str(raised.value)
+
+
+def test_parse_config_reads_every_field_relative_to_the_file() -> None:
+    data = {
+        "policy": "policy.yaml",
+        "environments": {"production": "clusters/live", "staging": ["a", "b"]},
+        "exclude": "charts/**",
+        "baseline": "known.json",
+        "paths": [".", "-"],
+        "output": {"format": "sarif", "output": {"sarif": "out.sarif"}, "fail-on": False},
+        "severity": {"SK104": "INFO"},
+        "doc-url": "https://x/{page}",
+    }
+    config = parse_config(data, Path("/repo/.statekeeper.yaml"))
+    assert config == Config(
+        path=Path("/repo/.statekeeper.yaml"),
+        policy_file=Path("/repo/policy.yaml"),
+        environments={"production": ["clusters/live"], "staging": ["a", "b"]},
+        exclude=["charts/**"],
+        baseline=Path("/repo/known.json"),
+        paths=["/repo", "-"],
+        formats=["sarif"],
+        outputs={"sarif": Path("/repo/out.sarif")},
+        fail_on="never",
+        color=None,
+        severity={"SK104": "info"},
+        doc_url="https://x/{page}",
+    )
+    inline = parse_config({"policy": {"rules": {}}, "output": None}, Path("/r/c.yaml"))
+    assert inline.policy_file is None and inline.policy == {"rules": {}}
+    assert inline.formats == [] and inline.fail_on is None and inline.baseline is None

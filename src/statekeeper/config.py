@@ -157,81 +157,123 @@ def _choice(value: Any, choices: tuple[str, ...], path: Path, name: str) -> str:
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
-    """Validate the mapping of config file `path`; ConfigFileError names the field."""
-    from statekeeper.report import FORMATS
+    """Validate the mapping of config file `path`; ConfigFileError names the field.
 
+    One step a field, always in this order, so a file with several errors always reports the
+    same one."""
     unknown = sorted(str(k) for k in data if k not in _KEYS)
     if unknown:
         raise ConfigFileError(f"{path}: unknown field {unknown[0]!r} (known: {', '.join(_KEYS)})")
     base = path.parent
-    policy = data.get("policy")
-    policy_file: Path | None = None
-    inline: dict[str, Any] = {}
-    if isinstance(policy, str):
-        policy_file = base / policy
-    elif isinstance(policy, dict):
-        inline = policy
-    elif policy is not None:
-        raise ConfigFileError(f"{path}: field policy: expected a mapping or a policy file path")
-
-    environments: dict[str, list[str]] = {}
-    raw_envs = data.get("environments") or {}
-    if not isinstance(raw_envs, dict):
-        raise ConfigFileError(f"{path}: field environments: expected environment: [directories]")
-    for env, dirs in raw_envs.items():
-        environments[str(env)] = _strings(dirs, path, f"environments.{env}")
-
-    output = data.get("output") or {}
-    if not isinstance(output, dict):
-        raise ConfigFileError(f"{path}: field output: expected a mapping")
-    for key in output:
-        if key not in _OUTPUT_KEYS:
-            raise ConfigFileError(
-                f"{path}: unknown field output.{key} (known: {', '.join(_OUTPUT_KEYS)})"
-            )
-    formats = _strings(output.get("format", []), path, "output.format")
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise ConfigFileError(
-                f"{path}: field output.format: unknown format {fmt!r} (known: {', '.join(FORMATS)})"
-            )
-    raw_outputs = output.get("output") or {}
-    if not isinstance(raw_outputs, dict):
-        raise ConfigFileError(f"{path}: field output.output: expected format: file")
-    outputs = {}
-    for fmt, file in raw_outputs.items():
-        if fmt not in FORMATS or not isinstance(file, str):
-            raise ConfigFileError(f"{path}: field output.output.{fmt}: expected format: file")
-        outputs[str(fmt)] = base / file
-
-    severity: dict[str, str] = {}
-    raw_severity = data.get("severity") or {}
-    if not isinstance(raw_severity, dict):
-        raise ConfigFileError(f"{path}: field severity: expected rule: severity")
-    for rule, value in raw_severity.items():
-        severity[str(rule)] = _choice(value, SEVERITIES, path, f"severity.{rule}")
-
-    doc_url = data.get("doc-url")
-    if doc_url is not None and not isinstance(doc_url, str):
-        raise ConfigFileError(f"{path}: field doc-url: expected a URL template")
-    baseline = data.get("baseline")
-    if baseline is not None and not isinstance(baseline, str):
-        raise ConfigFileError(f"{path}: field baseline: expected a file path")
+    policy_file, inline = _policy(data.get("policy"), base, path)
+    environments = _environments(data.get("environments"), path)
+    output = _output(data.get("output"), path)
+    formats = _formats(output.get("format", []), path)
+    outputs = _output_files(output.get("output"), base, path)
+    severity = _severity(data.get("severity"), path)
+    doc_url = _optional_string(data.get("doc-url"), path, "doc-url", "a URL template")
+    baseline = _optional_string(data.get("baseline"), path, "baseline", "a file path")
     paths = _strings(data.get("paths", []), path, "paths")
+    exclude = _strings(data.get("exclude", []), path, "exclude")
+    fail_on = _optional_choice(output, "fail-on", FAIL_ON, path)
+    color = _optional_choice(output, "color", COLORS, path)
     return Config(
         path=path,
         policy_file=policy_file,
         policy=inline,
         environments=environments,
-        exclude=_strings(data.get("exclude", []), path, "exclude"),
+        exclude=exclude,
         baseline=base / baseline if baseline else None,
         paths=[str(base / p) if p != "-" else p for p in paths],
         formats=formats,
         outputs=outputs,
-        fail_on=_choice(output["fail-on"], FAIL_ON, path, "output.fail-on")
-        if "fail-on" in output
-        else None,
-        color=_choice(output["color"], COLORS, path, "output.color") if "color" in output else None,
+        fail_on=fail_on,
+        color=color,
         severity=severity,
         doc_url=doc_url,
     )
+
+
+def _policy(value: Any, base: Path, path: Path) -> tuple[Path | None, dict[str, Any]]:
+    """(policy file, inline overrides): `policy:` names a file (relative to the config) or
+    holds the overrides themselves."""
+    if isinstance(value, str):
+        return base / value, {}
+    if isinstance(value, dict):
+        return None, value
+    if value is not None:
+        raise ConfigFileError(f"{path}: field policy: expected a mapping or a policy file path")
+    return None, {}
+
+
+def _environments(value: Any, path: Path) -> dict[str, list[str]]:
+    """Environment -> the overlay directories audited as it."""
+    environments = _mapping(value, path, "environments", "environment: [directories]")
+    return {
+        str(env): _strings(dirs, path, f"environments.{env}") for env, dirs in environments.items()
+    }
+
+
+def _output(value: Any, path: Path) -> dict[Any, Any]:
+    """The `output:` mapping, its keys checked (a misspelt key would silently do nothing)."""
+    output = _mapping(value, path, "output", "a mapping")
+    for key in output:
+        if key not in _OUTPUT_KEYS:
+            raise ConfigFileError(
+                f"{path}: unknown field output.{key} (known: {', '.join(_OUTPUT_KEYS)})"
+            )
+    return output
+
+
+def _formats(value: Any, path: Path) -> list[str]:
+    """`output.format`: one report format or several, each one statekeeper writes."""
+    from statekeeper.report import FORMATS
+
+    formats = _strings(value, path, "output.format")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ConfigFileError(
+                f"{path}: field output.format: unknown format {fmt!r} (known: {', '.join(FORMATS)})"
+            )
+    return formats
+
+
+def _output_files(value: Any, base: Path, path: Path) -> dict[str, Path]:
+    """`output.output`: format -> the file (relative to the config) it is written to."""
+    from statekeeper.report import FORMATS
+
+    outputs: dict[str, Path] = {}
+    for fmt, file in _mapping(value, path, "output.output", "format: file").items():
+        if fmt not in FORMATS or not isinstance(file, str):
+            raise ConfigFileError(f"{path}: field output.output.{fmt}: expected format: file")
+        outputs[str(fmt)] = base / file
+    return outputs
+
+
+def _severity(value: Any, path: Path) -> dict[str, str]:
+    """Rule id -> the severity it is reported at instead of its own."""
+    severity = _mapping(value, path, "severity", "rule: severity")
+    return {
+        str(rule): _choice(v, SEVERITIES, path, f"severity.{rule}") for rule, v in severity.items()
+    }
+
+
+def _mapping(value: Any, path: Path, name: str, expected: str) -> dict[Any, Any]:
+    """A mapping field; absent, null or empty is an empty mapping."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ConfigFileError(f"{path}: field {name}: expected {expected}")
+    return value
+
+
+def _optional_string(value: Any, path: Path, name: str, expected: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigFileError(f"{path}: field {name}: expected {expected}")
+    return value
+
+
+def _optional_choice(
+    output: dict[Any, Any], key: str, choices: tuple[str, ...], path: Path
+) -> str | None:
+    """`output.<key>`, one of `choices`, or None when it is not set (the flag's default)."""
+    return _choice(output[key], choices, path, f"output.{key}") if key in output else None

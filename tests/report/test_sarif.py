@@ -146,6 +146,42 @@ def test_github_requirements_catch_duplicates_and_bad_uris() -> None:
     assert any("not relative" in p for p in problems), problems
 
 
+def test_github_requirements_name_each_missing_field() -> None:
+    """The checker itself: each requirement it knows fails on a log built to break it."""
+    assert github_problems({"version": "2.0"}) == ["version must be 2.1.0", "runs must be an array"]
+    location = {"physicalLocation": {"artifactLocation": {"uri": "a.yaml"}, "region": {}}}
+    result = {"ruleId": "SK1", "message": {"text": "m"}, "locations": [location]}
+    run = {
+        "tool": {"driver": {"rules": [{"properties": {"tags": ["t"] * 21}}]}},
+        "automationDetails": {"id": 1},
+        "results": [
+            {"message": {}, "locations": []},
+            {"ruleId": "SK1", "message": {"text": "m"}, "locations": [{}]},
+            result,
+            {**result, "partialFingerprints": {"a": "1"}},
+            {**result, "ruleId": "SK2", "partialFingerprints": {"a": "1"}},
+        ],
+    }
+    assert github_problems({"version": "2.1.0", "runs": [run, {"tool": {}}]}) == [
+        "runs[0].tool.driver.name is required",
+        "runs[0].automationDetails.id must be a string",
+        "rules[0].id is required",
+        "rules[0] has more than 20 tags",
+        "runs[0].results[0].ruleId is required",
+        "runs[0].results[0].message.text is required",
+        "runs[0].results[0] needs 1 to 10 locations",
+        "runs[0].results[1].locations[0].physicalLocation is required",
+        "runs[0].results[2]: region.startLine must be >= 1",
+        "runs[0].results[2].partialFingerprints is required",
+        "runs[0].results[3]: region.startLine must be >= 1",
+        "runs[0].results[3]: duplicate alert for ('SK1', 'a.yaml', 0)",
+        "runs[0].results[4]: region.startLine must be >= 1",
+        "runs[0].results[4]: fingerprint shared with another result",
+        "runs[1].tool.driver.name is required",
+        "runs[1].results is required",
+    ]
+
+
 def test_fingerprints_follow_the_object_not_the_line() -> None:
     a = finding("SK103", "pvc-name", Severity.WARNING, line=2)
     b = finding("SK103", "pvc-name", Severity.WARNING, line=40)

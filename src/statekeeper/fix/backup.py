@@ -51,64 +51,27 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
     """All backup findings of one workload, fixed together (one coherent pod edit)."""
     first = groups[0]
     rules = {g.rule for g in groups}
-
-    def refuse(reason: str) -> None:
-        for group in groups:
-            ctx.refuse(group, reason)
-
     found = _the_pod(ctx, first)
     if isinstance(found, str):
-        refuse(found)
+        _refuse(ctx, groups, found)
         return
     doc, data, pod = found
-    roles = {"agent" if c.role.startswith("agent-") else c.role for c in _containers(ctx, data)}
-    if "agent" in roles:
-        refuse("the pod already runs statekeeper's agent; add the missing paths to its "
-               "STATEKEEPER_SQLITE_PATHS / STATEKEEPER_CONFIG_PATHS by hand")  # fmt: skip
+    if _settled_by_existing_backup(ctx, groups, doc, data, pod):
         return
-    if rules == {"SK202"} and _swap_integrity_first(ctx, pod):
-        ctx.done(first, f"moved the integrity check before the restore in {ctx.show(doc.file)}")
+    paths_found = _paths_to_back_up(ctx, first, rules)
+    if isinstance(paths_found, str):
+        _refuse(ctx, groups, paths_found)
         return
-    if "litestream" in roles and rules <= {"SK202", "SK203"}:
-        dbs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))[0]
-        what = _complete_litestream(ctx, pod, rules, dbs)
-        if what is None:
-            refuse(
-                "the pod's litestream sidecar was not recognised (no `litestream replicate` "
-                "container, or no database detected); add the init containers by hand"
-            )
-            return
-        for group in groups:
-            ctx.done(group, f"{what} in {ctx.show(doc.file)}")
-        return
-    if "litestream" in roles or "rclone" in roles:
-        refuse("the pod already has its own litestream/rclone containers; a second replicator "
-               "would fight them — complete that setup by hand")  # fmt: skip
-        return
-    providers = sorted({p for c in _containers(ctx, data) if (p := _provider_of(ctx, c))})
-    if providers:
-        refuse(f"the pod is already protected by backup provider {', '.join(providers)}; a "
-               "second replicator would fight it — add the missing paths to its configuration "
-               "(docs/providers.md)")  # fmt: skip
-        return
-    dbs, configs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))
-    dbs = dbs if rules & SQLITE_RULES else []
-    configs = configs if "SK301" in rules else []
-    if rules & SQLITE_RULES and not dbs:
-        refuse("no SQLite path detected; name it with the statekeeper.io/sqlite annotation")
-        return
-    if "SK301" in rules and not configs:
-        refuse("no config directory detected; name it with statekeeper.io/config-path")
-        return
+    dbs, configs = paths_found
     app = next((f.app for g in groups for f in g.findings if f.app), None) or first.name
     mounts = _mounts_for(pod, [*dbs, *configs])
     if isinstance(mounts, str):
-        refuse(mounts)
+        _refuse(ctx, groups, mounts)
         return
     try:
         config_map = _ensure_config_map(ctx, doc, app)
     except InputError as exc:
-        refuse(str(exc))
+        _refuse(ctx, groups, str(exc))
         return
     spec = BackupSpec(
         app=app,
@@ -139,6 +102,86 @@ def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
         f"AWS_SECRET_ACCESS_KEY) in {namespace}: create it outside git (SOPS, "
         "External Secrets) before syncing, or the pod will not start"
     )
+
+
+def _refuse(ctx: FixContext, groups: list[FindingGroup], reason: str) -> None:
+    """The workload's findings are fixed together, so they are refused together."""
+    for group in groups:
+        ctx.refuse(group, reason)
+
+
+def _settled_by_existing_backup(
+    ctx: FixContext,
+    groups: list[FindingGroup],
+    doc: SourceDoc,
+    data: CommentedMap,
+    pod: CommentedMap,
+) -> bool:
+    """True when the pod already has backup containers, and the groups are settled for them:
+    the smallest edit that completes them (the integrity check moved first, litestream's init
+    containers added), or refused, since a second replicator would fight the first."""
+    first = groups[0]
+    rules = {g.rule for g in groups}
+    roles = {"agent" if c.role.startswith("agent-") else c.role for c in _containers(ctx, data)}
+    if "agent" in roles:
+        _refuse(
+            ctx,
+            groups,
+            "the pod already runs statekeeper's agent; add the missing paths to its "
+            "STATEKEEPER_SQLITE_PATHS / STATEKEEPER_CONFIG_PATHS by hand",
+        )
+        return True
+    if rules == {"SK202"} and _swap_integrity_first(ctx, pod):
+        ctx.done(first, f"moved the integrity check before the restore in {ctx.show(doc.file)}")
+        return True
+    if "litestream" in roles and rules <= {"SK202", "SK203"}:
+        dbs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))[0]
+        what = _complete_litestream(ctx, pod, rules, dbs)
+        if what is None:
+            _refuse(
+                ctx,
+                groups,
+                "the pod's litestream sidecar was not recognised (no `litestream replicate` "
+                "container, or no database detected); add the init containers by hand",
+            )
+            return True
+        for group in groups:
+            ctx.done(group, f"{what} in {ctx.show(doc.file)}")
+        return True
+    if "litestream" in roles or "rclone" in roles:
+        _refuse(
+            ctx,
+            groups,
+            "the pod already has its own litestream/rclone containers; a second replicator "
+            "would fight them — complete that setup by hand",
+        )
+        return True
+    providers = sorted({p for c in _containers(ctx, data) if (p := _provider_of(ctx, c))})
+    if providers:
+        _refuse(
+            ctx,
+            groups,
+            f"the pod is already protected by backup provider {', '.join(providers)}; a "
+            "second replicator would fight it — add the missing paths to its configuration "
+            "(docs/providers.md)",
+        )
+        return True
+    return False
+
+
+def _paths_to_back_up(
+    ctx: FixContext, first: FindingGroup, rules: set[str]
+) -> tuple[list[str], list[str]] | str:
+    """(SQLite paths, config paths) the audit detected for the findings being fixed, or why
+    one that a finding needs is unknown (the user names it with an annotation)."""
+    dbs, configs = ctx.detected.get((first.kind, first.namespace, first.name), ([], []))
+    dbs = dbs if rules & SQLITE_RULES else []
+    configs = configs if "SK301" in rules else []
+    if rules & SQLITE_RULES and not dbs:
+        return "no SQLite path detected; name it with the statekeeper.io/sqlite annotation"
+    if "SK301" in rules and not configs:
+        return "no config directory detected; name it with statekeeper.io/config-path"
+    return dbs, configs
 
 
 # --- reading the pod ---------------------------------------------------------------------------

@@ -89,51 +89,71 @@ def _detect_sqlite(workload: Workload, policy: Policy, extensions: list[str]) ->
     (known image paths, env/args); only when it shows none, those the backup side names
     (litestream config or command, agent variables), so one wrong config line is reported
     once (SK201/SK204) rather than as a phantom database."""
-    backup_side: dict[str, SqliteDb] = {}
-    app_side: dict[str, SqliteDb] = {}
-    reasons: list[str] = []
-    for container, config, _path in workload.litestream_configs:
-        reasons.append(f"litestream container {container.name!r}")
-        if config is not None:
-            for db in config.dbs:
-                backup_side.setdefault(db.path, SqliteDb(db.path, "litestream config",
-                                                         container.name))  # fmt: skip
-    for container in workload.containers_with_role("litestream"):
-        if not reasons:
-            reasons.append(f"litestream container {container.name!r}")
-        for call in litestream_calls(container):
-            if call.subcommand == "replicate" and call.positional:
-                path = posixpath.normpath(call.positional[0])
-                backup_side.setdefault(path, SqliteDb(path, "litestream command", container.name))
-    for use in workload.providers:
-        if use.sqlite_paths and use.container is not None:
-            reasons.append(f"{use.provider} {use.sqlite_source}")
-            for path in use.sqlite_paths:
-                backup_side.setdefault(path, SqliteDb(path, use.sqlite_source,
-                                                      use.container.name))  # fmt: skip
+    backup_side, backup_reasons = _backup_side_dbs(workload)
     server, unknown = server_database_evidence(workload, policy)
-    overridden = False  # a SQLite-capable image configured for a server (or unknown) database
-    for container in workload.app_containers:
-        for known in policy.tiers.sqlite.known_images:
-            if image_matches(container.image, known.images):
-                if server or unknown:
-                    overridden = True
-                    continue  # the image can run on SQLite, but is configured otherwise
-                reasons.append(f"known image {container.image}")
-                for path in known.paths:
-                    if container.mount_for(path) is not None:
-                        app_side.setdefault(path, SqliteDb(path, f"{known.name} image",
-                                                           container.name))  # fmt: skip
-        for path, where in _db_paths_named(container, extensions):
-            if container.mount_for(path) is not None:
-                reasons.append(f"{where} naming {path}")
-                app_side.setdefault(path, SqliteDb(path, where, container.name))
+    app_side, app_reasons, overridden = _app_side_dbs(
+        workload, policy, extensions, server_database=bool(server or unknown)
+    )
+    reasons = backup_reasons + app_reasons
     workload.sqlite = bool(reasons)
     workload.sqlite_reason = reasons[0] if reasons else ""
     workload.sqlite_dbs = list((app_side or backup_side).values())
     if not reasons and overridden:
         workload.server_database = server
         workload.sqlite_unknown = unknown
+
+
+def _backup_side_dbs(workload: Workload) -> tuple[dict[str, SqliteDb], list[str]]:
+    """The databases a backup container names (litestream configs, `litestream replicate`
+    commands, a declared provider's paths), first source winning per path, and why each
+    container says the workload runs SQLite."""
+    dbs: dict[str, SqliteDb] = {}
+    reasons: list[str] = []
+    for container, config, _path in workload.litestream_configs:
+        reasons.append(f"litestream container {container.name!r}")
+        if config is not None:
+            for db in config.dbs:
+                dbs.setdefault(db.path, SqliteDb(db.path, "litestream config", container.name))
+    for container in workload.containers_with_role("litestream"):
+        if not reasons:
+            reasons.append(f"litestream container {container.name!r}")
+        for call in litestream_calls(container):
+            if call.subcommand == "replicate" and call.positional:
+                path = posixpath.normpath(call.positional[0])
+                dbs.setdefault(path, SqliteDb(path, "litestream command", container.name))
+    for use in workload.providers:
+        if use.sqlite_paths and use.container is not None:
+            reasons.append(f"{use.provider} {use.sqlite_source}")
+            for path in use.sqlite_paths:
+                dbs.setdefault(path, SqliteDb(path, use.sqlite_source, use.container.name))
+    return dbs, reasons
+
+
+def _app_side_dbs(
+    workload: Workload, policy: Policy, extensions: list[str], *, server_database: bool
+) -> tuple[dict[str, SqliteDb], list[str], bool]:
+    """The databases the app containers show on a mounted path (a known image's paths, env or
+    args naming a database file), why, and whether a SQLite-capable known image was passed over
+    because the app is configured for a server (or unknown) database."""
+    dbs: dict[str, SqliteDb] = {}
+    reasons: list[str] = []
+    overridden = False
+    for container in workload.app_containers:
+        for known in policy.tiers.sqlite.known_images:
+            if not image_matches(container.image, known.images):
+                continue
+            if server_database:
+                overridden = True
+                continue  # the image can run on SQLite, but is configured otherwise
+            reasons.append(f"known image {container.image}")
+            for path in known.paths:
+                if container.mount_for(path) is not None:
+                    dbs.setdefault(path, SqliteDb(path, f"{known.name} image", container.name))
+        for path, where in _db_paths_named(container, extensions):
+            if container.mount_for(path) is not None:
+                reasons.append(f"{where} naming {path}")
+                dbs.setdefault(path, SqliteDb(path, where, container.name))
+    return dbs, reasons, overridden
 
 
 def server_database_evidence(workload: Workload, policy: Policy) -> tuple[str, str]:

@@ -88,37 +88,64 @@ def walk(root: Path, on_problem: Callable[[ReadError], None] | None = None) -> T
     A directory or entry that cannot be read is a problem: passed to `on_problem` (which may
     raise to stop the walk) and kept in `Tree.problems`.
     """
-    tree = Tree(root)
-    visited: set[tuple[int, int]] = set()
+    walker = _Walker(Tree(root), on_problem)
+    walker.visit(root, frozenset())
+    return walker.tree
 
-    def problem(path: Path, reason: str) -> None:
-        err = ReadError(relative_to_cwd(path), reason)
-        if on_problem is not None:
-            on_problem(err)
-        tree.problems.append(err)
 
-    def visit(directory: Path, ancestors: frozenset[tuple[int, int]]) -> None:
+# A directory's identity: (device, inode), the same through every link to it.
+_DirId = tuple[int, int]
+
+
+@dataclass
+class _Walker:
+    """One walk's state: the tree found so far, where problems go, and the directories already
+    read (by identity, so a second link to one is read once and a link to a parent is a loop)."""
+
+    tree: Tree
+    on_problem: Callable[[ReadError], None] | None
+    visited: set[_DirId] = field(default_factory=set)
+
+    def visit(self, directory: Path, ancestors: frozenset[_DirId]) -> None:
+        """Read `directory` (unless already read, or a chart), then its subdirectories."""
+        entered = self._enter(directory, ancestors)
+        if entered is None:
+            return
+        ident, entries = entered
+        if directory != self.tree.root and any(e.name == HELM_CHART_FILE for e in entries):
+            # Templates are not YAML until Helm renders them with values: one note per chart.
+            self.tree.helm_charts.append(directory)
+            return
+        for sub in self._sort(directory, entries):
+            self.visit(sub, ancestors | {ident})
+
+    def _enter(
+        self, directory: Path, ancestors: frozenset[_DirId]
+    ) -> tuple[_DirId, list[os.DirEntry[str]]] | None:
+        """The directory's identity and entries (sorted by name), or None when it is not to be
+        read: unreadable or a symlink loop (both problems), or already read (not one)."""
         try:
             info = directory.stat()
         except OSError as err:
-            problem(directory, f"cannot read: {os_reason(err)}")
-            return
+            self.problem(directory, f"cannot read: {os_reason(err)}")
+            return None
         ident = (info.st_dev, info.st_ino)
         if ident in ancestors:
-            problem(directory, "symlink loop (links back to a parent)")
-            return
-        if ident in visited:
-            return  # a second link to a directory already read
-        visited.add(ident)
+            self.problem(directory, "symlink loop (links back to a parent)")
+            return None
+        if ident in self.visited:
+            return None  # a second link to a directory already read
+        self.visited.add(ident)
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as err:
-            problem(directory, f"cannot read: {os_reason(err)}")
-            return
-        if directory != root and any(e.name == HELM_CHART_FILE for e in entries):
-            # Templates are not YAML until Helm renders them with values: one note per chart.
-            tree.helm_charts.append(directory)
-            return
+            self.problem(directory, f"cannot read: {os_reason(err)}")
+            return None
+        return ident, entries
+
+    def _sort(self, directory: Path, entries: list[os.DirEntry[str]]) -> list[Path]:
+        """Put the directory's manifests and kustomization into the tree; its subdirectories
+        (to visit next) are returned. Hidden entries are skipped."""
         subdirs: list[Path] = []
         for entry in entries:
             if entry.name.startswith("."):
@@ -127,19 +154,21 @@ def walk(root: Path, on_problem: Callable[[ReadError], None] | None = None) -> T
             try:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError as err:
-                problem(path, f"cannot read: {os_reason(err)}")
+                self.problem(path, f"cannot read: {os_reason(err)}")
                 continue
             if is_dir:
                 subdirs.append(path)
             elif is_kustomization(entry.name):
-                tree.kustomize_dirs.add(directory)
+                self.tree.kustomize_dirs.add(directory)
             elif entry.name.endswith(YAML_SUFFIXES):
-                tree.yaml_files.append(path)
-        for sub in subdirs:
-            visit(sub, ancestors | {ident})
+                self.tree.yaml_files.append(path)
+        return subdirs
 
-    visit(root, frozenset())
-    return tree
+    def problem(self, path: Path, reason: str) -> None:
+        err = ReadError(relative_to_cwd(path), reason)
+        if self.on_problem is not None:
+            self.on_problem(err)
+        self.tree.problems.append(err)
 
 
 def os_reason(err: OSError) -> str:

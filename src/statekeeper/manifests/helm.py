@@ -399,72 +399,20 @@ def _repo_folder(declared: Resource, chart_path: str) -> Path | None:
 
 
 def _argo_releases(resource: Resource) -> Iterable[Release]:
+    """A release for each Helm source of an Argo CD Application (`spec.source` and each of
+    `spec.sources`); a source that is not a chart is no release."""
     spec = resource.body.get("spec") if isinstance(resource.body.get("spec"), dict) else {}
     assert isinstance(spec, dict)
     destination = spec.get("destination") if isinstance(spec.get("destination"), dict) else {}
     assert isinstance(destination, dict)
     namespace = str(destination.get("namespace") or "") or None
-    sources: list[tuple[tuple[str | int, ...], Any]] = []
-    if isinstance(spec.get("source"), dict):
-        sources.append((("spec", "source"), spec["source"]))
-    for i, item in enumerate(spec.get("sources") or []):
-        sources.append((("spec", "sources", i), item))
-    for path, source in sources:
-        if not isinstance(source, dict):
-            continue
-        repo_url = str(source.get("repoURL") or "")
-        version = str(source.get("targetRevision") or "") or None
-        if source.get("chart"):
-            chart = str(source["chart"])
-            if repo_url.startswith(("http://", "https://")):
-                chart_source = ChartSource("repo", repo_url, chart, version)
-            else:
-                oci = repo_url if repo_url.startswith("oci://") else f"oci://{repo_url}"
-                chart_source = ChartSource("oci", f"{oci.rstrip('/')}/{chart}", chart, version)
-        elif isinstance(source.get("helm"), dict) and isinstance(source.get("path"), str):
-            # A chart folder in a Git repository: rendered when it is a folder of this repo.
-            chart = source["path"].rstrip("/").rsplit("/", 1)[-1]
-            folder = _repo_folder(resource, source["path"])
-            chart_source = (
-                ChartSource("local", str(folder), chart, version)
-                if folder is not None
-                else ChartSource(
-                    "unreachable", f"chart folder {source['path']} of {repo_url} not in this repo",
-                    chart,
-                )
-            )  # fmt: skip
-        else:
+    for path, source in _argo_sources(spec):
+        chart_source = _argo_chart_source(resource, source)
+        if chart_source is None:
             continue
         helm = source.get("helm") if isinstance(source.get("helm"), dict) else {}
         assert isinstance(helm, dict)
-        values: dict[str, Any] = {}
-        problems: list[str] = []
-        for value_file in helm.get("valueFiles") or []:
-            if chart_source.kind != "local" or not isinstance(value_file, str):
-                problems.append(f"helm.valueFiles {value_file} (in the chart's repo) not read")
-                continue
-            try:
-                loaded = yaml.load(read_file(Path(chart_source.url, value_file)), K8sLoader)
-            except (ReadError, yaml.YAMLError, RecursionError, ValueError):
-                loaded = None
-            if isinstance(loaded, dict):
-                values = _deep_merge(values, loaded)
-            else:
-                problems.append(f"helm.valueFiles {value_file} not readable; ignored")
-        text = helm.get("values")
-        if isinstance(text, str) and text.strip():
-            try:
-                parsed = yaml.load(text, Loader=K8sLoader)
-            except yaml.YAMLError:
-                parsed = None
-                problems.append("spec.source.helm.values is not valid YAML; ignored")
-            if isinstance(parsed, dict):
-                values = _deep_merge(values, parsed)
-        if isinstance(helm.get("valuesObject"), dict):
-            values = _deep_merge(values, copy.deepcopy(helm["valuesObject"]))
-        for parameter in helm.get("parameters") or []:  # `--set name=value`, applied last
-            if isinstance(parameter, dict) and parameter.get("name"):
-                _set_path(values, str(parameter["name"]), parameter.get("value"))
+        values, problems = _argo_values(helm, chart_source)
         name = str(helm.get("releaseName") or resource.name)
         values_path = (*path, "helm", "valuesObject")
         yield Release(
@@ -477,6 +425,83 @@ def _argo_releases(resource: Resource) -> Iterable[Release]:
             values_path,
             problems=problems,
         )
+
+
+def _argo_sources(spec: dict[str, Any]) -> list[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """Each source mapping with its path in the Application (`spec.source` first)."""
+    sources: list[tuple[tuple[str | int, ...], Any]] = []
+    if isinstance(spec.get("source"), dict):
+        sources.append((("spec", "source"), spec["source"]))
+    for i, item in enumerate(spec.get("sources") or []):
+        sources.append((("spec", "sources", i), item))
+    return [(path, source) for path, source in sources if isinstance(source, dict)]
+
+
+def _argo_chart_source(resource: Resource, source: dict[str, Any]) -> ChartSource | None:
+    """Where an Argo CD source's chart comes from: `chart` from a Helm repository (http) or
+    an OCI registry (anything else), or a `path` with `helm` settings, a chart folder in a Git
+    repository, rendered when it is a folder of this repo. None: not a Helm source."""
+    repo_url = str(source.get("repoURL") or "")
+    version = str(source.get("targetRevision") or "") or None
+    if source.get("chart"):
+        chart = str(source["chart"])
+        if repo_url.startswith(("http://", "https://")):
+            return ChartSource("repo", repo_url, chart, version)
+        oci = repo_url if repo_url.startswith("oci://") else f"oci://{repo_url}"
+        return ChartSource("oci", f"{oci.rstrip('/')}/{chart}", chart, version)
+    if not (isinstance(source.get("helm"), dict) and isinstance(source.get("path"), str)):
+        return None
+    chart = source["path"].rstrip("/").rsplit("/", 1)[-1]
+    folder = _repo_folder(resource, source["path"])
+    if folder is None:
+        where = f"chart folder {source['path']} of {repo_url} not in this repo"
+        return ChartSource("unreachable", where, chart)
+    return ChartSource("local", str(folder), chart, version)
+
+
+def _argo_values(
+    helm: dict[str, Any], chart_source: ChartSource
+) -> tuple[dict[str, Any], list[str]]:
+    """The values a source gives its chart, merged in Argo CD's order of precedence (value
+    files, then `values`, then `valuesObject`, then `parameters`), and what was not read."""
+    values, problems = _argo_value_files(helm, chart_source)
+    text = helm.get("values")
+    if isinstance(text, str) and text.strip():
+        try:
+            parsed = yaml.load(text, Loader=K8sLoader)
+        except yaml.YAMLError:
+            parsed = None
+            problems.append("spec.source.helm.values is not valid YAML; ignored")
+        if isinstance(parsed, dict):
+            values = _deep_merge(values, parsed)
+    if isinstance(helm.get("valuesObject"), dict):
+        values = _deep_merge(values, copy.deepcopy(helm["valuesObject"]))
+    for parameter in helm.get("parameters") or []:  # `--set name=value`, applied last
+        if isinstance(parameter, dict) and parameter.get("name"):
+            _set_path(values, str(parameter["name"]), parameter.get("value"))
+    return values, problems
+
+
+def _argo_value_files(
+    helm: dict[str, Any], chart_source: ChartSource
+) -> tuple[dict[str, Any], list[str]]:
+    """`helm.valueFiles` merged in order, and a problem for each not read: only a local
+    chart's files can be read (the others live in the chart's repository)."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for value_file in helm.get("valueFiles") or []:
+        if chart_source.kind != "local" or not isinstance(value_file, str):
+            problems.append(f"helm.valueFiles {value_file} (in the chart's repo) not read")
+            continue
+        try:
+            loaded = yaml.load(read_file(Path(chart_source.url, value_file)), K8sLoader)
+        except (ReadError, yaml.YAMLError, RecursionError, ValueError):
+            loaded = None
+        if isinstance(loaded, dict):
+            values = _deep_merge(values, loaded)
+        else:
+            problems.append(f"helm.valueFiles {value_file} not readable; ignored")
+    return values, problems
 
 
 def _kustomize_charts(directory: Path) -> Iterable[Release]:

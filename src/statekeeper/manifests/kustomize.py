@@ -32,7 +32,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,32 +84,80 @@ class Kustomization:
 def read_kustomization(directory: Path) -> Kustomization:
     """What the kustomization file of `directory` names. A file that cannot be read names
     nothing here: building its root reports the error."""
-    found = Kustomization(directory)
     try:
         data = yaml.load(read_file(kustomization_file(directory)), Loader=K8sLoader)
     except (ReadError, yaml.YAMLError, RecursionError, ValueError):
-        return found
+        return Kustomization(directory)
     if not isinstance(data, dict):
-        return found
-    found.component = data.get("kind") == "Component"
-    for key in _CHILD_KEYS:
-        for entry in _as_list(data.get(key)):
-            if isinstance(entry, str) and _REMOTE.match(entry):
-                found.remote.append(entry)
+        return Kustomization(directory)
+    files, folders = _named_paths(directory, data)
+    return Kustomization(
+        directory,
+        component=data.get("kind") == "Component",
+        children=_children(directory, data),
+        files=files,
+        folders=folders,
+        patches=_patch_files(directory, data),
+        remote=_remote_references(data),
+    )
+
+
+def _remote_references(data: dict[str, Any]) -> list[str]:
+    """Resources, bases and components kustomize fetches over the network (a warning offline)."""
+    return [
+        entry
+        for key in _CHILD_KEYS
+        for entry in _as_list(data.get(key))
+        if isinstance(entry, str) and _REMOTE.match(entry)
+    ]
+
+
+def _patch_files(directory: Path, data: dict[str, Any]) -> set[str]:
+    """The patch files named (a string or a `path:`), so a finding can point at the patch."""
+    patches: set[str] = set()
     for key in _PATCH_KEYS:
         for entry in _as_list(data.get(key)):
             ref = entry.get("path") if isinstance(entry, dict) else entry
             # An inline patch (a YAML string with a newline) names no file.
             if isinstance(ref, str) and "\n" not in ref and ref.endswith(YAML_SUFFIXES):
-                found.patches.add(norm(directory / ref))
+                patches.add(norm(directory / ref))
+    return patches
+
+
+def _children(directory: Path, data: dict[str, Any]) -> list[str]:
+    """The local directories with a kustomization it builds on (graph edges; itself excluded)."""
+    children: list[str] = []
     for key in _CHILD_KEYS:
         for entry in _as_list(data.get(key)):
             if not isinstance(entry, str) or "\0" in entry:
                 continue
             path = norm(directory / entry)
             if path != norm(directory) and _has_kustomization(path):
-                found.children.append(path)
-    # Every other string may be a path (resources, generators' files, values files, ...).
+                children.append(path)
+    return children
+
+
+def _named_paths(directory: Path, data: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(files, folders) named anywhere in the file: every other string may be a path
+    (resources, generators' files, values files, ...). A folder counts unless it has its own
+    kustomization (a child) or holds this one."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    inside = norm(directory)
+    for value in _strings_in(data):
+        path = _path_named(directory, value)
+        if path is None:
+            continue
+        if os.path.isdir(path):  # noqa: PTH112 - str path
+            if not (_has_kustomization(path) or inside == path or inside.startswith(path)):
+                folders.add(path)
+        elif os.path.isfile(path):  # noqa: PTH113
+            files.add(path)
+    return files, folders
+
+
+def _strings_in(data: Any) -> Iterator[str]:
+    """Every string inside `data`, at any depth (mapping keys excluded)."""
     stack: list[Any] = [data]
     while stack:
         value = stack.pop()
@@ -117,18 +165,18 @@ def read_kustomization(directory: Path) -> Kustomization:
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-        elif isinstance(value, str) and "\n" not in value and 0 < len(value) < 4096:
-            text = value.split("=", 1)[-1] if "=" in value else value  # `files: [key=path]`
-            path = norm(directory / text)
-            if "\0" in path:
-                continue  # not a path (and os.path would refuse it)
-            if os.path.isdir(path):  # noqa: PTH112 - str path
-                inside = norm(directory)
-                if not (_has_kustomization(path) or inside == path or inside.startswith(path)):
-                    found.folders.add(path)
-            elif os.path.isfile(path):  # noqa: PTH113
-                found.files.add(path)
-    return found
+        elif isinstance(value, str):
+            yield value
+
+
+def _path_named(directory: Path, value: str) -> str | None:
+    """The normalised path a string could name (`key=path` read as its path), or None for one
+    that cannot be a path: several lines, empty or huge, or holding a NUL."""
+    if "\n" in value or not 0 < len(value) < 4096:
+        return None
+    text = value.split("=", 1)[-1] if "=" in value else value  # `files: [key=path]`
+    path = norm(directory / text)
+    return None if "\0" in path else path  # os.path would refuse it
 
 
 def _has_kustomization(path: str) -> bool:
