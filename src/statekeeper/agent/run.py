@@ -21,8 +21,6 @@ seconds (defaults 20 s + 10 s: raise it from the Kubernetes default 30 s to e.g.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import random
 import signal
 import socket
@@ -45,6 +43,7 @@ from statekeeper.agent.litestream import (
     litestream_binary,
     ltx_json,
     real_db_path,
+    relay_litestream_line,
     socket_list,
     write_config,
 )
@@ -98,38 +97,6 @@ def newest_ltx_time(entries: list[dict[str, Any]]) -> float | None:
             continue
         newest = value if newest is None else max(newest, value)
     return newest
-
-
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING}
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "time", "level"}
-
-
-def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        out.setdefault(key, value)
-    return out
-
-
-def relay_litestream_line(line: str) -> dict[str, Any] | None:
-    """Log one line of litestream's JSON log as our own record (`source=litestream`); returns
-    the parsed record (None for a line that is not a JSON object)."""
-    text = line.strip()
-    if not text:
-        return None
-    try:
-        # litestream repeats "level" (log level, then e.g. a compaction level): keep the first.
-        record = json.loads(text, object_pairs_hook=_first_wins)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        log.info(text, extra={"source": "litestream"})
-        return None
-    level = _LEVELS.get(str(record.get("level", "")).upper(), logging.ERROR)
-    fields = {k: v for k, v in record.items() if k not in _RESERVED}
-    fields["source"] = "litestream"
-    log.log(level, str(record.get("msg", "")), extra=fields)
-    return record
 
 
 class Sidecar:
