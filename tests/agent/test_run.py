@@ -332,7 +332,7 @@ def no_secret_in_logs(sidecar: Sidecar) -> None:
 def test_litestream_json_lines_become_structured_records(caplog: pytest.LogCaptureFixture) -> None:
     """litestream's JSON log repeats "level" (log level, then a compaction level): the first wins,
     fields are kept, and a non-JSON line is still relayed."""
-    from statekeeper.agent.run import relay_litestream_line
+    from statekeeper.agent.litestream import relay_litestream_line
 
     caplog.set_level(logging.DEBUG, logger="statekeeper.agent")
     relay_litestream_line(

@@ -1,4 +1,4 @@
-"""Litestream 0.5.x: find the binary, write its config, read replica state as JSON.
+"""Litestream 0.5.x: find the binary, write its config, read replica state as JSON, relay its log.
 
 Litestream silently ignores config keys it does not know, so only keys that exist in its
 `ReplicaSettings`/`DBConfig`/`Config` structs (cmd/litestream/main.go, 0.5.x) are generated:
@@ -19,6 +19,7 @@ configured name (`AgentConfig.replica_key`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -29,8 +30,11 @@ from typing import Any
 import yaml
 
 from statekeeper.agent.config import AgentConfig
+from statekeeper.agent.log import get_logger
 from statekeeper.agent.procs import run_bounded
 from statekeeper.errors import InfraError
+
+log = get_logger("litestream")
 
 
 def litestream_binary() -> str:
@@ -187,3 +191,35 @@ def socket_list(socket_path: Path, timeout: float = 2.0) -> dict[Path, dict[str,
         if isinstance(entry, dict) and isinstance(entry.get("path"), str):
             out[Path(entry["path"])] = entry
     return out
+
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING}
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "time", "level"}
+
+
+def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
+def relay_litestream_line(line: str) -> dict[str, Any] | None:
+    """Log one line of litestream's JSON log as our own record (`source=litestream`); returns
+    the parsed record (None for a line that is not a JSON object)."""
+    text = line.strip()
+    if not text:
+        return None
+    try:
+        # litestream repeats "level" (log level, then e.g. a compaction level): keep the first.
+        record = json.loads(text, object_pairs_hook=_first_wins)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        log.info(text, extra={"source": "litestream"})
+        return None
+    level = _LEVELS.get(str(record.get("level", "")).upper(), logging.ERROR)
+    fields = {k: v for k, v in record.items() if k not in _RESERVED}
+    fields["source"] = "litestream"
+    log.log(level, str(record.get("msg", "")), extra=fields)
+    return record

@@ -1,19 +1,27 @@
 """`statekeeper agent restore`: the Fail-Safe Integrity init container.
 
-For each SQLite database, in order, on its own:
+For each SQLite database, in order, on its own (`decide` is this table, row by row):
 
   present, healthy            → kept (never overwritten; its `-wal` is never touched), unless
                                 it is older than its replica (below)
-  present, healthy, older     → REFUSE (exit 3), nothing moved (on_stale=restore: quarantine
-    than its replica            db/-wal/-shm and `.<db name>-litestream/`, restore the replica)
+  present, healthy, older     → REFUSE (exit 3), nothing moved (on_stale=restore: see below)
+    than its replica
+  (the rows below look the replica up first: a restore into scratch, and its high-water mark)
+  replica behind its mark     → REFUSE (exit 3), nothing moved: it lost acknowledged
+                                transactions (agent/hwm.py)
+  older, on_stale=restore     → replica exists: quarantine db/-wal/-shm and
+                                `.<db name>-litestream/`, restore the replica; it vanished since
+                                it was listed: REFUSE (exit 3), nothing moved
   present, corrupt or empty   → replica exists: restored, the old db/-wal/-shm quarantined
-                                no replica: REFUSE (exit 3), nothing moved (--allow-empty:
-                                quarantine and start empty); a 0-byte DB on a volume that never
-                                held data is a first start
-  missing, replica exists     → restored
-  missing, no replica         → first start (the app creates it), unless the volume was
-                                initialised before (marker file): REFUSE (exit 3) — wrong bucket
-                                or deleted backups (--allow-empty: start empty)
+  missing, replica exists     → restored (a stray -wal/-shm quarantined)
+  no replica, but its mark    → REFUSE (exit 3): the replica was deleted (--allow-empty:
+                                quarantine, start empty, remove the mark)
+  empty or missing,           → first start (the app creates the DB) on a volume that never held
+    no replica                  data: no marker file, no -wal/-shm beside a missing DB, nothing
+                                in the -wal of a 0-byte one (some apps create the file first)
+  otherwise, no replica       → REFUSE (exit 3): corrupt, or missing/emptied on a volume
+                                initialised before (marker file) — wrong bucket or deleted
+                                backups (--allow-empty: quarantine and start empty)
 
 Every restore goes first to a scratch folder in the DB's own directory (`litestream restore
 -if-replica-exists`, which doubles as the replica lookup), is integrity-checked and fsynced; only
@@ -27,8 +35,9 @@ were, and the agent refuses to start. Nothing is ever deleted: whatever is moved
 an old volume snapshot, the highest local TXID is below the replica's (`litestream ltx`), and
 litestream, on start, would take the old DB for a fresh restore and write it as the replica's
 newest state: the newer transactions vanish from the latest restore point. Without local LTX
-files (only the DB files were copied back) the position is unknown: the DB is kept, with a
-warning.
+files (only the DB files were copied back) the position is unknown: the DB is compared by
+content with a restore of the replica's newest state (`stale_by_content`): the same (or no
+replica) → kept as healthy; different → treated as older, since it cannot be shown to be newer.
 
 No decision depends on S3 before the bucket has answered a listing with these credentials (see
 `BucketCheck`): an unreachable S3 or refused credentials end the run with exit 4, because
@@ -52,8 +61,9 @@ import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +83,119 @@ STATUS_FILE = ".statekeeper-restore.json"
 QUARANTINE_DIR = ".statekeeper-quarantine"
 
 
+class LocalState(Enum):
+    """The local copy of a database, as the decision table's left column names it."""
+
+    HEALTHY = "healthy"  # passes its check; its litestream position is not behind the replica's
+    # passes its check; no litestream position, same content as its replica's newest state
+    # (or there is no replica)
+    HEALTHY_AS_REPLICA = "healthy, same as its replica"
+    OLDER = "older than its replica"  # passes its check; its position is behind the replica's
+    # passes its check; no litestream position, and its content differs from the replica's
+    # newest state: it cannot be shown to be newer
+    DIFFERENT = "different from its replica"
+    CORRUPT = "corrupt"
+    EMPTY = "empty"  # 0 bytes
+    MISSING = "missing"
+
+
+KEPT_STATES = frozenset({LocalState.HEALTHY, LocalState.HEALTHY_AS_REPLICA})
+STALE_STATES = frozenset({LocalState.OLDER, LocalState.DIFFERENT})
+FIRST_START_STATES = frozenset({LocalState.EMPTY, LocalState.MISSING})
+
+
+class Replica(Enum):
+    """The replica of a database, with its high-water mark (agent/hwm.py) once looked up."""
+
+    UNKNOWN = "not looked up yet"
+    PRESENT = "exists"
+    BEHIND_MARK = "exists, but restores to less than its high-water mark"
+    ABSENT = "none"
+    DELETED = "none, but its high-water mark remains"
+
+
+class Action(Enum):
+    """What `decide` says to do next for one database."""
+
+    KEEP = "keep"
+    REFUSE_STALE = "refuse: older than its replica"
+    LOOK_UP_REPLICA = "look the replica up, then decide again"
+    REFUSE_BEHIND_MARK = "refuse: the replica lost acknowledged transactions"
+    RESTORE = "restore"
+    REFUSE_REPLICA_GONE = "refuse: the replica vanished since it was listed"
+    REFUSE_REPLICA_DELETED = "refuse: the replica was deleted"
+    FIRST_START = "first start"
+    START_EMPTY = "start empty"
+    REFUSE_NO_REPLICA = "refuse: no replica"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything `decide` looks at for one database (all observed before it is called)."""
+
+    local: LocalState
+    replica: Replica = Replica.UNKNOWN
+    initialised: bool = False  # the marker file: this volume has held the DB before
+    # Files that may hold data beside a missing DB (its -wal/-shm/-journal) or beside a 0-byte
+    # DB (a non-empty -wal).
+    leftovers: bool = False
+    on_stale_restore: bool = False  # STATEKEEPER_ON_STALE=restore
+    allow_empty: bool = False  # STATEKEEPER_ALLOW_EMPTY / --allow-empty
+
+
+def decide(facts: Facts) -> Action:
+    """The module docstring's table, row by row, in its order. Pure: no files, no S3, no logs.
+
+    Rows past the second need the replica: without it (`Replica.UNKNOWN`) the answer is
+    LOOK_UP_REPLICA, and the caller decides again once `facts.replica` is known."""
+    local, replica = facts.local, facts.replica
+    # present, healthy
+    if local in KEPT_STATES:
+        return Action.KEEP
+    # present, healthy, older than its replica
+    if local in STALE_STATES and not facts.on_stale_restore:
+        return Action.REFUSE_STALE
+    # (the rows below look the replica up first)
+    if replica is Replica.UNKNOWN:
+        return Action.LOOK_UP_REPLICA
+    # replica behind its mark
+    if replica is Replica.BEHIND_MARK:
+        return Action.REFUSE_BEHIND_MARK
+    # older, on_stale=restore
+    if local in STALE_STATES:
+        return Action.RESTORE if replica is Replica.PRESENT else Action.REFUSE_REPLICA_GONE
+    # present, corrupt or empty
+    if local in (LocalState.CORRUPT, LocalState.EMPTY) and replica is Replica.PRESENT:
+        return Action.RESTORE
+    # missing, replica exists
+    if local is LocalState.MISSING and replica is Replica.PRESENT:
+        return Action.RESTORE
+    # no replica, but its mark
+    if replica is Replica.DELETED:
+        return Action.START_EMPTY if facts.allow_empty else Action.REFUSE_REPLICA_DELETED
+    # empty or missing, no replica
+    if local in FIRST_START_STATES and not facts.initialised and not facts.leftovers:
+        return Action.FIRST_START
+    # otherwise, no replica
+    return Action.START_EMPTY if facts.allow_empty else Action.REFUSE_NO_REPLICA
+
+
+class Outcome(StrEnum):
+    """What happened to one database, as the status file and the log name it."""
+
+    KEPT = "kept"
+    RESTORED = "restored"
+    FIRST_START = "first-start"
+    STARTED_EMPTY = "started-empty"
+    REFUSED = "refused"
+
+
 @dataclass
 class DbOutcome:
-    """What happened to one database. `action` is one of: kept, restored, first-start,
-    started-empty, refused."""
+    """What happened to one database."""
 
     db: str
-    action: str
+    action: Outcome
     reason: str
     restored_bytes: int = 0
     txid: str | None = None
@@ -456,8 +572,44 @@ def _restore_txid(stdout: str) -> str | None:
     return str(data.get("txid")) if isinstance(data, dict) and data.get("txid") else None
 
 
+class Scratch:
+    """The scratch folder of one DB's restore, beside it (see `scratch_prefix`): made on first
+    use, removed by `remove` (only our own folder, whatever it still holds)."""
+
+    def __init__(self, db: Path) -> None:
+        self._db = db
+        self._path: Path | None = None
+
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(
+                tempfile.mkdtemp(prefix=scratch_prefix(self._db), dir=self._db.parent)
+            )
+        return self._path
+
+    def remove(self) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
+
+
+@dataclass
+class Seen:
+    """One database as the effects see it: the paths, the `Facts` for `decide`, and what the
+    messages and logs name."""
+
+    link: Path  # the configured path
+    db: Path  # its real path (symlinks resolved)
+    facts: Facts
+    problem: str = ""  # the local state in words, for logs and messages
+    size: int = 0
+    wal: bool = False  # a -wal beside the DB
+    fetched: Fetched | None = None  # the replica, once restored into scratch
+    mark: Mark | None = None
+
+
 def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCheck) -> DbOutcome:
-    """Decide and act for one database; raises RefusedError / InfraError to stop the start.
+    """Decide (`decide`) and act for one database; raises RefusedError / InfraError to stop the
+    start.
 
     A symlinked DB path is resolved first: the checks, the quarantine and the restored copy all
     happen at the link's target (the restore goes through the link, which stays a link)."""
@@ -470,198 +622,247 @@ def handle_db(config: AgentConfig, db: Path, config_file: Path, bucket: BucketCh
         )
     db.parent.mkdir(parents=True, exist_ok=True)
     remove_leftover_scratch(db)
-    present = db.exists()
-    size = db.stat().st_size if present else 0
-    extras = [p for p in db_files(db) if p != db]
-
-    stale = False
-    workdir: Path | None = None
-    prefetched: Fetched | None = None
-    if present and size > 0:
-        roll_back_hot_journal(db)
-        check = integrity_check(db, config.integrity)
-        positions = stale_positions(config, db, config_file, bucket) if check.ok else None
-        if positions is not None:
-            local, remote = positions
-            stale = True
-            problem = (
-                f"older than its replica (local txid {local:016x}, replica txid {remote:016x})"
-            )
-            if config.on_stale != "restore":
-                raise RefusedError(
-                    f"{db} is {problem}: it was probably restored from an old volume snapshot, "
-                    "and starting would make this old state the replica's newest; "
-                    "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
-                    "local copy and restore the replica, or investigate"
-                )
-        elif check.ok and local_txid(db) is None:
-            # Only the DB files came back (no litestream position): compare by content.
-            workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
-            try:
-                prefetched = stale_by_content(config, db, config_file, bucket, workdir)
-            except BaseException:
-                shutil.rmtree(workdir, ignore_errors=True)
-                raise
-            if prefetched is None:
-                shutil.rmtree(workdir, ignore_errors=True)
-                _write_marker(db)
-                return DbOutcome(
-                    str(link),
-                    "kept",
-                    "integrity check ok; same content as its replica (or no replica)",
-                    duration_s=_since(started),
-                )
-            stale = True
-            problem = (
-                "different from its replica's newest state while its replication position "
-                f"is unknown (no litestream LTX files in {litestream_dir(db)})"
-            )
-            if config.on_stale != "restore":
-                shutil.rmtree(workdir, ignore_errors=True)
-                raise RefusedError(
-                    f"{db} is {problem}: probably only the DB files came back from an old "
-                    "snapshot, and starting would make this state the replica's newest; "
-                    "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
-                    "local copy and restore the replica, or investigate"
-                )
-        elif check.ok:
-            log.info(
-                "healthy, kept",
-                extra={
-                    "db": str(db),
-                    "bytes": size,
-                    "wal": any(p.name.endswith("-wal") for p in extras),
-                },
-            )
-            _write_marker(db)
-            return DbOutcome(str(link), "kept", "integrity check ok", duration_s=_since(started))
-        else:
-            problem = f"corrupt ({check.detail})"
-    elif present:
-        problem = "empty (0 bytes)"
-    else:
-        problem = "missing"
-    log.warning(f"database {problem}", extra={"db": str(db)})
-
-    if workdir is None:
-        workdir = Path(tempfile.mkdtemp(prefix=scratch_prefix(db), dir=db.parent))
+    scratch = Scratch(db)
     try:
-        fetched = prefetched or fetch_replica(config, db, config_file, bucket, workdir)
-        log.info("replica lookup", extra={"db": str(db), "replica": fetched is not None})
-        mark = bucket.mark(link)
-        if fetched is not None and mark is not None:
-            _refuse_behind_mark(config, link, db, config_file, fetched, mark)
-        if fetched is None and mark is not None:
-            deleted = (
-                f"there is no replica at s3://{config.bucket}/{config.replica_key(link)}, but "
-                f"its high-water mark says txid {mark.txid:016x} was acknowledged at "
-                f"{mark.time}: the replica was deleted"
-            )
-        else:
-            deleted = ""
-        if fetched is not None:
-            restored = check_fetched(config, db, fetched)
-            old = db_files(db)  # stale -wal/-shm must never meet a restored DB
-            if stale and litestream_dir(db).exists():
-                old.append(litestream_dir(db))  # its old position must not meet the new DB
-            moved = quarantine(db, old)
-            fetched.path.replace(db)  # same directory: an atomic rename
-            _fsync_dir(db.parent)
-            _write_marker(db)
-            log.info(
-                "restored from replica",
-                extra={
-                    "db": str(db),
-                    "bytes": restored,
-                    "txid": fetched.txid or "",
-                    "was": problem,
-                },
-            )
-            return DbOutcome(
-                str(link),
-                "restored",
-                f"{problem}; restored from replica",
-                restored_bytes=restored,
-                txid=fetched.txid,
-                quarantined=moved,
-                duration_s=_since(started),
-                file_id=file_identity(db),
-            )
-        if stale:  # the replica vanished since `litestream ltx` saw it: keep everything
-            raise RefusedError(
-                f"{db} is {problem}, but the replica could not be restored (it disappeared); "
-                "nothing was moved; investigate the bucket"
-            )
+        seen = observe(config, link, db, config_file, bucket, scratch)
+        action = decide(seen.facts)
+        if action is Action.LOOK_UP_REPLICA:
+            log.warning(f"database {seen.problem}", extra={"db": str(db)})
+            look_up_replica(config, seen, config_file, bucket, scratch)
+            action = decide(seen.facts)
+        outcome = act(action, config, seen, config_file, bucket)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)  # only our own scratch folder
+        scratch.remove()
+    if action is not Action.FIRST_START:  # nothing was done: no duration (as ever)
+        outcome.duration_s = _since(started)
+    return outcome
 
-    where = f"s3://{config.bucket}/{config.replica_key(link)}"
-    holds_data = any(p.stat().st_size > 0 for p in extras if p.name.endswith("-wal"))
-    if deleted and not config.allow_empty:
-        raise RefusedError(
-            f"{link} is {problem} and {deleted}; refusing to start. Restore it from another "
-            "copy, or pass --allow-empty (STATEKEEPER_ALLOW_EMPTY=true) to start empty"
-        )
-    if (
-        not deleted
-        and not marker_path(db).exists()
-        and (
-            (problem == "missing" and not extras)
-            or (problem.startswith("empty") and not holds_data)
-        )
-    ):
-        # Nothing to lose: no DB (or a 0-byte one, as some apps create before their schema)
-        # on a volume that never held it, and the bucket, which answered, holds no replica.
-        log.info(
-            "first start: the bucket answers and holds no replica; the app will create the DB",
-            extra={"db": str(db), "replica": where},
-        )
-        return DbOutcome(str(link), "first-start", f"no local data and no replica at {where}")
 
-    if problem == "missing" and not marker_path(db).exists():
-        reason = (
-            f"{db} is missing but its -wal/-shm are present, and there is no replica at {where}"
+def observe(
+    config: AgentConfig,
+    link: Path,
+    db: Path,
+    config_file: Path,
+    bucket: BucketCheck,
+    scratch: Scratch,
+) -> Seen:
+    """The local copy of `db` as `decide` needs it (the replica is looked up later, if at all)."""
+    extras = [p for p in db_files(db) if p != db]
+    facts = Facts(
+        LocalState.MISSING,
+        initialised=marker_path(db).exists(),
+        on_stale_restore=config.on_stale == "restore",
+        allow_empty=config.allow_empty,
+    )
+    seen = Seen(link, db, facts, wal=any(p.name.endswith("-wal") for p in extras))
+    if not db.exists():
+        seen.problem = "missing"
+        seen.facts = replace(facts, leftovers=bool(extras))
+        return seen
+    seen.size = db.stat().st_size
+    if seen.size == 0:
+        seen.problem = "empty (0 bytes)"
+        holds_data = any(p.stat().st_size > 0 for p in extras if p.name.endswith("-wal"))
+        seen.facts = replace(facts, local=LocalState.EMPTY, leftovers=holds_data)
+        return seen
+    local, seen.problem = _check_local(config, seen, config_file, bucket, scratch)
+    seen.facts = replace(facts, local=local)
+    return seen
+
+
+def _check_local(
+    config: AgentConfig, seen: Seen, config_file: Path, bucket: BucketCheck, scratch: Scratch
+) -> tuple[LocalState, str]:
+    """A DB with data: its integrity check (after rolling a hot journal back), then, when it is
+    healthy, its position against the replica's, or, without one, its content against the
+    replica's newest state (restored into `scratch`, kept in `seen.fetched` for a restore)."""
+    db = seen.db
+    roll_back_hot_journal(db)
+    check = integrity_check(db, config.integrity)
+    if not check.ok:
+        return LocalState.CORRUPT, f"corrupt ({check.detail})"
+    positions = stale_positions(config, db, config_file, bucket)
+    if positions is not None:
+        local, remote = positions
+        return LocalState.OLDER, (
+            f"older than its replica (local txid {local:016x}, replica txid {remote:016x})"
         )
-    elif problem == "missing":
-        reason = (
+    if local_txid(db) is not None:
+        return LocalState.HEALTHY, "healthy"
+    # Only the DB files came back (no litestream position): compare by content.
+    seen.fetched = stale_by_content(config, db, config_file, bucket, scratch.path())
+    if seen.fetched is None:
+        return LocalState.HEALTHY_AS_REPLICA, "healthy, same content as its replica"
+    return LocalState.DIFFERENT, (
+        "different from its replica's newest state while its replication position "
+        f"is unknown (no litestream LTX files in {litestream_dir(db)})"
+    )
+
+
+def look_up_replica(
+    config: AgentConfig, seen: Seen, config_file: Path, bucket: BucketCheck, scratch: Scratch
+) -> None:
+    """Restore the replica into `scratch` (unless `observe` already did), read its high-water
+    mark, and set `seen.facts.replica`."""
+    if seen.fetched is None:
+        seen.fetched = fetch_replica(config, seen.db, config_file, bucket, scratch.path())
+    log.info("replica lookup", extra={"db": str(seen.db), "replica": seen.fetched is not None})
+    seen.mark = bucket.mark(seen.link)
+    if seen.fetched is None:
+        replica = Replica.ABSENT if seen.mark is None else Replica.DELETED
+    elif seen.mark is not None and _behind_mark(config, seen, config_file):
+        replica = Replica.BEHIND_MARK
+    else:
+        replica = Replica.PRESENT
+    seen.facts = replace(seen.facts, replica=replica)
+
+
+def act(
+    action: Action, config: AgentConfig, seen: Seen, config_file: Path, bucket: BucketCheck
+) -> DbOutcome:
+    """Carry out `action` (decided by `decide`) for one database."""
+    if action is Action.KEEP:
+        return _keep(seen)
+    if action is Action.RESTORE:
+        return _restore(config, seen)
+    if action is Action.FIRST_START:
+        return _first_start(config, seen)
+    if action is Action.START_EMPTY:
+        return _start_empty(config, seen, bucket)
+    raise RefusedError(_refusal(action, config, seen, config_file))
+
+
+def _keep(seen: Seen) -> DbOutcome:
+    if seen.facts.local is LocalState.HEALTHY:
+        log.info("healthy, kept", extra={"db": str(seen.db), "bytes": seen.size, "wal": seen.wal})
+        reason = "integrity check ok"
+    else:
+        reason = "integrity check ok; same content as its replica (or no replica)"
+    _write_marker(seen.db)
+    return DbOutcome(str(seen.link), Outcome.KEPT, reason)
+
+
+def _restore(config: AgentConfig, seen: Seen) -> DbOutcome:
+    db, fetched = seen.db, seen.fetched
+    assert fetched is not None  # decide restores only a replica that exists
+    restored = check_fetched(config, db, fetched)
+    old = db_files(db)  # stale -wal/-shm must never meet a restored DB
+    if seen.facts.local in STALE_STATES and litestream_dir(db).exists():
+        old.append(litestream_dir(db))  # its old position must not meet the new DB
+    moved = quarantine(db, old)
+    fetched.path.replace(db)  # same directory: an atomic rename
+    _fsync_dir(db.parent)
+    _write_marker(db)
+    log.info(
+        "restored from replica",
+        extra={"db": str(db), "bytes": restored, "txid": fetched.txid or "", "was": seen.problem},
+    )
+    return DbOutcome(
+        str(seen.link),
+        Outcome.RESTORED,
+        f"{seen.problem}; restored from replica",
+        restored_bytes=restored,
+        txid=fetched.txid,
+        quarantined=moved,
+        file_id=file_identity(db),
+    )
+
+
+def _first_start(config: AgentConfig, seen: Seen) -> DbOutcome:
+    # Nothing to lose: no DB (or a 0-byte one, as some apps create before their schema) on a
+    # volume that never held it, and the bucket, which answered, holds no replica.
+    where = _replica_url(config, seen.link)
+    log.info(
+        "first start: the bucket answers and holds no replica; the app will create the DB",
+        extra={"db": str(seen.db), "replica": where},
+    )
+    return DbOutcome(
+        str(seen.link), Outcome.FIRST_START, f"no local data and no replica at {where}"
+    )
+
+
+def _start_empty(config: AgentConfig, seen: Seen, bucket: BucketCheck) -> DbOutcome:
+    reason = _no_replica_reason(config, seen)
+    moved = quarantine(seen.db, db_files(seen.db))
+    if seen.facts.replica is Replica.DELETED:
+        # Starting empty accepts the loss: a new DB's TXIDs start low again, and the old mark
+        # would make the new replica look behind for ever.
+        bucket.drop_mark(seen.link)
+        log.warning("allow-empty: high-water mark removed", extra={"db": str(seen.link)})
+    log.warning(
+        "allow-empty: starting with an empty database",
+        extra={"db": str(seen.db), "reason": reason, "quarantined": len(moved)},
+    )
+    return DbOutcome(str(seen.link), Outcome.STARTED_EMPTY, reason, quarantined=moved)
+
+
+_STALE_CAUSE = {
+    LocalState.OLDER: "it was probably restored from an old volume snapshot, and starting would "
+    "make this old state the replica's newest",
+    LocalState.DIFFERENT: "probably only the DB files came back from an old snapshot, and "
+    "starting would make this state the replica's newest",
+}
+
+
+def _refusal(action: Action, config: AgentConfig, seen: Seen, config_file: Path) -> str:
+    """The one-line reason of a refusing `action`."""
+    db, link, problem = seen.db, seen.link, seen.problem
+    if action is Action.REFUSE_STALE:
+        return (
+            f"{db} is {problem}: {_STALE_CAUSE[seen.facts.local]}; "
+            "set STATEKEEPER_ON_STALE=restore (or --on-stale restore) to quarantine the "
+            "local copy and restore the replica, or investigate"
+        )
+    if action is Action.REFUSE_BEHIND_MARK:
+        assert seen.mark is not None
+        position = restorable_position(ltx_json(config, db, config_file))
+        return f"{link}: " + behind_message(config, link, position, seen.mark)
+    if action is Action.REFUSE_REPLICA_GONE:  # it vanished since `litestream ltx` saw it
+        return (
+            f"{db} is {problem}, but the replica could not be restored (it disappeared); "
+            "nothing was moved; investigate the bucket"
+        )
+    if action is Action.REFUSE_REPLICA_DELETED:
+        assert seen.mark is not None
+        return (
+            f"{link} is {problem} and there is no replica at "
+            f"s3://{config.bucket}/{config.replica_key(link)}, but its high-water mark says txid "
+            f"{seen.mark.txid:016x} was acknowledged at {seen.mark.time}: the replica was "
+            "deleted; refusing to start. Restore it from another copy, or pass --allow-empty "
+            "(STATEKEEPER_ALLOW_EMPTY=true) to start empty"
+        )
+    return (
+        f"{_no_replica_reason(config, seen)}; refusing to start. Fix the bucket settings or "
+        "restore the data by hand; --allow-empty (STATEKEEPER_ALLOW_EMPTY=true) starts with an "
+        "empty database"
+    )
+
+
+def _no_replica_reason(config: AgentConfig, seen: Seen) -> str:
+    db, where = seen.db, _replica_url(config, seen.link)
+    if seen.facts.local is LocalState.MISSING and not seen.facts.initialised:
+        return f"{db} is missing but its -wal/-shm are present, and there is no replica at {where}"
+    if seen.facts.local is LocalState.MISSING:
+        return (
             f"{db} is missing from a volume statekeeper initialised before, and there is no "
             f"replica at {where} (wrong bucket or prefix, or deleted backups?)"
         )
-    else:
-        reason = f"{db} is {problem} and there is no replica at {where}"
-    if not config.allow_empty:
-        raise RefusedError(
-            f"{reason}; refusing to start. Fix the bucket settings or restore the data by hand; "
-            "--allow-empty (STATEKEEPER_ALLOW_EMPTY=true) starts with an empty database"
-        )
-    moved = quarantine(db, db_files(db))
-    if deleted:
-        # Starting empty accepts the loss: a new DB's TXIDs start low again, and the old mark
-        # would make the new replica look behind for ever.
-        bucket.drop_mark(link)
-        log.warning("allow-empty: high-water mark removed", extra={"db": str(link)})
-    log.warning(
-        "allow-empty: starting with an empty database",
-        extra={"db": str(db), "reason": reason, "quarantined": len(moved)},
-    )
-    return DbOutcome(
-        str(link), "started-empty", reason, quarantined=moved, duration_s=_since(started)
-    )
+    return f"{db} is {seen.problem} and there is no replica at {where}"
 
 
-def _refuse_behind_mark(
-    config: AgentConfig, link: Path, db: Path, config_file: Path, fetched: Fetched, mark: Mark
-) -> None:
-    """RefusedError when the restored copy is older than the replica's high-water mark: the
-    replica lost acknowledged transactions (e.g. its newest LTX files were deleted)."""
+def _replica_url(config: AgentConfig, link: Path) -> str:
+    return f"s3://{config.bucket}/{config.replica_key(link)}"
+
+
+def _behind_mark(config: AgentConfig, seen: Seen, config_file: Path) -> bool:
+    """Is the restored copy older than the replica's high-water mark? Then the replica lost
+    acknowledged transactions (e.g. its newest LTX files were deleted)."""
+    assert seen.fetched is not None and seen.mark is not None
     try:
-        txid = int(fetched.txid or "", 16)
+        txid = int(seen.fetched.txid or "", 16)
     except ValueError:
-        txid = restorable_position(ltx_json(config, db, config_file)).restorable
-    if txid >= mark.txid:
-        return
-    position = restorable_position(ltx_json(config, db, config_file))
-    raise RefusedError(f"{link}: " + behind_message(config, link, position, mark))
+        txid = restorable_position(ltx_json(config, seen.db, config_file)).restorable
+    return txid < seen.mark.txid
 
 
 def _since(started: float) -> float:
@@ -732,7 +933,7 @@ def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcom
                 except RefusedError as exc:
                     # Each DB is decided on its own; the start is refused once all are handled.
                     log.error("refused", extra={"db": str(db), "reason": str(exc)})
-                    outcomes.append(DbOutcome(str(db), "refused", str(exc)))
+                    outcomes.append(DbOutcome(str(db), Outcome.REFUSED, str(exc)))
                     refusals.append(str(exc))
     bucket.confirm()  # S3 unreachable or credentials refused: exit 4, even if every DB is healthy
     log.info("bucket answers", extra={"bucket": config.bucket})
@@ -746,9 +947,9 @@ def run_restore(config: AgentConfig) -> tuple[list[DbOutcome], list[ConfigOutcom
     log.info(
         "restore finished",
         extra={
-            "kept": sum(o.action == "kept" for o in outcomes),
-            "restored": sum(o.action == "restored" for o in outcomes),
-            "first_start": sum(o.action == "first-start" for o in outcomes),
+            "kept": sum(o.action is Outcome.KEPT for o in outcomes),
+            "restored": sum(o.action is Outcome.RESTORED for o in outcomes),
+            "first_start": sum(o.action is Outcome.FIRST_START for o in outcomes),
             "restored_bytes": sum(o.restored_bytes for o in outcomes) + sum(d.bytes for d in dirs),
         },
     )

@@ -21,8 +21,6 @@ seconds (defaults 20 s + 10 s: raise it from the Kubernetes default 30 s to e.g.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import random
 import signal
 import socket
@@ -32,7 +30,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -45,6 +45,7 @@ from statekeeper.agent.litestream import (
     litestream_binary,
     ltx_json,
     real_db_path,
+    relay_litestream_line,
     socket_list,
     write_config,
 )
@@ -100,36 +101,21 @@ def newest_ltx_time(entries: list[dict[str, Any]]) -> float | None:
     return newest
 
 
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING}
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "time", "level"}
+class StopReason(Enum):
+    """Why the sidecar stops litestream; decided once, when it starts stopping it."""
+
+    SHUTDOWN = "shutdown"  # SIGTERM/SIGINT: `litestream sync -wait`, then SIGTERM (its own flush)
+    RESEED = "re-seed"  # a failed replica check: SIGTERM; restarted, it writes a new snapshot
+    LEASE_LOST = "lease lost"  # another replica may replicate already: SIGKILL, no final sync
 
 
-def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        out.setdefault(key, value)
-    return out
+@dataclass(frozen=True)
+class SyncErrorStreak:
+    """litestream logged `sync error` for a database, maybe several times in a row."""
 
-
-def relay_litestream_line(line: str) -> dict[str, Any] | None:
-    """Log one line of litestream's JSON log as our own record (`source=litestream`); returns
-    the parsed record (None for a line that is not a JSON object)."""
-    text = line.strip()
-    if not text:
-        return None
-    try:
-        # litestream repeats "level" (log level, then e.g. a compaction level): keep the first.
-        record = json.loads(text, object_pairs_hook=_first_wins)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        log.info(text, extra={"source": "litestream"})
-        return None
-    level = _LEVELS.get(str(record.get("level", "")).upper(), logging.ERROR)
-    fields = {k: v for k, v in record.items() if k not in _RESERVED}
-    fields["source"] = "litestream"
-    log.log(level, str(record.get("msg", "")), extra=fields)
-    return record
+    error: str  # the last error
+    since: float  # unix time of the first in the streak
+    txid: int  # the local L0 TXID then: the streak ends once the position moves past it
 
 
 class Sidecar:
@@ -167,10 +153,9 @@ class Sidecar:
         self._label_by_name = {real.name: label for label, real in self._real.items()}
         self._litestream_started_at = 0.0  # unix time the running litestream started
         self._last_sync: dict[str, float] = {}  # unix time of its last successful sync
-        # A DB sync litestream reported failing: (last error, unix time the streak began,
-        # local L0 TXID then). It clears once the local position moves past that TXID: the
-        # replica-side `last_sync_at` keeps moving while the DB side fails.
-        self._sync_error: dict[str, tuple[str, float, int]] = {}
+        # A DB sync litestream reported failing. It clears once the local position moves past
+        # the streak's TXID: the replica-side `last_sync_at` keeps moving while the DB side fails.
+        self._sync_error: dict[str, SyncErrorStreak] = {}
         self._status_wake = threading.Event()
         self._reseed = threading.Event()
         self._reseeded_at: dict[str, float] = {}
@@ -211,7 +196,8 @@ class Sidecar:
                 )
             age = self._sync_age(label, now)
             if age is not None and age > self.config.sync_stale_after:
-                error = self._sync_error.get(label, ("no error logged", 0.0, 0))[0]
+                streak = self._sync_error.get(label)
+                error = streak.error if streak else "no error logged"
                 return False, f"litestream has not synced {label} for {age:.0f}s: {error}"
         return True, "ok"
 
@@ -220,9 +206,9 @@ class Sidecar:
         sync); None while litestream is not running."""
         if self._litestream is None or not self._litestream_started_at:
             return None
-        error = self._sync_error.get(label)
-        if error is not None:
-            return now - error[1]
+        streak = self._sync_error.get(label)
+        if streak is not None:
+            return now - streak.since
         return now - max(self._last_sync.get(label, 0.0), self._litestream_started_at)
 
     def _litestream_answers(self) -> bool:
@@ -263,14 +249,17 @@ class Sidecar:
                     "logging": {"type": "json", "level": "info"},
                 },
             )
-        workers: list[tuple[str, Callable[[], None]]] = [("supervisor", self._supervise)]
+        # (name, loop, daemon): the status prober is a daemon, so shutdown never waits for a
+        # slow `litestream ltx`; the others flush on shutdown (`_drain` waits for them).
+        workers: list[tuple[str, Callable[[], None], bool]] = [
+            ("supervisor", self._supervise, False)
+        ]
         if self.config.config_paths:
-            workers.append(("sync", self._sync_loop))
+            workers.append(("sync", self._sync_loop, False))
         if self.config.sqlite_paths:
-            workers.append(("status", self._status_loop))
-        # The status prober is a daemon: shutdown never waits for a slow `litestream ltx`.
+            workers.append(("status", self._status_loop, True))
         self._threads = [
-            threading.Thread(target=fn, name=name, daemon=name == "status") for name, fn in workers
+            threading.Thread(target=fn, name=name, daemon=daemon) for name, fn, daemon in workers
         ]
         for thread in self._threads:
             thread.start()
@@ -455,33 +444,42 @@ class Sidecar:
         if label is None:
             return
         previous = self._sync_error.get(label)
-        since, position = (
-            previous[1:] if previous else (time.time(), local_txid(self._real[label]) or 0)
+        since, txid = (
+            (previous.since, previous.txid)
+            if previous
+            else (time.time(), local_txid(self._real[label]) or 0)
         )
-        self._sync_error[label] = (str(record.get("error", "unknown error")), since, position)
+        self._sync_error[label] = SyncErrorStreak(
+            str(record.get("error", "unknown error")), since, txid
+        )
         self.metrics.sync_errors.labels(db=label).inc()
         consecutive = record.get("consecutive_errors")
         if isinstance(consecutive, int):
             self.metrics.consecutive_errors.labels(db=label).set(consecutive)
 
     def _stop_litestream(self, proc: subprocess.Popen[str], *, reseed: bool = False) -> None:
-        """SIGTERM (litestream flushes to the replica), SIGKILL after the shutdown budget."""
-        budget = self.config.shutdown_timeout
+        """SIGTERM (litestream flushes to the replica), SIGKILL after the shutdown budget; at once
+        SIGKILL when the lease was lost (see `StopReason`)."""
         if self.stop.is_set():
+            reason = StopReason.SHUTDOWN
+        else:
+            reason = StopReason.RESEED if reseed else StopReason.LEASE_LOST
+        budget = self.config.shutdown_timeout
+        if reason is StopReason.SHUTDOWN:
             budget = max(1.0, self._stop_started + budget - time.monotonic())
         log.info("stopping litestream", extra={"pid": proc.pid, "budget_s": round(budget, 1)})
-        if self.stop.is_set():
+        if reason is StopReason.SHUTDOWN:
             flush_until = time.monotonic() + budget / 2
             for db in self.config.sqlite_paths:
                 self._flush(db, flush_until)
-        elif reseed:
+        elif reason is StopReason.RESEED:
             log.warning("restarting litestream to re-seed the replica (a new snapshot)")
         else:
             # The lease was lost: another replica may hold it and replicate into the same
             # replica already. Pushing more (an explicit sync) would interleave two writers.
             log.warning("lease lost: stopping litestream without a final sync")
         budget = max(1.0, budget - budget / 2)
-        if not self.stop.is_set() and not reseed:
+        if reason is StopReason.LEASE_LOST:
             proc.kill()  # the fence's SIGKILL: no shutdown sync into a replica now shared
         else:
             proc.send_signal(signal.SIGTERM)  # the fence passes it on: litestream's own flush
@@ -628,8 +626,8 @@ class Sidecar:
             if synced is not None:
                 self._last_sync[label] = synced
                 self.metrics.last_sync.labels(db=label).set(synced)
-            error = self._sync_error.get(label)
-            if error is not None and (local_txid(real) or 0) > error[2]:
+            streak = self._sync_error.get(label)
+            if streak is not None and (local_txid(real) or 0) > streak.txid:
                 self._sync_error.pop(label, None)
                 self.metrics.consecutive_errors.labels(db=label).set(0)
                 log.info("litestream syncs again", extra={"db": label})
