@@ -10,7 +10,7 @@ from statekeeper.findings import Finding, Severity
 from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.manifests.flux import is_unresolved
 from statekeeper.policy.model import Policy, parse_quantity
-from statekeeper.rules.base import NONE, FixedBy, NotFixable, Rule, register
+from statekeeper.rules.base import FixedBy, NotFixable, Rule, register
 
 _TABLE = (
     "| Environment | StorageClass | Reclaim Policy |\n"
