@@ -335,9 +335,7 @@ def unmatched_details(case: Case, findings: list[Finding]) -> list[Expected]:
     for expected in case.entry.expect:
         rule = expected.rule or case.rule
         of_subject = [
-            f
-            for f in findings
-            if (f.rule, f.kind, f.name) == (rule, expected.kind, expected.name)
+            f for f in findings if (f.rule, f.kind, f.name) == (rule, expected.kind, expected.name)
         ]
         if of_subject and not any(expected.matches(f) for f in of_subject):
             missing.append(expected)
@@ -350,4 +348,3 @@ def describe(findings: Iterable[Finding]) -> str:
         f"{f.message}"
         for f in findings
     )
-

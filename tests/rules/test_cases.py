@@ -52,7 +52,7 @@ def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_every_rule_has_fail_and_pass_cases() -> None:
     files = case_files()
     assert sorted(files) == RULE_IDS, "a case file per registered rule, and no other"
-    for rule_id, path in files.items():
+    for path in files.values():
         outcomes = {case.outcome for case in load_cases(path)}
         assert outcomes == {"fail", "pass"}, f"{path.name} needs fail: and pass: entries"
 
