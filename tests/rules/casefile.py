@@ -147,6 +147,14 @@ class Expected(BaseModel):
     line: int | None = None
     severity: Literal["error", "warning", "info"] | None = None
 
+    @model_validator(mode="after")
+    def _well_formed(self) -> Expected:
+        if "/" not in self.subject.strip("/"):
+            raise ValueError(f"subject {self.subject!r} is not Kind/name")
+        if self.rule is not None and not RULE_ID.match(self.rule):
+            raise ValueError(f"rule {self.rule!r} is not a rule id (SK###)")
+        return self
+
     @property
     def kind(self) -> str:
         return self.subject.split("/", 1)[0]
