@@ -21,6 +21,7 @@ from tests.rules.casefile import (
     case_files,
     describe,
     load_cases,
+    merge,
     run_entry,
     unmatched_details,
 )
@@ -66,3 +67,46 @@ def test_entries_say_what_they_show() -> None:
         assert bool(own) == (case.outcome == "fail"), case.id
         unknown = {rule for rule, _, _ in case.expected()} - set(RULE_IDS)
         assert not unknown, f"{case.id} names unknown rules {unknown}"
+
+
+def test_patches_merge_like_strategic_merge_patches() -> None:
+    target = {
+        "spec": {
+            "strategy": {"type": "Recreate"},
+            "containers": [
+                {"name": "app", "args": ["a", "b"], "volumeMounts": [
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                ]},
+                {"name": "sidecar"},
+            ],
+        }
+    }  # fmt: skip
+    patch = {
+        "spec": {
+            "strategy": {"$patch": "replace", "type": "RollingUpdate"},
+            "containers": [
+                {"name": "app", "args": ["c"], "volumeMounts": [
+                    {"mountPath": "/etc/cfg", "$patch": "delete"},
+                    {"name": "other", "mountPath": "/data"},
+                ]},
+                {"name": "sidecar", "$patch": "delete"},
+                {"name": "new"},
+            ],
+        }
+    }  # fmt: skip
+    assert merge(target, patch) == {
+        "spec": {
+            "strategy": {"type": "RollingUpdate"},
+            "containers": [
+                {"name": "app", "args": ["c"],
+                 "volumeMounts": [{"name": "other", "mountPath": "/data"}]},
+                {"name": "new"},
+            ],
+        }
+    }  # fmt: skip
+    assert merge({"a": 1, "b": 2}, {"a": None}) == {"b": 2}
+    reordered = merge([{"name": "x"}, {"name": "y"}], [{"$patch": "replace"}, {"name": "y"}])
+    assert reordered == [{"name": "y"}]
+    with pytest.raises(ValueError, match="no such item"):
+        merge([{"name": "x"}], [{"name": "typo", "$patch": "delete"}])
