@@ -281,6 +281,7 @@ class SqliteNeedsIntegrityInit(Rule):
     bad_example = """\
 initContainers:
   - name: litestream-restore
+    image: litestream/litestream:0.5.2
     args: [restore, -if-db-not-exists, -if-replica-exists, /app/data/kuma.db]
   - name: integrity-check        # too late
     command: [sh, -c, "sqlite3 /app/data/kuma.db 'PRAGMA integrity_check'"]
@@ -290,6 +291,7 @@ initContainers:
   - name: integrity-check
     command: [sh, -c, "sqlite3 /app/data/kuma.db 'PRAGMA integrity_check' | grep -qx ok || mv ..."]
   - name: litestream-restore
+    image: litestream/litestream:0.5.2
     args: [restore, -if-db-not-exists, -if-replica-exists, /app/data/kuma.db]
 """
     details = (
@@ -360,6 +362,9 @@ initContainers:
   - name: litestream-restore
     image: litestream/litestream:0.5.2
     args: [restore, -config, /etc/litestream.yml, /data/db.sqlite3]   # overwrites? fails?
+    volumeMounts:
+      - {name: data, mountPath: /data}
+      - {name: litestream-config, mountPath: /etc/litestream.yml, subPath: litestream.yml}
 """
     good_example = """\
 initContainers:
@@ -367,6 +372,9 @@ initContainers:
     image: litestream/litestream:0.5.2
     args: [restore, -if-db-not-exists, -if-replica-exists,
            -config, /etc/litestream.yml, /data/db.sqlite3]
+    volumeMounts:
+      - {name: data, mountPath: /data}
+      - {name: litestream-config, mountPath: /etc/litestream.yml, subPath: litestream.yml}
 """
     details = (
         "Each `litestream restore` call of a regular init container must carry the policy's "
@@ -433,11 +441,13 @@ class LitestreamConfigConsistent(Rule):
     bad_example = """\
 initContainers:
   - name: litestream-restore
+    image: litestream/litestream:0.5.2
     args: [restore, -if-db-not-exists, -if-replica-exists, -config, /etc/litestream.yml,
            /app/data/kuma.db]
     volumeMounts: [{name: data, mountPath: /app/data}]        # no litestream-config mount
 containers:
   - name: litestream
+    image: litestream/litestream:0.5.2
     args: [replicate, -config, /etc/litestream.yml]
     volumeMounts:
       - {name: data, mountPath: /app/data}
@@ -446,6 +456,7 @@ containers:
     good_example = """\
 initContainers:
   - name: litestream-restore
+    image: litestream/litestream:0.5.2
     args: [restore, -if-db-not-exists, -if-replica-exists, -config, /etc/litestream.yml,
            /app/data/kuma.db]
     volumeMounts:
