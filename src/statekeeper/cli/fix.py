@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
+from statekeeper.cli.options import PolicyOption, RuleOption, StrictInputsOption
 from statekeeper.errors import EXIT_FINDINGS, EXIT_OK
 
 if TYPE_CHECKING:
@@ -48,21 +49,14 @@ HELP = (
 
 def fix_command(
     path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path(),
-    rule: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--rule", "-r", help="Only these rules (ids or slugs), comma-separated or repeated."
-        ),
-    ] = None,
+    rule: RuleOption = None,
     diff: Annotated[
         bool,
         typer.Option(
             "--diff", "--dry-run", help="Print the unified diff of the changes; write nothing."
         ),
     ] = False,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
-    ] = None,
+    policy: PolicyOption = None,
     style: Annotated[
         FixStyle, typer.Option("--style", help="How to add backups: agent or litestream.")
     ] = FixStyle.agent,
@@ -74,14 +68,7 @@ def fix_command(
             "place for it yet, relative to PATH.",
         ),
     ] = Path("cluster"),
-    strict_inputs: Annotated[
-        bool,
-        typer.Option(
-            "--strict-inputs",
-            help="Stop (exit 2, nothing written) at the first root that does not build or "
-            "file that cannot be read, instead of fixing everything else.",
-        ),
-    ] = False,
+    strict_inputs: StrictInputsOption = False,
 ) -> None:
     from statekeeper.errors import InputError
     from statekeeper.fix.audit import audit_tree
