@@ -103,8 +103,8 @@ class _IgnoreIndex:
         self.inventory = inventory
         self.known = known
         self.notes: list[Note] = []
-        self._parsed: dict[int, list[IgnoreEntry]] = {}
-        self._warned: set[tuple[int, str]] = set()
+        self._parsed: dict[Resource, list[IgnoreEntry]] = {}
+        self._warned: set[tuple[Resource, str]] = set()
 
     def reason(self, finding: Finding) -> str | None:
         """The reason of an ignore entry matching the finding, if the subject has one."""
@@ -119,14 +119,13 @@ class _IgnoreIndex:
         return None
 
     def _entries(self, resource: Resource) -> list[IgnoreEntry]:
-        key = id(resource)
-        if key not in self._parsed:
+        if resource not in self._parsed:
             value = subject_annotations(resource).get(ANNOTATION_IGNORE)
             entries = parse_ignore(value)[0] if value else []
-            self._parsed[key] = entries
+            self._parsed[resource] = entries
             for entry in entries:
-                if entry.rule not in self.known and (key, entry.rule) not in self._warned:
-                    self._warned.add((key, entry.rule))
+                if entry.rule not in self.known and (resource, entry.rule) not in self._warned:
+                    self._warned.add((resource, entry.rule))
                     self.notes.append(
                         Note(
                             f"{ANNOTATION_IGNORE} on {resource.kind} {resource.name} names "
@@ -135,7 +134,7 @@ class _IgnoreIndex:
                             resource.origin.line,
                         )
                     )
-        return self._parsed[key]
+        return self._parsed[resource]
 
 
 def run_audit(

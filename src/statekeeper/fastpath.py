@@ -20,7 +20,7 @@ from statekeeper.report import FORMATS
 # option strings -> (destination, kind, choices). kind: "flag", "value", "list", "path".
 SPEC: dict[tuple[str, ...], tuple[str, str, tuple[str, ...] | None]] = {
     ("--config", "-c"): ("config", "path", None),
-    ("--policy",): ("policy", "path", None),
+    ("--policy", "-p"): ("policy", "path", None),
     ("--env",): ("env", "value", None),
     ("--no-render",): ("no_render", "flag", None),
     ("--helm-repo-config",): ("helm_repo_config", "path", None),

@@ -826,5 +826,5 @@ def test_kustomize_root_with_helm_charts_builds_its_other_objects(
     assert claim.namespace == "food"
     assert claim.body["spec"]["storageClassName"] == "fast-retain"
     assert claim.origin.file == "repo/apps/base/pvc.yaml"
-    assert claim.extras.get("patched_in") == ["repo/apps/prod/kustomization.yaml"]
+    assert claim.origin.patched_in == ("repo/apps/prod/kustomization.yaml",)
     find(result.resources, "Deployment", "mealie")  # the chart: interpreted by the Helm reader

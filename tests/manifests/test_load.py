@@ -54,7 +54,7 @@ def test_files_and_directories_sorted_with_origins(
         ("s", "one.txt", 0, 1),  # a file named explicitly is read whatever its extension
     ]
     assert result.sources == ["b/a.yaml", "b/z.yml", "one.txt"]
-    assert result.resources[0].extras["source_dir"] == "b"
+    assert result.resources[0].origin.source_dir == "b"
     assert result.notes == []
 
 
@@ -113,12 +113,17 @@ def test_kustomize_overlays_rendered_with_environments(repo: Path, kubectl: str)
     assert (config_pvc.origin.document, config_pvc.origin.line) == (1, 13)
     deploy = prod["Deployment", "prod-vault"]
     assert deploy.origin.line == 2  # after the leading comment
-    assert deploy.extras == {
-        "source_dir": "repo/base/apps/vault",
-        "source_mapped": True,
-        "tree_root": "repo",
-        "patched_in": ["repo/overlays/prod/kustomization.yaml"],  # its sidecar patch
-    }
+    assert (
+        deploy.origin.source_dir,
+        deploy.origin.source_mapped,
+        deploy.origin.tree_root,
+        deploy.origin.patched_in,
+    ) == (
+        "repo/base/apps/vault",
+        True,
+        "repo",
+        ("repo/overlays/prod/kustomization.yaml",),  # its sidecar patch
+    )
     assert [c["name"] for c in deploy.body["spec"]["template"]["spec"]["containers"]] == [
         "rclone",
         "vault",
@@ -129,7 +134,7 @@ def test_kustomize_overlays_rendered_with_environments(repo: Path, kubectl: str)
     # A generated ConfigMap points at the kustomization whose generator made it.
     generated = next(r for r in prod.values() if r.kind == "ConfigMap")
     assert generated.origin.file == "repo/base/apps/vault/kustomization.yaml"
-    assert generated.extras["source_dir"] == "repo/base/apps/vault"
+    assert generated.origin.source_dir == "repo/base/apps/vault"
     # Patch files are not objects of their own; files no kustomization names are read as-is.
     assert not any(r.origin.file.startswith("repo/overlays/") for r in result.resources)
     assert sorted(r.origin.file for r in result.other) == [

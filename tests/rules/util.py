@@ -32,10 +32,16 @@ def parse(
     for index, body in enumerate(yaml.load_all(text, Loader=yaml.CSafeLoader)):
         if not isinstance(body, dict):
             continue
-        origin = Origin(file=file, document=index, line=1, overlay=overlay, environment=environment)
-        extras = {"source_dir": source_dir} if source_dir else {}
+        origin = Origin(
+            file=file,
+            document=index,
+            line=1,
+            overlay=overlay,
+            environment=environment,
+            source_dir=source_dir or None,
+        )
         target = resources if body.get("apiVersion") and body.get("kind") else other
-        target.append(Resource(body=body, origin=origin, extras=extras))
+        target.append(Resource(body=body, origin=origin))
     return resources, other
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from statekeeper import units
+from statekeeper import defaults, units
 from statekeeper.errors import ConfigError
 
 
@@ -48,7 +48,7 @@ class AgentConfig(BaseModel):
 
     bucket: str = Field(min_length=1, description="S3 bucket holding the replicas")
     endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO or any S3); None = AWS")
-    region: str = Field("us-east-1", description="S3 region")
+    region: str = Field(defaults.S3_REGION, description="S3 region")
     prefix: str = Field(min_length=1, description="Key prefix, one per app")
     sqlite_paths: list[Path] = Field(default_factory=list)
     config_paths: list[Path] = Field(default_factory=list)

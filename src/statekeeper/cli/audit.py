@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from statekeeper.cli.options import PolicyOption, RuleOption, StrictInputsOption
+
 if TYPE_CHECKING:
     from statekeeper.findings import Report
 
@@ -109,14 +111,7 @@ def audit(
             dir_okay=False,
         ),
     ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy",
-            help="Policy file that overrides or extends the built-in `elite` policy.",
-            dir_okay=False,
-        ),
-    ] = None,
+    policy: PolicyOption = None,
     env: Annotated[
         str | None,
         typer.Option(
@@ -169,15 +164,7 @@ def audit(
             show_default="error",
         ),
     ] = None,
-    rule: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--rule",
-            "-r",
-            help="Only report these rules: ids or slugs, comma-separated or repeated "
-            "(e.g. --rule SK101,SK203).",
-        ),
-    ] = None,
+    rule: RuleOption = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -204,14 +191,7 @@ def audit(
             file_okay=False,
         ),
     ] = None,
-    strict_inputs: Annotated[
-        bool,
-        typer.Option(
-            "--strict-inputs",
-            help="Stop at the first root that does not build or file that cannot be read "
-            "(exit 2) instead of reporting it as a finding (SK002/SK003) and going on.",
-        ),
-    ] = False,
+    strict_inputs: StrictInputsOption = False,
     fail_if_no_objects: Annotated[
         bool,
         typer.Option(

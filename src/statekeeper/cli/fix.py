@@ -15,6 +15,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from statekeeper.cli.options import PolicyOption, RuleOption, StrictInputsOption
+
 
 class FixStyle(StrEnum):
     agent = "agent"
@@ -73,21 +75,14 @@ class _FixCommand(TyperCommand):
 
 def fix_command(
     path: Annotated[Path, typer.Argument(help="The repository (or directory) to fix.")] = Path(),
-    rule: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--rule", "-r", help="Only these rules (ids or slugs), comma-separated or repeated."
-        ),
-    ] = None,
+    rule: RuleOption = None,
     diff: Annotated[
         bool,
         typer.Option(
             "--diff", "--dry-run", help="Print the unified diff of the changes; write nothing."
         ),
     ] = False,
-    policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
-    ] = None,
+    policy: PolicyOption = None,
     style: Annotated[
         FixStyle, typer.Option("--style", help="How to add backups: agent or litestream.")
     ] = FixStyle.agent,
@@ -99,14 +94,7 @@ def fix_command(
             "place for it yet, relative to PATH.",
         ),
     ] = Path("cluster"),
-    strict_inputs: Annotated[
-        bool,
-        typer.Option(
-            "--strict-inputs",
-            help="Stop (exit 2, nothing written) at the first root that does not build or "
-            "file that cannot be read, instead of fixing everything else.",
-        ),
-    ] = False,
+    strict_inputs: StrictInputsOption = False,
 ) -> None:
     from statekeeper.fix.run import run_fix
 

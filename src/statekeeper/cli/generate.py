@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from statekeeper import defaults
+from statekeeper.cli.options import ForceOption, OutputDirOption, PolicyOption
 from statekeeper.errors import InputError
 
 generate_app = typer.Typer(
@@ -20,12 +22,7 @@ generate_app = typer.Typer(
     no_args_is_help=True,
 )
 
-PolicyOption = Annotated[
-    Path | None, typer.Option("--policy", help="Policy file overriding the built-in 'elite'.")
-]
-ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 CURRENT_DIR = Path()
-DEFAULT_S3_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -65,9 +62,9 @@ def app_command(
         str | None, typer.Option("--namespace", "-n", help="Namespace; default: the app name.")
     ] = None,
     image: Annotated[str | None, typer.Option("--image", help="The app's image.")] = None,
-    bucket: Annotated[str, typer.Option("--bucket", help="S3 bucket for replicas.")] = (
-        "statekeeper"
-    ),
+    bucket: Annotated[
+        str, typer.Option("--bucket", help="S3 bucket for replicas.")
+    ] = defaults.S3_BUCKET,
     s3_endpoint: Annotated[
         str,
         typer.Option(
@@ -77,11 +74,11 @@ def app_command(
             "minio.minio.svc.cluster.local).",
             show_default=False,
         ),
-    ] = DEFAULT_S3_ENDPOINT,
+    ] = defaults.S3_ENDPOINT,
     s3_secret: Annotated[
         str,
         typer.Option("--s3-secret", help="Secret with AWS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY."),
-    ] = "statekeeper-s3",
+    ] = defaults.S3_SECRET,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory to write <app>/ into.")
     ] = CURRENT_DIR,
@@ -133,9 +130,7 @@ def velero_schedule_command(
     namespace: Annotated[
         str, typer.Option("--namespace", "-n", help="Velero's namespace.")
     ] = "velero",
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory, or - for stdout.")
-    ] = CURRENT_DIR,
+    output: OutputDirOption = CURRENT_DIR,
     policy: PolicyOption = None,
     force: ForceOption = False,
 ) -> None:
@@ -152,9 +147,7 @@ def storage_classes_command(
         list[str] | None,
         typer.Option("--provisioner", help="CLASS=DRIVER, e.g. nfs-storage=nfs.csi.k8s.io."),
     ] = None,
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory, or - for stdout.")
-    ] = CURRENT_DIR,
+    output: OutputDirOption = CURRENT_DIR,
     policy: PolicyOption = None,
     force: ForceOption = False,
 ) -> None:

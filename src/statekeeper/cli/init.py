@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from statekeeper.cli.options import ForceOption
+
 HELP = (
     "Write a .statekeeper.yaml for this repository: the StorageClasses, namespaces and overlay "
     "layout found in it, a baseline path and output defaults. The built-in `elite` policy stays "
@@ -24,7 +26,7 @@ def init_command(
             file_okay=False,
         ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    force: ForceOption = False,
     stdout: Annotated[
         bool, typer.Option("--stdout", help="Print the file instead of writing it.")
     ] = False,

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Annotated
 
 import typer
 
-PolicyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--policy",
-        "-p",
-        help="Policy file overriding or extending the built-in `elite` policy.",
-        dir_okay=False,
-    ),
-]
+from statekeeper.cli.options import PolicyOption
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from statekeeper import defaults
 from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, to_ruamel
 from statekeeper.fix.sources import SourceDoc
@@ -42,9 +43,6 @@ from statekeeper.inventory.model import Container
 from statekeeper.inventory.providers import match_provider
 
 SQLITE_RULES = {"SK201", "SK202", "SK203"}
-DEFAULT_SECRET = "statekeeper-s3"
-DEFAULT_BUCKET = "statekeeper"
-DEFAULT_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
 
 
 def fix_workload(ctx: FixContext, groups: list[FindingGroup]) -> None:
@@ -333,7 +331,7 @@ def _known_secret(ctx: FixContext) -> str:
         for doc in docs:
             for ref in _agent_secret_refs(doc.body):
                 return ref
-    return DEFAULT_SECRET
+    return defaults.S3_SECRET
 
 
 def _agent_secret_refs(value: Any) -> list[str]:
@@ -469,7 +467,7 @@ def _ensure_config_map(ctx: FixContext, doc: SourceDoc, app: str) -> str:
     for docs in ctx.index.docs.values():
         if any(d.kind == "ConfigMap" and d.name == name for d in docs):
             return name
-    bucket, endpoint = DEFAULT_BUCKET, DEFAULT_ENDPOINT
+    bucket, endpoint = defaults.S3_BUCKET, defaults.S3_ENDPOINT
     for docs in ctx.index.docs.values():
         for other in docs:
             values = other.body.get("data") if other.kind == "ConfigMap" else None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from statekeeper import defaults
 from statekeeper.errors import InputError
 from statekeeper.generate.strategy import Strategy, parse_quantity
 from statekeeper.generate.wiring import (
@@ -51,9 +52,9 @@ class AppSpec:
     purpose: str = "config"
     namespace: str | None = None
     image: str | None = None
-    bucket: str = "statekeeper"
-    s3_endpoint: str = "http://minio.minio.svc.cluster.local:9000"
-    s3_secret: str = "statekeeper-s3"
+    bucket: str = defaults.S3_BUCKET
+    s3_endpoint: str = defaults.S3_ENDPOINT
+    s3_secret: str = defaults.S3_SECRET
     agent_image: str = AGENT_IMAGE
     extra_labels: dict[str, str] = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ruamel.yaml.scalarstring import LiteralScalarString
 
-from statekeeper import __version__
+from statekeeper import __version__, defaults
 from statekeeper.inventory.model import starts_new_pod_first
 from statekeeper.policy.model import parse_duration
 
@@ -52,7 +52,7 @@ class BackupSpec:
     config_paths: tuple[str, ...]
     mounts: tuple[Mount, ...]
     config_map: str  # ConfigMap holding STATEKEEPER_BUCKET / _S3_ENDPOINT / _PREFIX
-    secret: str = "statekeeper-s3"  # Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    secret: str = defaults.S3_SECRET  # Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
     rclone_interval: str = "10m"
     image: str = AGENT_IMAGE
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)

@@ -4,7 +4,7 @@ Environment of a resource, in order: `--env`, the overlay it was rendered from
 (`Origin.environment`), the `environment` label of its Namespace, the policy's namespace
 mapping. An unknown environment is never guessed: it stays None and one Note per app says so.
 App of a resource: label `app.kubernetes.io/name`, label `app`, the kustomize app directory
-(`Resource.extras["source_dir"]`: a rendered object's source directory other than the overlay, or a
+(`Origin.source_dir`: a rendered object's source directory other than the overlay, or a
 plain file's directory holding a kustomization). App of a claim: its labels, else the labels of
 the workloads mounting it, else the name of a mounting workload when the claim is named
 `<workload>-…` (that workload's app too, when it has none), else a directory as above. Otherwise
@@ -114,9 +114,7 @@ def _index_resources(inv: Inventory, policy: Policy, forced: str | None) -> None
     namespace_labels = _namespace_environments(inv.resources, policy)
     for resource in inv.resources:
         inv.by_key.setdefault(_identity(resource), []).append(resource)
-        inv.environment_of[id(resource)] = forced or _environment(
-            resource, policy, namespace_labels
-        )
+        inv.environment_of[resource] = forced or _environment(resource, policy, namespace_labels)
         if resource.kind == "ConfigMap":
             inv.config_maps[(_scope(resource), resource.namespace or "", resource.name)] = resource
             inv.config_maps.setdefault((None, resource.namespace or "", resource.name), resource)
@@ -128,7 +126,7 @@ def _read_objects(inv: Inventory) -> ClaimsByName:
     claims_by_name: ClaimsByName = {}
     for resource in inv.resources:
         kind = resource.kind
-        environment = inv.environment_of[id(resource)]
+        environment = inv.environment_of[resource]
         if kind in WORKLOAD_KINDS:
             workload = _workload(resource, environment)
             if workload is not None:
@@ -260,12 +258,12 @@ def _assign_apps(inv: Inventory, env_folders: frozenset[str]) -> None:
     for workload in inv.workloads:
         for claim in workload.claim_templates:
             claim.app = claim.app or workload.app
-        inv.app_of[id(workload.resource)] = workload.app
+        inv.app_of[workload.resource] = workload.app
     for claim in inv.claims:
-        inv.app_of.setdefault(id(claim.resource), claim.app)
+        inv.app_of.setdefault(claim.resource, claim.app)
     for resource in inv.resources:
-        if id(resource) not in inv.app_of:
-            inv.app_of[id(resource)] = _label_app(resource) or _source_app(resource, env_folders)
+        if resource not in inv.app_of:
+            inv.app_of[resource] = _label_app(resource) or _source_app(resource, env_folders)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,13 +363,13 @@ def _source_app(resource: Resource, environments: frozenset[str] = frozenset()) 
     directory the user audited. Any other directory (`.`, `manifests`, `/tmp/x`) says nothing
     about the app. Cluster-scoped objects (StorageClasses, PVs, Namespaces) belong to no app
     through their directory."""
-    source_dir = resource.extras.get("source_dir")
+    source_dir = resource.origin.source_dir
     if not source_dir or resource.kind in _CLUSTER_SCOPED:
         return None
     directory = posixpath.normpath(str(source_dir).replace("\\", "/"))
     if resource.origin.overlay is None and not _has_kustomization(directory):
         return None
-    tree_root = resource.extras.get("tree_root")
+    tree_root = resource.origin.tree_root
     stop = posixpath.normpath(str(tree_root).replace("\\", "/")) if tree_root else None
     while directory not in ("", ".", "..", "/") and directory != stop:
         name = posixpath.basename(directory)
@@ -704,7 +702,7 @@ def _collect_namespaces(inv: Inventory) -> None:
     declared: dict[str, Resource] = {}
     creators: dict[tuple[str | None, str], list[str]] = {}
     for resource in inv.resources:
-        env = inv.environment_of.get(id(resource))
+        env = inv.environment_of.get(resource)
         created = _created_namespace(resource)
         if created is not None:
             label = created[1].format(resource=resource)
@@ -721,7 +719,7 @@ def _collect_namespaces(inv: Inventory) -> None:
         namespace = resource.namespace
         if namespace is None or resource.kind in _CLUSTER_SCOPED:
             continue
-        env = inv.environment_of.get(id(resource))
+        env = inv.environment_of.get(resource)
         if (env, namespace) not in inv.namespaces:
             anywhere = declared.get(namespace)
             inv.namespaces[(env, namespace)] = NamespaceInfo(
@@ -774,9 +772,9 @@ def _unknown_environment_notes(inv: Inventory) -> None:
     unknown; only for the kinds whose rules depend on the environment."""
     seen: dict[str, list[Resource]] = {}
     for resource in inv.resources:
-        if resource.kind not in _JUDGED_KINDS or inv.environment_of.get(id(resource)):
+        if resource.kind not in _JUDGED_KINDS or inv.environment_of.get(resource):
             continue
-        app = inv.app_of.get(id(resource))
+        app = inv.app_of.get(resource)
         key = f"app {app}" if app else f"{resource.kind} {resource.name}"
         seen.setdefault(key, []).append(resource)
     for key, group in seen.items():

@@ -403,19 +403,19 @@ class Inventory:
     notes: list[Note] = field(default_factory=list)
     # Roots that did not build and files that could not be read (SK002/SK003)
     input_problems: list[InputProblem] = field(default_factory=list)
-    # id(resource) -> its environment / app, for any resource of the inventory
-    environment_of: dict[int, str | None] = field(default_factory=dict)
-    app_of: dict[int, str | None] = field(default_factory=dict)
+    # resource -> its environment / app, for any resource of the inventory
+    environment_of: dict[Resource, str | None] = field(default_factory=dict)
+    app_of: dict[Resource, str | None] = field(default_factory=dict)
     # (kind, namespace or "", name) -> resources with that identity (all environments)
     by_key: dict[tuple[str, str, str], list[Resource]] = field(default_factory=dict)
     # Analyses shared by several rules, computed once (rules.base.cached)
     cache: dict[str, Any] = field(default_factory=dict)
 
     def environment(self, resource: Resource) -> str | None:
-        return self.environment_of.get(id(resource))
+        return self.environment_of.get(resource)
 
     def app(self, resource: Resource) -> str | None:
-        return self.app_of.get(id(resource))
+        return self.app_of.get(resource)
 
     def config_map(self, scope: str | None, namespace: str | None, name: str) -> Resource | None:
         """A ConfigMap by name in the same overlay (falling back to any overlay)."""

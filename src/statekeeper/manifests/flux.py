@@ -25,7 +25,7 @@ import binascii
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def is_unresolved(text: str) -> bool:
     return "${" in text and _UNRESOLVED.search(text) is not None
 
 
-@dataclass
+@dataclass(eq=False)  # keys the maps of apply_flux: one per object, by identity
 class _FluxKustomization:
     resource: Resource
     path: Path  # spec.path in the repo
@@ -69,24 +69,24 @@ def apply_flux(
     if not found:
         return
     found.sort(key=lambda k: len(str(k.path)), reverse=True)  # the deepest path owns a file
-    owners: dict[int, _FluxKustomization] = {}
+    owners: dict[Resource, _FluxKustomization] = {}
     # What the objects under a path were rendered as (their overlay and environment): the
     # components' objects join them, so that claims and the workloads mounting them meet.
-    scope: dict[int, tuple[str | None, str | None]] = {}
+    scope: dict[_FluxKustomization, tuple[str | None, str | None]] = {}
     for resource in resources:
         file = Path(resource.origin.file).absolute()
         for flux in found:
             if file.is_relative_to(flux.path):
-                owners[id(resource)] = flux
-                scope.setdefault(id(flux), (resource.origin.overlay, resource.origin.environment))
+                owners[resource] = flux
+                scope.setdefault(flux, (resource.origin.overlay, resource.origin.environment))
                 break
-    variables = {id(k): _variables(k, resources) for k in found}
-    unresolved: dict[int, set[str]] = {}
+    variables = {k: _variables(k, resources) for k in found}
+    unresolved: dict[_FluxKustomization, set[str]] = {}
     for resource in resources:
-        owner = owners.get(id(resource))
+        owner = owners.get(resource)
         if owner is None:
             continue
-        _apply(resource, owner, variables[id(owner)], unresolved.setdefault(id(owner), set()))
+        _apply(resource, owner, variables[owner], unresolved.setdefault(owner, set()))
     rendered: dict[tuple[tuple[Path, ...], str | None], list[Resource] | str] = {}
     added: list[Resource] = []
     for flux in found:
@@ -101,12 +101,11 @@ def apply_flux(
             notes.append(Note(f"Flux Kustomization {flux.resource.name}: {objects}",
                               origin.file, origin.line))  # fmt: skip
             continue
-        overlay, environment = scope.get(id(flux), (None, None))
+        overlay, environment = scope.get(flux, (None, None))
         for template in objects:
             at = template.origin
-            where = Origin(at.file, at.document, at.line, overlay, environment)
-            copy = Resource(template.body, where, dict(template.extras))
-            _apply(copy, flux, variables[id(flux)], unresolved.setdefault(id(flux), set()))
+            copy = Resource(template.body, replace(at, overlay=overlay, environment=environment))
+            _apply(copy, flux, variables[flux], unresolved.setdefault(flux, set()))
             added.append(copy)
     resources.extend(added)
     used = {
@@ -117,7 +116,7 @@ def apply_flux(
     }
     notes[:] = [n for n in notes if not (n.file in used and "Component" in n.message)]
     for flux in found:
-        names = unresolved.get(id(flux))
+        names = unresolved.get(flux)
         if names:
             listed = ", ".join(f"${{{n}}}" for n in sorted(names))
             origin = flux.resource.origin
@@ -279,13 +278,15 @@ def _render_components(flux: _FluxKustomization, max_bytes: int) -> list[Resourc
                 continue
             where = kustomize.pop_origin(body)
             origin = Origin(fallback_file, 0, 1, relative_to_cwd(flux.components[0]), None)
-            extras: dict[str, Any] = {"source_mapped": False}
             if where is not None:
-                origin, extras = mapper.locate(body, where, Path(wrapper), origin)
-            extras["flux_kustomization"] = flux.resource.name
+                origin = mapper.locate(body, where, Path(wrapper), origin)
             # The app comes from the Flux Kustomization's folder, not the shared component's.
-            extras["source_dir"] = relative_to_cwd(flux.path)
-            out.append(Resource(body, origin, extras))
+            origin = replace(
+                origin,
+                flux_kustomization=flux.resource.name,
+                source_dir=relative_to_cwd(flux.path),
+            )
+            out.append(Resource(body, origin))
         return out
 
 

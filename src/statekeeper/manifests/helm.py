@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class Release:
 
 class ValuesLocator:
     """Maps a field path of an interpreted object to the values line that set it (used by
-    `lines.field_line` through `Resource.extras["values_of"]`)."""
+    `lines.field_line` through `Origin.values_of`)."""
 
     def __init__(self, release: Resource, base: tuple[str | int, ...], paths: Any) -> None:
         self.release = release
@@ -259,9 +259,9 @@ def _umbrella_chart(directory: Path) -> Release | None:
         sub = values.get(key) if isinstance(values, dict) else None
         where = relative_to_cwd(values_file if values_file.is_file() else directory / "Chart.yaml")
         holder = Resource(
-            {"apiVersion": "v2", "kind": "Chart"}, Origin(where, 0, 1),
-            {"source_dir": relative_to_cwd(directory)},
-        )  # fmt: skip
+            {"apiVersion": "v2", "kind": "Chart"},
+            Origin(where, 0, 1, source_dir=relative_to_cwd(directory)),
+        )
         version = dependency.get("version")
         source = ChartSource(
             "local", str(directory), "app-template", str(version) if version else None
@@ -546,8 +546,7 @@ def _kustomize_charts(directory: Path) -> Iterable[Release]:
             values = _deep_merge(values, copy.deepcopy(entry["valuesInline"]))
         holder = Resource(
             {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"},
-            Origin(where, 0, 1),
-            {"source_dir": relative_to_cwd(directory)},
+            Origin(where, 0, 1, source_dir=relative_to_cwd(directory)),
         )
         name = str(entry.get("releaseName") or chart)
         namespace = str(entry.get("namespace") or data.get("namespace") or "") or None
@@ -647,13 +646,16 @@ def _interpret(release: Release) -> list[Resource]:
     for item in objects:
         locator = ValuesLocator(release.resource, release.values_path, item.paths)
         line = locator.locate(()) or origin.line
-        extras = dict(release.resource.extras)
-        extras.update({"values_of": locator, "helm_release": release.what, "source_mapped": False})
         out.append(
             Resource(
                 item.body,
-                Origin(origin.file, origin.document, line, origin.overlay, origin.environment),
-                extras,
+                replace(
+                    origin,
+                    line=line,
+                    values_of=locator,
+                    helm_release=release.what,
+                    source_mapped=False,
+                ),
             )
         )
     return out
@@ -811,20 +813,8 @@ class _Renderer:
                 and body["kind"] not in CLUSTER_SCOPED
             ):
                 metadata.setdefault("namespace", release.namespace)
-            extras = dict(release.resource.extras)
-            extras.update({"helm_release": release.what, "source_mapped": False})
             out.append(
-                Resource(
-                    body,
-                    Origin(
-                        origin.file,
-                        origin.document,
-                        origin.line,
-                        origin.overlay,
-                        origin.environment,
-                    ),
-                    extras,
-                )
+                Resource(body, replace(origin, helm_release=release.what, source_mapped=False))
             )
         return out
 

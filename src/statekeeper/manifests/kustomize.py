@@ -636,26 +636,32 @@ class SourceMapper:
 
     def locate(
         self, body: dict[str, Any], where: dict[str, Any], base: Path, fallback: Origin
-    ) -> tuple[Origin, dict[str, Any]]:
+    ) -> Origin:
+        """The source document of a rendered object from kustomize's origin annotation
+        (`where`), with its source directory; `fallback` (as given: not source-mapped) when
+        there is no local file to point at."""
         if where.get("repo"):  # a remote base: no local file to point at
-            return fallback, {"source_mapped": False}
+            return fallback
         path_text = where.get("path")
         generated = path_text is None
         path_text = path_text if path_text is not None else where.get("configuredIn")
         if not isinstance(path_text, str):
-            return fallback, {"source_mapped": False}
+            return fallback
         source = Path(os.path.normpath(base / path_text))
         file = relative_to_cwd(source)
-        extras: dict[str, Any] = {"source_dir": relative_to_cwd(source.parent)}
-        if generated:  # made by a generator in this kustomization: point at the kustomization
-            extras["source_mapped"] = False
-            return Origin(file, 0, 1, fallback.overlay, fallback.environment), extras
-        doc = self._match(source, body)
-        if doc is None:
-            extras["source_mapped"] = False
-            return Origin(file, 0, 1, fallback.overlay, fallback.environment), extras
-        extras["source_mapped"] = True
-        return Origin(file, doc.index, doc.line, fallback.overlay, fallback.environment), extras
+        source_dir = relative_to_cwd(source.parent)
+        doc = None if generated else self._match(source, body)
+        if doc is None:  # a generator's object (the kustomization) or not found: the file only
+            return Origin(file, 0, 1, fallback.overlay, fallback.environment, source_dir)
+        return Origin(
+            file,
+            doc.index,
+            doc.line,
+            fallback.overlay,
+            fallback.environment,
+            source_dir,
+            source_mapped=True,
+        )
 
     def _match(self, source: Path, body: dict[str, Any]) -> ParsedDocument | None:
         docs = self._parsed(source)

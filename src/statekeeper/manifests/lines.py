@@ -32,14 +32,12 @@ def field_line(resource: Resource, path: Sequence[str | int]) -> int | None:
     objects, a list index into items that have a `name` (containers, volumes, ...) is matched
     by that name, since patches may reorder or add items.
     """
-    values_of = resource.extras.get("values_of")
-    if values_of is not None:  # interpreted from Helm values (`helm.ValuesLocator`)
-        line: int | None = values_of.locate(path)
-        return line
     origin = resource.origin
+    if origin.values_of is not None:  # interpreted from Helm values (`helm.ValuesLocator`)
+        return origin.values_of.locate(path)
     if origin.file == STDIN_NAME:
         return None
-    if origin.overlay is not None and not resource.extras.get("source_mapped", False):
+    if origin.overlay is not None and not origin.source_mapped:
         return None
     absolute = os.path.abspath(origin.file)  # noqa: PTH100 - normalise, keep links
     nodes = _documents(absolute, _mtime(absolute))
@@ -127,11 +125,11 @@ _PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")
 
 def patch_location(resource: Resource, path: Sequence[str | int]) -> tuple[str, int] | None:
     """(file, line) of the patch that set the field at `path` of a rendered object, when a
-    patch of a kustomization that transformed it (`Resource.extras["patched_in"]`, from
+    patch of a kustomization that transformed it (`Origin.patched_in`, from
     kustomize's transformer annotations) sets that field or a parent of it: the patch file and
     the field's line in it, or for an inline patch the kustomization file and the patch's line.
     The last patch wins, as in kustomize. None when no patch set it (the base did)."""
-    for kustomization in reversed(resource.extras.get("patched_in") or []):
+    for kustomization in reversed(resource.origin.patched_in):
         found = _patch_in(str(kustomization), resource, list(path))
         if found is not None:
             return found

@@ -17,7 +17,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -90,14 +90,18 @@ def add_documents(
     """Sort parsed documents of one plain file into resources, other mappings and notes.
     `tree_root` is the directory argument the file was found below (app names never come
     from it or the folders above it); `environment` the one its path names."""
-    extras: dict[str, Any] = {} if source_dir is None else {"source_dir": source_dir}
-    if tree_root is not None:
-        extras["tree_root"] = tree_root
     for doc in docs:
         body = doc.data
         if body is None:
             continue  # empty document (`---` at the end of a file, ...)
-        origin = Origin(file=file, document=doc.index, line=doc.line, environment=environment)
+        origin = Origin(
+            file=file,
+            document=doc.index,
+            line=doc.line,
+            environment=environment,
+            source_dir=source_dir,
+            tree_root=tree_root,
+        )
         if not isinstance(body, dict):
             what = type(body).__name__
             result.notes.append(
@@ -105,21 +109,19 @@ def add_documents(
             )
             continue
         if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
-            result.other.append(Resource(body, origin, dict(extras)))
+            result.other.append(Resource(body, origin))
             continue
         if body["kind"].endswith("List") and isinstance(body.get("items"), list):
-            _add_list_items(result, body["items"], origin, extras)
+            _add_list_items(result, body["items"], origin)
             continue
-        result.resources.append(Resource(body, origin, dict(extras)))
+        result.resources.append(Resource(body, origin))
 
 
-def _add_list_items(
-    result: LoadResult, items: list[Any], origin: Origin, extras: dict[str, Any]
-) -> None:
+def _add_list_items(result: LoadResult, items: list[Any], origin: Origin) -> None:
     """A `kind: List` (as `kubectl get -o yaml` writes) stands for its items."""
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("kind"), str):
-            result.resources.append(Resource(item, origin, dict(extras)))
+            result.resources.append(Resource(item, origin))
         else:
             result.notes.append(
                 Note(
@@ -565,34 +567,45 @@ class _Loader:
                     metadata["namespace"] = namespace
             patched_in = kustomize.pop_patched_in(body, item.origin_base)
             origin = Origin(fallback_file, doc.index, 1, root_name, environment)
-            extras: dict[str, Any] = {"source_mapped": False}
             if cached is not None and cached[index] is not None:
-                file, document, line, extras = cached[index]
-                origin = Origin(relative_to_cwd(file), document, line, root_name, environment)
-                extras = dict(extras)
-                if isinstance(extras.get("source_dir"), str):
-                    extras["source_dir"] = relative_to_cwd(extras["source_dir"])
+                origin = _origin_from_cache(cached[index], root_name, environment)
             elif where is not None:
-                origin, extras = mapper.locate(body, where, item.origin_base, origin)
+                origin = mapper.locate(body, where, item.origin_base, origin)
             if patched_in:
-                extras["patched_in"] = patched_in
-            locations.append(_cached_location(origin, extras))
-            extras.setdefault("source_dir", root_name)
-            extras["tree_root"] = tree_root
+                origin = replace(origin, patched_in=tuple(patched_in))
+            locations.append(_cached_location(origin))
+            source_dir = root_name if origin.source_dir is None else origin.source_dir
+            origin = replace(origin, source_dir=source_dir, tree_root=tree_root)
             target = self.result.resources
             if not (isinstance(body.get("apiVersion"), str) and isinstance(body.get("kind"), str)):
                 target = self.result.other
-            target.append(Resource(body, origin, extras))
+            target.append(Resource(body, origin))
         return locations
 
 
-def _cached_location(origin: Origin, extras: dict[str, Any]) -> list[Any]:
+def _cached_location(origin: Origin) -> list[Any]:
     """Where a rendered document came from, as the render cache keeps it: paths absolute, since
-    the next audit may run from another working directory (origins are cwd-relative)."""
-    kept = {k: v for k, v in extras.items() if k != "patched_in"}  # recomputed from the body
-    if isinstance(kept.get("source_dir"), str):
-        kept["source_dir"] = os.path.abspath(kept["source_dir"])  # noqa: PTH100 - str in, str out
+    the next audit may run from another working directory (origins are cwd-relative).
+    `patched_in` is not kept: it is recomputed from the body."""
+    kept: dict[str, Any] = {"source_mapped": origin.source_mapped}
+    if origin.source_dir is not None:
+        kept["source_dir"] = os.path.abspath(origin.source_dir)  # noqa: PTH100 - str in, str out
     return [os.path.abspath(origin.file), origin.document, origin.line, kept]  # noqa: PTH100
+
+
+def _origin_from_cache(location: list[Any], overlay: str, environment: str | None) -> Origin:
+    """The origin `_cached_location` kept, back relative to the working directory."""
+    file, document, line, kept = location
+    source_dir = kept.get("source_dir")
+    return Origin(
+        relative_to_cwd(file),
+        document,
+        line,
+        overlay,
+        environment,
+        source_dir=relative_to_cwd(source_dir) if isinstance(source_dir, str) else None,
+        source_mapped=bool(kept.get("source_mapped", False)),
+    )
 
 
 def _expand(paths: Sequence[str]) -> Iterator[tuple[str, Path | None]]:

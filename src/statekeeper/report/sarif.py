@@ -233,9 +233,9 @@ def to_data(report: Report, *, context: ReportContext | None = None) -> dict[str
         for group in group_by_location(sorted_findings(report.findings))
     ]
     suppressed = sorted(report.suppressed, key=lambda s: finding_sort_key(s.finding))
-    reasons = {id(s.finding): s.reason for s in suppressed}
+    reasons = {s.finding: s.reason for s in suppressed}
     for group in group_by_location([s.finding for s in suppressed]):
-        results.append(_result(group, rule_index(group[0]), context, reasons[id(group[0])]))
+        results.append(_result(group, rule_index(group[0]), context, reasons[group[0]]))
     _unique_fingerprints(results)
     environment = context.environment or "all"
     return {

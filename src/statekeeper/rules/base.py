@@ -133,7 +133,7 @@ def locate(resource: Resource, path: FieldPath | None) -> int:
 
 def locate_patch(resource: Resource, path: FieldPath | None) -> tuple[str, int] | None:
     """(file, line) of the kustomize patch that set `path` in a rendered resource, if one did."""
-    if path is None or not resource.extras.get("patched_in"):
+    if path is None or not resource.origin.patched_in:
         return None
     locate(resource, None)  # loads the locators once
     if _patch_location is None:
