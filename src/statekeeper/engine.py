@@ -1,5 +1,10 @@
 """The engine every front door shares: inventory + policy -> rules -> Report.
 
+Rules yield violations (`rules.base.Violation`); the engine makes each one a finding (or, for a
+rule that joins them, each run about one subject): it adds rule, severity (the policy's override
+wins), remediation, app, environment, file and the line of the violation's field, looked up only
+for the findings reported (each file re-read at most once).
+
 Suppressions (`statekeeper.io/ignore: "SK103: <reason>"` on the object a finding is about, or
 on its pod template) are applied here, never in reporters; an ignore without a reason is not
 honoured and is itself a finding (SK001).

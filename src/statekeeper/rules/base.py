@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from statekeeper.findings import Severity
 from statekeeper.inventory.model import FieldPath, Inventory
@@ -149,11 +149,3 @@ def distinct(violations: Iterable[Violation]) -> Iterator[Violation]:
         if violation.message not in seen:
             seen.add(violation.message)
             yield violation
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
