@@ -156,30 +156,12 @@ containers:
             return
         for sync in good:
             if sync.seconds is None:
-                yield (
-                    (
-                        f"{sync.label} syncs {path} but its period cannot be read "
-                        f"({sync.source}); the strategy asks for every {wanted}"
-                    ),
-                    None,
-                )
-            elif sync.seconds < tier.min_seconds:
-                yield (
-                    (
-                        f"{sync.label} syncs {path} every {_minutes(sync.seconds)} "
-                        f"({sync.source}); the strategy asks for every {wanted} "
-                        "(more S3 requests than needed)"
-                    ),
-                    Severity.INFO,
-                )
+                how, severity = f"but its period cannot be read ({sync.source})", None
             else:
-                yield (
-                    (
-                        f"{sync.label} syncs {path} every {_minutes(sync.seconds)} "
-                        f"({sync.source}); the strategy asks for every {wanted}"
-                    ),
-                    None,
-                )
+                how = f"every {_minutes(sync.seconds)} ({sync.source})"
+                severity = Severity.INFO if sync.seconds < tier.min_seconds else None
+            message = f"{sync.label} syncs {path} {how}; the strategy asks for every {wanted}"
+            yield message + (" (more S3 requests than needed)" if severity else ""), severity
 
 
 def _unsynced(path: str, found: list[Sync]) -> Iterator[str]:

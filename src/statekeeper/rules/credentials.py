@@ -59,9 +59,11 @@ env:
                 for message, path in self._problems(workload, creds.env, creds.args)
             )
 
+    @staticmethod
     def _problems(
-        self, workload: Workload, env: list[str], args: list[str]
+        workload: Workload, env: list[str], args: list[str]
     ) -> Iterator[tuple[str, FieldPath | None]]:
+        """Each key not from a Secret, and the field it is set at (None: in a config file)."""
         for container in workload.all_containers:
             for var in container.env:
                 if not matches_any(var.name, env):
@@ -77,7 +79,7 @@ env:
                 flag = arg.split("=", 1)[0]
                 if flag in args and ("=" in arg or i + 1 < len(container.argv)):
                     yield f"{container.name}: {flag} given on the command line", container.path
-        for message in self._configs(workload):
+        for message in BackupCredentialsFromSecret._configs(workload):
             yield message, None
 
     @staticmethod

@@ -151,13 +151,11 @@ def _analyse(workload: Workload, policy: Policy) -> SqliteAnalysis:
     return result
 
 
-def _violations(workload: Workload, problems: Iterable[str],
-                container: Container | None = None) -> Iterator[Violation]:  # fmt: skip
-    """A workload-wide problem is reported at the document's first line (no field lookup: cheap
-    even when thousands of workloads miss a sidecar); a container's at its line."""
-    path = container.path if container is not None else None
+def _violations(workload: Workload, problems: Iterable[str]) -> Iterator[Violation]:
+    """Workload-wide problems, reported at the document's first line (no field lookup: cheap even
+    when thousands of workloads miss a sidecar); a container's problem is at its line."""
     for problem in problems:
-        yield Violation(workload.resource, problem, path)
+        yield Violation(workload.resource, problem)
 
 
 def _reason(workload: Workload) -> str:
