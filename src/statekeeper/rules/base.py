@@ -13,8 +13,8 @@ never print, and never build a `Finding`:
 - `path` is the offending field inside the subject's document (`("spec", "storageClassName")`):
   the engine reports the line of that field (or of the kustomize patch that set it), else the
   document's first line.
-- `severity` on a violation lowers or raises that one problem (SK302: too often is only info);
-  the policy's `rules:` severity still wins.
+- `severity` on a violation lowers or raises that one problem (SK302: too often is only info;
+  a joined finding takes the most severe); the policy's `rules:` severity still wins.
 - The engine adds rule, severity, remediation, app, environment, file and line, then applies
   suppressions. A rule with `joins_violations = True` has its violations about one subject,
   yielded one after another, reported as one finding: `<topic>: <message>; <message>` (at the
