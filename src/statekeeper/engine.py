@@ -1,5 +1,10 @@
 """The engine every front door shares: inventory + policy -> rules -> Report.
 
+Rules yield violations (`rules.base.Violation`); the engine makes each one a finding (or, for a
+rule that joins them, each run about one subject): it adds rule, severity (the policy's override
+wins), remediation, app, environment, file and the line of the violation's field, looked up only
+for the findings reported (each file re-read at most once).
+
 Suppressions (`statekeeper.io/ignore: "SK103: <reason>"` on the object a finding is about, or
 on its pod template) are applied here, never in reporters; an ignore without a reason is not
 honoured and is itself a finding (SK001).
@@ -9,23 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from statekeeper.findings import Finding, Note, Report, Severity, Suppressed
 from statekeeper.inventory.build import build_inventory
 from statekeeper.inventory.detect import ANNOTATION_IGNORE
 from statekeeper.inventory.model import FieldPath, Inventory
+from statekeeper.manifests.lines import field_line, patch_location
 from statekeeper.manifests.resource import Resource
 from statekeeper.policy.model import Policy
 from statekeeper.rules.annotations import IgnoreEntry, parse_ignore, subject_annotations
-from statekeeper.rules.base import (
-    Rule,
-    all_rules,
-    pending_locations,
-    resolve_lines,
-    select_rules,
-)
+from statekeeper.rules.base import Rule, Subject, Violation, all_rules, select_rules
 
 _CLUSTER_SCOPED_FINDING_KINDS = frozenset({"Namespace", "StorageClass", "PersistentVolume"})
 _UNSUPPRESSIBLE = frozenset({"SK001"})
@@ -49,21 +49,21 @@ def evaluate(
     report = Report(notes=list(inventory.notes), resources=len(inventory.resources))
     known = {r.id for r in all_rules()} | {r.slug for r in all_rules()}
     ignores = _IgnoreIndex(inventory, known)
-    locations = pending_locations(inventory)
-    kept: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
-    silenced: list[tuple[Finding, tuple[Resource, FieldPath] | None]] = []
+    kept: list[_Located] = []
+    silenced: list[_Located] = []
     reasons: list[str] = []
     for rule in enabled_rules(policy, only):
         override = policy.rule_settings(rule.id, rule.slug).severity
-        for finding in rule.check(inventory, policy):
-            location = locations.pop(id(finding), None)
+        for group in _groups(rule, rule.check(inventory, policy)):
+            finding = _finding(rule, group, inventory)
             if override is not None:
                 finding = dataclasses.replace(finding, severity=Severity(override))
+            where = (finding, _document(group[0].subject), _first_path(group))
             reason = None if rule.id in _UNSUPPRESSIBLE else ignores.reason(finding)
             if reason is None:
-                kept.append((finding, location))
+                kept.append(where)
             else:
-                silenced.append((finding, location))
+                silenced.append(where)
                 reasons.append(reason)
     located = resolve_lines([*kept, *silenced])
     # Two roots of one environment that render the same base (or a root and a raw copy) find
@@ -83,6 +83,108 @@ def evaluate(
             if finding.environment:
                 envs.add(finding.environment)
     return report
+
+
+# A finding, the document its subject is in, and the field its line is looked up by.
+_Located = tuple[Finding, Resource | None, FieldPath | None]
+
+
+def _groups(rule: Rule, violations: Iterable[Violation]) -> Iterator[list[Violation]]:
+    """The violations that make one finding each: every violation alone, or, for a rule that
+    joins them, each run of consecutive violations about the same subject with the same topic."""
+    group: list[Violation] = []
+    for violation in violations:
+        if group and not (
+            rule.joins_violations
+            and violation.subject is group[0].subject
+            and violation.topic == group[0].topic
+        ):
+            yield group
+            group = []
+        group.append(violation)
+    if group:
+        yield group
+
+
+def _finding(rule: Rule, group: list[Violation], inventory: Inventory) -> Finding:
+    """The finding of one violation, or of a joined run (messages in order after the topic,
+    the most severe of their severities)."""
+    first = group[0]
+    message = "; ".join(v.message for v in group)
+    if first.topic:
+        message = f"{first.topic}: {message}"
+    severity = max((v.severity or rule.severity for v in group), key=lambda s: s.rank)
+    subject = first.subject
+    if isinstance(subject, Subject):
+        kind, name, namespace = subject.kind, subject.name, subject.namespace
+        app, environment, origin = subject.app, subject.environment, subject.origin
+    else:
+        kind, name, namespace = subject.kind, subject.name, subject.namespace
+        app, environment = inventory.app(subject), inventory.environment(subject)
+        origin = subject.origin
+    return Finding(
+        rule=rule.id,
+        slug=rule.slug,
+        severity=severity,
+        message=message,
+        remediation=rule.remediation,
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        app=app,
+        environment=environment,
+        file=origin.file,
+        line=origin.line,
+    )
+
+
+def _document(subject: Resource | Subject) -> Resource | None:
+    """The document a violation's path is looked up in (None: no document holds the subject)."""
+    if isinstance(subject, Subject):
+        return subject.at if isinstance(subject.at, Resource) else None
+    return subject
+
+
+def _first_path(group: list[Violation]) -> FieldPath | None:
+    return next((v.path for v in group if v.path is not None), None)
+
+
+def resolve_lines(findings: list[_Located]) -> list[Finding]:
+    """Findings with the exact line of their field, visiting files in order so each file is
+    re-read at most once (the loader's line cache holds a few files)."""
+    order = sorted(range(len(findings)), key=lambda i: findings[i][0].file or "")
+    result: list[Finding] = [finding for finding, _, _ in findings]
+    for index in order:
+        finding, resource, path = findings[index]
+        if resource is None or path is None:
+            continue
+        patched = _patch_location(resource, path)
+        if patched is not None and patched != (finding.file, finding.line):
+            result[index] = dataclasses.replace(finding, file=patched[0], line=patched[1])
+            continue
+        line = _field_line(resource, path)
+        if line != finding.line:
+            result[index] = dataclasses.replace(finding, line=line)
+    return result
+
+
+def _field_line(resource: Resource, path: FieldPath) -> int:
+    """The line of `path` in the resource's file, else the document's first line."""
+    try:
+        line = field_line(resource, path)
+    except Exception:  # a locator problem must never hide a finding
+        line = None
+    return line or resource.origin.line
+
+
+def _patch_location(resource: Resource, path: FieldPath) -> tuple[str, int] | None:
+    """(file, line) of the kustomize patch that set `path` in a rendered resource, if one did."""
+    if not resource.origin.patched_in:
+        return None
+    try:
+        return patch_location(resource, path)
+    except Exception:  # a locator problem must never hide a finding
+        return None
 
 
 def _order(finding: Finding) -> tuple[str, str, str, str, str, str]:

@@ -7,13 +7,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.annotations import ANNOTATION_BACKUP, ANNOTATION_IGNORE
 from statekeeper.inventory.annotations import subject_annotations as subject_annotations
 from statekeeper.inventory.model import Inventory
-from statekeeper.manifests.resource import Resource
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import NotFixable, Rule, register
+from statekeeper.rules.base import NotFixable, Rule, Violation, register
 
 # An entry starts with a rule id or slug; entries are separated by commas or newlines that are
 # followed by the next id/slug and a colon (so reasons may contain commas).
@@ -60,6 +59,7 @@ class IgnoreNeedsReason(Rule):
     id = "SK001"
     slug = "ignore-needs-reason"
     severity = Severity.WARNING
+    joins_violations = True
     title = "An exemption must give its reason"
     rationale = (
         'The strategy says "All applications with persistent state must implement the '
@@ -92,37 +92,30 @@ metadata:
 
     fix = NotFixable("an ignore annotation needs a reason only a person can give")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for resource in inventory.resources:
             annotations = subject_annotations(resource)
             if ANNOTATION_IGNORE not in annotations and ANNOTATION_BACKUP not in annotations:
                 continue
-            yield from self._check_resource(inventory, resource, annotations)
+            for problem in self._problems(annotations):
+                yield Violation(resource, problem, path=("metadata", "annotations"))
 
-    def _check_resource(
-        self, inventory: Inventory, resource: Resource, annotations: dict[str, str]
-    ) -> Iterator[Finding]:
-        problems: list[str] = []
+    @staticmethod
+    def _problems(annotations: dict[str, str]) -> Iterator[str]:
         if ANNOTATION_IGNORE in annotations:
             entries, bad = parse_ignore(annotations[ANNOTATION_IGNORE])
             missing = [e.rule for e in entries if not e.reason]
             if missing:
-                problems.append(
+                yield (
                     f"{ANNOTATION_IGNORE} exempts {', '.join(missing)} without a reason; "
                     "the exemption is not honoured"
                 )
             if bad:
-                problems.append(f"{ANNOTATION_IGNORE} entry {bad[0]!r} is not `<rule>: <reason>`")
+                yield f"{ANNOTATION_IGNORE} entry {bad[0]!r} is not `<rule>: <reason>`"
         backup = annotations.get(ANNOTATION_BACKUP)
         if backup is not None:
             kind, _, reason = backup.partition(":")
             if kind.strip().lower() != "none":
-                problems.append(f'{ANNOTATION_BACKUP} must be "none: <reason>", not {backup!r}')
+                yield f'{ANNOTATION_BACKUP} must be "none: <reason>", not {backup!r}'
             elif not reason.strip():
-                problems.append(
-                    f'{ANNOTATION_BACKUP}: "none" without a reason; the workload is still judged'
-                )
-        if problems:
-            yield self.finding(
-                inventory, resource, "; ".join(problems), path=("metadata", "annotations")
-            )
+                yield f'{ANNOTATION_BACKUP}: "none" without a reason; the workload is still judged'

@@ -1,22 +1,38 @@
-"""Rule, the registry, and helpers every rule uses to build findings.
+"""Rule, Violation, the registry, and small helpers rules share.
 
 A rule is a small class: an id users put in ignore annotations (`SK103`), a slug, a severity, a
 title, a rationale quoting the strategy, a remediation, a bad and a good example (the docs pages
-in docs/rules/ are generated from them), and `check(inventory, policy)` yielding findings. Rules
-never parse YAML and never print.
+in docs/rules/ are generated from them), and `check(inventory, policy)`. Rules never parse YAML,
+never print, and never build a `Finding`:
+
+- `check` yields one `Violation(subject, message, path=None)` per problem. `subject` is what the
+  problem is about: usually a `Resource` (the finding names it, and takes the app and environment
+  the inventory gives it); for what has no resource of its own (a Namespace known only by name,
+  a Schedule from chart values, a StatefulSet's volumeClaimTemplate, an input that could not be
+  read) a `Subject` says kind, name, namespace, app and environment, and where it is reported.
+- `path` is the offending field inside the subject's document (`("spec", "storageClassName")`):
+  the engine reports the line of that field (or of the kustomize patch that set it), else the
+  document's first line.
+- `severity` on a violation lowers or raises that one problem (SK302: too often is only info;
+  a joined finding takes the most severe); the policy's `rules:` severity still wins.
+- The engine adds rule, severity, remediation, app, environment, file and line, then applies
+  suppressions. A rule with `joins_violations = True` has its violations about one subject,
+  yielded one after another, reported as one finding: `<topic>: <message>; <message>` (at the
+  line of the first path; `distinct` drops repeated messages). Otherwise each violation is its
+  own finding.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Literal, TypeVar
 
 from statekeeper.errors import InputError
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.model import FieldPath, Inventory
-from statekeeper.manifests.resource import Resource
+from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import Policy
 
 _RULE_MODULES = (
@@ -29,6 +45,43 @@ _RULE_MODULES = (
     "statekeeper.rules.credentials",
 )
 _REGISTRY: dict[str, type[Rule]] = {}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Subject:
+    """What a violation is about when that is not one `Resource` as the inventory sees it.
+
+    `at` is where the finding is reported: the document that holds the subject (a violation's
+    `path` is looked up in it), or, for what no document holds, a file and line. App and
+    environment are the subject's own (None: none), not the inventory's for `at`. Compared by
+    identity, like a Resource: "the same subject" is the same object.
+    """
+
+    kind: str
+    name: str
+    at: Resource | Origin
+    namespace: str | None = None
+    app: str | None = None
+    environment: str | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return self.at.origin if isinstance(self.at, Resource) else self.at
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One problem a rule found: about `subject`, at the field `path` of its document if known.
+
+    `severity` (rarely set) replaces the rule's severity for this problem; `topic` heads the
+    message of the finding a joining rule makes of several violations (`<topic>: a; b`).
+    """
+
+    subject: Resource | Subject
+    message: str
+    path: FieldPath | None = None
+    severity: Severity | None = None
+    topic: str = ""
 
 
 class Rule:
@@ -46,129 +99,11 @@ class Rule:
     fix: ClassVar[FixedBy | NotFixable]
     # Extra documentation (how the rule decides), shown on its docs page.
     details: ClassVar[str] = ""
+    # True: consecutive violations about one subject make one finding (see the module docstring).
+    joins_violations: ClassVar[bool] = False
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         raise NotImplementedError
-
-    def finding(
-        self,
-        inventory: Inventory,
-        resource: Resource,
-        message: str,
-        *,
-        kind: str | None = None,
-        name: str | None = None,
-        namespace: str | type[_Default] | None = None,
-        app: str | type[_Default] | None = None,
-        environment: str | type[_Default] | None = None,
-        path: FieldPath | None = None,
-    ) -> Finding:
-        """A finding about `resource` (or the object named by kind/name), at the document's
-        first line. `path` (the offending field inside the resource) is kept aside in the
-        inventory; the engine turns it into the field's exact line for the findings it reports,
-        reading each file once (see `resolve_lines`)."""
-        if namespace is None:
-            namespace = resource.namespace
-        elif namespace is _Default:
-            namespace = None
-        finding = Finding(
-            rule=self.id,
-            slug=self.slug,
-            severity=self.severity,
-            message=message,
-            remediation=self.remediation,
-            kind=kind or resource.kind,
-            name=name if name is not None else resource.name,
-            namespace=namespace if isinstance(namespace, str) else None,
-            app=_pick(app, inventory.app(resource)),
-            environment=_pick(environment, inventory.environment(resource)),
-            file=resource.origin.file,
-            line=resource.origin.line,
-        )
-        if path is not None:
-            pending_locations(inventory)[id(finding)] = (resource, path)
-        return finding
-
-
-class _Default:
-    """Marker: "no value" where None already means "use the resource's"."""
-
-
-NONE = _Default
-
-
-def _pick(value: str | type[_Default] | None, fallback: str | None) -> str | None:
-    if value is _Default:
-        return None
-    if value is None:
-        return fallback
-    return value if isinstance(value, str) else None
-
-
-_field_line: Callable[[Resource, FieldPath], int | None] | None = None
-_patch_location: Callable[[Resource, FieldPath], tuple[str, int] | None] | None = None
-_field_line_loaded = False
-
-
-def locate(resource: Resource, path: FieldPath | None) -> int:
-    """The line of `path` in the resource's file (lazily, via the loader), else its first line."""
-    global _field_line, _patch_location, _field_line_loaded
-    if not _field_line_loaded:
-        _field_line_loaded = True
-        try:
-            module = importlib.import_module("statekeeper.manifests.lines")
-            _field_line = getattr(module, "field_line", None)
-            _patch_location = getattr(module, "patch_location", None)
-        except ImportError:
-            _field_line = None
-    if path is not None and _field_line is not None:
-        try:
-            line = _field_line(resource, path)
-        except Exception:  # a locator problem must never hide a finding
-            line = None
-        if line:
-            return line
-    return resource.origin.line
-
-
-def locate_patch(resource: Resource, path: FieldPath | None) -> tuple[str, int] | None:
-    """(file, line) of the kustomize patch that set `path` in a rendered resource, if one did."""
-    if path is None or not resource.origin.patched_in:
-        return None
-    locate(resource, None)  # loads the locators once
-    if _patch_location is None:
-        return None
-    try:
-        return _patch_location(resource, path)
-    except Exception:  # a locator problem must never hide a finding
-        return None
-
-
-def pending_locations(inventory: Inventory) -> dict[int, tuple[Resource, FieldPath]]:
-    """id(finding) -> (resource, field path) for findings whose exact line is still to find."""
-    table: dict[int, tuple[Resource, FieldPath]] = inventory.cache.setdefault("_locations", {})
-    return table
-
-
-def resolve_lines(
-    findings: list[tuple[Finding, tuple[Resource, FieldPath] | None]],
-) -> list[Finding]:
-    """Findings with the exact line of their field, visiting files in order so each file is
-    re-read at most once (the loader's line cache holds a few files)."""
-    order = sorted(range(len(findings)), key=lambda i: findings[i][0].file or "")
-    result: list[Finding] = [finding for finding, _ in findings]
-    for index in order:
-        finding, location = findings[index]
-        if location is None:
-            continue
-        patched = locate_patch(*location)
-        if patched is not None and patched != (finding.file, finding.line):
-            result[index] = dataclasses.replace(finding, file=patched[0], line=patched[1])
-            continue
-        line = locate(*location)
-        if line != finding.line:
-            result[index] = dataclasses.replace(finding, line=line)
-    return result
 
 
 R = TypeVar("R", bound=type[Rule])
@@ -198,7 +133,7 @@ def all_rules() -> list[Rule]:
 FixBatch = Literal["each", "per_workload", "all_at_once"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class FixedBy:
     """`statekeeper fix` repairs the rule with `target`, a function named like an entry point:
     `"statekeeper.fix.pvc_name:fix"` is `fix()` in `src/statekeeper/fix/pvc_name.py`.
@@ -235,7 +170,7 @@ class FixedBy:
         return self.module.replace(".", "/") + ".py"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class NotFixable:
     """`statekeeper fix` does not repair the rule: `reason` says why, and what to do instead
     (shown for each such finding, and on the rule's docs page)."""
@@ -284,13 +219,10 @@ def cached(inventory: Inventory, key: str, compute: Callable[[], T]) -> T:
     return value
 
 
-def join_problems(problems: list[str]) -> str:
-    return "; ".join(problems)
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
+def distinct(violations: Iterable[Violation]) -> Iterator[Violation]:
+    """The violations, each message once (the first violation saying it)."""
+    seen: set[str] = set()
+    for violation in violations:
+        if violation.message not in seen:
+            seen.add(violation.message)
+            yield violation

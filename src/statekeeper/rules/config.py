@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Container, Inventory, Workload, is_under
 from statekeeper.inventory.rclone import RcloneSync, rclone_syncs, remote_type, sync_interval
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import FixedBy, NotFixable, Rule, cached, register
+from statekeeper.rules.base import FixedBy, NotFixable, Rule, Violation, cached, distinct, register
 
 NOT_S3 = (None, "s3")  # remote types that count as S3 (None: not said, trusted)
 
@@ -25,6 +24,7 @@ class ConfigNeedsRcloneSidecar(Rule):
     id = "SK301"
     slug = "config-needs-rclone-sidecar"
     severity = Severity.ERROR
+    joins_violations = True
     title = "/config is synced to S3 by an rclone sidecar or a backup provider"
     rationale = (
         'Strategy §3, Tier 2 (Configuration Backup, Rclone): "**Applicability:** Applications '
@@ -74,17 +74,13 @@ containers:
     )
     fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for workload, syncs in config_syncs(inventory, policy):
-            problems = [p for path, found in syncs.items() for p in _unsynced(path, found)]
-            if problems:
-                yield self.finding(
-                    inventory,
-                    workload.resource,
-                    "; ".join(dict.fromkeys(problems)),
-                    app=workload.app,
-                    environment=workload.environment,
-                )
+            yield from distinct(
+                Violation(workload.resource, problem)
+                for path, found in syncs.items()
+                for problem in _unsynced(path, found)
+            )
 
 
 @register
@@ -92,6 +88,7 @@ class ConfigSyncInterval(Rule):
     id = "SK302"
     slug = "config-sync-interval"
     severity = Severity.ERROR
+    joins_violations = True
     title = "/config is synced every 5-15 minutes"
     rationale = (
         'Strategy §3, Tier 2 (Configuration Backup, Rclone): "An `rclone` sidecar must perform '
@@ -135,47 +132,39 @@ containers:
         "variable or annotation, a CronJob schedule): set it there, inside the policy's range"
     )
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         tier = policy.tiers.config
         wanted = f"{_minutes(tier.min_seconds)}-{_minutes(tier.max_seconds)}"
         for workload, syncs in config_syncs(inventory, policy):
-            problems: list[str] = []
-            too_often = True
-            for path, found in syncs.items():
-                good = [s for s in found if not s.problem]
-                if not good:
-                    continue  # SK301's
-                if any(
-                    s.seconds is not None and tier.min_seconds <= s.seconds <= tier.max_seconds
-                    for s in good
-                ):
-                    continue
-                for sync in good:
-                    if sync.seconds is None:
-                        too_often = False
-                        problems.append(
-                            f"{sync.label} syncs {path} but its period cannot be read "
-                            f"({sync.source}); the strategy asks for every {wanted}"
-                        )
-                    else:
-                        too_often = too_often and sync.seconds < tier.min_seconds
-                        problems.append(
-                            f"{sync.label} syncs {path} every {_minutes(sync.seconds)} "
-                            f"({sync.source}); the strategy asks for every {wanted}"
-                            + (" (more S3 requests than needed)"
-                               if sync.seconds < tier.min_seconds else "")
-                        )  # fmt: skip
-            if problems:
-                finding = self.finding(
-                    inventory,
-                    workload.resource,
-                    "; ".join(dict.fromkeys(problems)),
-                    app=workload.app,
-                    environment=workload.environment,
-                )
-                if too_often:
-                    finding = dataclasses.replace(finding, severity=Severity.INFO)
-                yield finding
+            yield from distinct(
+                Violation(workload.resource, message, severity=severity)
+                for path, found in syncs.items()
+                for message, severity in self._problems(path, found, wanted, policy)
+            )
+
+    @staticmethod
+    def _problems(
+        path: str, found: list[Sync], wanted: str, policy: Policy
+    ) -> Iterator[tuple[str, Severity | None]]:
+        """Each sync of `path` outside the range, when none is inside it: too rarely or
+        unreadable is an error, too often only info (more S3 requests than needed)."""
+        tier = policy.tiers.config
+        good = [s for s in found if not s.problem]
+        if not good:
+            return  # SK301's
+        if any(
+            s.seconds is not None and tier.min_seconds <= s.seconds <= tier.max_seconds
+            for s in good
+        ):
+            return
+        for sync in good:
+            if sync.seconds is None:
+                how, severity = f"but its period cannot be read ({sync.source})", None
+            else:
+                how = f"every {_minutes(sync.seconds)} ({sync.source})"
+                severity = Severity.INFO if sync.seconds < tier.min_seconds else None
+            message = f"{sync.label} syncs {path} {how}; the strategy asks for every {wanted}"
+            yield message + (" (more S3 requests than needed)" if severity else ""), severity
 
 
 def _unsynced(path: str, found: list[Sync]) -> Iterator[str]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.model import FieldPath, Inventory, Workload
 from statekeeper.inventory.shell import matches_any
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import NotFixable, Rule, register
+from statekeeper.rules.base import NotFixable, Rule, Violation, distinct, register
+
+_TOPIC = "S3 keys not from a Secret"
 
 
 @register
@@ -16,6 +18,7 @@ class BackupCredentialsFromSecret(Rule):
     id = "SK501"
     slug = "backup-credentials-from-secret"
     severity = Severity.ERROR
+    joins_violations = True
     title = "S3 keys come only from a Secret"
     rationale = (
         'Every backup tier of the strategy streams "to S3 storage" (§3). The keys to that '
@@ -50,36 +53,36 @@ env:
         "create the Secret (SOPS, External Secrets) and reference it with secretKeyRef"
     )
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         creds = policy.credentials
         for workload in inventory.workloads:
-            problems: list[str] = []
-            first: FieldPath | None = None
-            for container in workload.all_containers:
-                for var in container.env:
-                    if not matches_any(var.name, creds.env):
-                        continue
-                    if var.source == "value" and var.value:
-                        problems.append(f"{container.name}: env {var.name} is written inline")
-                        first = first or (*container.path, "env", var.index)
-                    elif var.source in ("configMapKeyRef", "configMapRef"):
-                        problems.append(f"{container.name}: env {var.name} comes from a ConfigMap")
-                        first = first or container.path
-                for i, arg in enumerate(container.argv):
-                    flag = arg.split("=", 1)[0]
-                    if flag in creds.args and ("=" in arg or i + 1 < len(container.argv)):
-                        problems.append(f"{container.name}: {flag} given on the command line")
-                        first = first or container.path
-            problems.extend(self._configs(workload))
-            if problems:
-                yield self.finding(
-                    inventory,
-                    workload.resource,
-                    "S3 keys not from a Secret: " + "; ".join(dict.fromkeys(problems)),
-                    app=workload.app,
-                    environment=workload.environment,
-                    path=first,
-                )
+            yield from distinct(
+                Violation(workload.resource, message, path, topic=_TOPIC)
+                for message, path in self._problems(workload, creds.env, creds.args)
+            )
+
+    @staticmethod
+    def _problems(
+        workload: Workload, env: list[str], args: list[str]
+    ) -> Iterator[tuple[str, FieldPath | None]]:
+        """Each key not from a Secret, and the field it is set at (None: in a config file)."""
+        for container in workload.all_containers:
+            for var in container.env:
+                if not matches_any(var.name, env):
+                    continue
+                if var.source == "value" and var.value:
+                    yield (
+                        f"{container.name}: env {var.name} is written inline",
+                        (*container.path, "env", var.index),
+                    )
+                elif var.source in ("configMapKeyRef", "configMapRef"):
+                    yield f"{container.name}: env {var.name} comes from a ConfigMap", container.path
+            for i, arg in enumerate(container.argv):
+                flag = arg.split("=", 1)[0]
+                if flag in args and ("=" in arg or i + 1 < len(container.argv)):
+                    yield f"{container.name}: {flag} given on the command line", container.path
+        for message in BackupCredentialsFromSecret._configs(workload):
+            yield message, None
 
     @staticmethod
     def _configs(workload: Workload) -> list[str]:

@@ -7,20 +7,20 @@ policy's `rules:` settings like any rule.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.model import Inventory
-from statekeeper.manifests.resource import InputProblem, Origin, Resource
+from statekeeper.manifests.resource import InputProblem, Origin
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import NONE, NotFixable, Rule, register
+from statekeeper.rules.base import NotFixable, Rule, Subject, Violation, register
 
 
-def _subject(problem: InputProblem, kind: str, name: str) -> Resource:
-    """The object a finding about an input is about: the kustomization or the file itself."""
+def _subject(problem: InputProblem, kind: str, name: str) -> Subject:
+    """What a finding about an input is about: the kustomization or the file itself, of no
+    app, in the environment the input was read for (if known)."""
     origin = Origin(problem.file, 0, problem.line or 1)
-    return Resource({"kind": kind, "metadata": {"name": name}}, origin)
+    return Subject(kind, name, origin, environment=problem.environment or None)
 
 
 @register
@@ -62,21 +62,16 @@ resources: [../../base]
         "error it prints, or remove the stale overlay"
     )
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for problem in inventory.input_problems:
             if problem.kind != "build":
                 continue
             directory = problem.file.rsplit("/", 1)[0] if "/" in problem.file else "."
-            finding = self.finding(
-                inventory,
+            yield Violation(
                 _subject(problem, "Kustomization", directory),
                 problem.reason,
-                app=NONE,
-                environment=problem.environment or NONE,
+                severity=Severity.WARNING if problem.remote else None,
             )
-            if problem.remote:
-                finding = dataclasses.replace(finding, severity=Severity.WARNING)
-            yield finding
 
 
 @register
@@ -116,17 +111,11 @@ data: {a: [1, 2]}
 
     fix = NotFixable("the file cannot be read: fix it at the line given, or remove it")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for problem in inventory.input_problems:
             if problem.kind != "read":
                 continue
             reason = problem.reason
             if problem.column is not None and "column" not in reason:
                 reason = f"{reason} (column {problem.column})"
-            yield self.finding(
-                inventory,
-                _subject(problem, "File", problem.file),
-                reason,
-                app=NONE,
-                environment=problem.environment or NONE,
-            )
+            yield Violation(_subject(problem, "File", problem.file), reason)

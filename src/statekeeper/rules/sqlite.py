@@ -6,11 +6,11 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.litestream import LitestreamCall, litestream_calls
 from statekeeper.inventory.model import Container, Inventory, ProviderUse, SqliteDb, Workload
 from statekeeper.policy.model import Policy
-from statekeeper.rules.base import FixedBy, Rule, cached, register
+from statekeeper.rules.base import FixedBy, Rule, Violation, cached, register
 
 _TIER1 = (
     'Strategy §3, Tier 1 (Real-time DB Backup, Litestream): "**Applicability:** All '
@@ -151,18 +151,11 @@ def _analyse(workload: Workload, policy: Policy) -> SqliteAnalysis:
     return result
 
 
-def _finding(rule: Rule, inventory: Inventory, workload: Workload, problems: list[str],
-             container: Container | None = None) -> Finding:  # fmt: skip
-    return rule.finding(
-        inventory,
-        workload.resource,
-        "; ".join(problems),
-        app=workload.app,
-        environment=workload.environment,
-        # A workload-wide problem is reported at the document's first line (no field lookup:
-        # cheap even when thousands of workloads miss a sidecar); a container's at its line.
-        path=container.path if container is not None else None,
-    )
+def _violations(workload: Workload, problems: Iterable[str]) -> Iterator[Violation]:
+    """Workload-wide problems, reported at the document's first line (no field lookup: cheap even
+    when thousands of workloads miss a sidecar); a container's problem is at its line."""
+    for problem in problems:
+        yield Violation(workload.resource, problem)
 
 
 def _reason(workload: Workload) -> str:
@@ -176,6 +169,7 @@ class SqliteNeedsLitestreamSidecar(Rule):
     id = "SK201"
     slug = "sqlite-needs-litestream-sidecar"
     severity = Severity.ERROR
+    joins_violations = True
     title = "Every SQLite database is streamed to S3 by litestream or a backup provider"
     rationale = (
         _TIER1 + "\n\nA SQLite file on a volume is one disk failure or one bad upgrade from "
@@ -219,11 +213,9 @@ containers:
     # One edit of each workload adds its whole backup (SK201-SK203, SK301).
     fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for analysis in sqlite_workloads(inventory, policy):
-            problems = list(self._problems(analysis))
-            if problems:
-                yield _finding(self, inventory, analysis.workload, problems)
+            yield from _violations(analysis.workload, self._problems(analysis))
 
     def _problems(self, analysis: SqliteAnalysis) -> Iterator[str]:
         workload = analysis.workload
@@ -264,6 +256,7 @@ class SqliteNeedsIntegrityInit(Rule):
     id = "SK202"
     slug = "sqlite-needs-integrity-init"
     severity = Severity.ERROR
+    joins_violations = True
     title = "An integrity-check init container runs before the restore"
     rationale = (
         _TIER1 + "\n\nFail-Safe Integrity: before the app starts, an init container checks "
@@ -302,7 +295,7 @@ initContainers:
     )
     fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         markers = policy.tiers.sqlite.integrity_markers
         for analysis in sqlite_workloads(inventory, policy):
             workload = analysis.workload
@@ -316,8 +309,8 @@ initContainers:
             if combined:
                 continue
             if not analysis.integrity_inits:
-                yield _finding(
-                    self, inventory, workload,
+                yield from _violations(
+                    workload,
                     gaps or [f"{_reason(workload)} has no integrity-check init container "
                              "for Fail-Safe Integrity"],
                 )  # fmt: skip
@@ -325,13 +318,13 @@ initContainers:
             check = min(analysis.integrity_inits, key=lambda c: c.index)
             if first_restore is not None and check.index > first_restore:
                 restore = next(c for c, _ in analysis.restore_inits if c.index == first_restore)
-                yield _finding(
-                    self, inventory, workload,
-                    [f"init container {check.name!r} checks integrity AFTER "
-                     f"{restore.name!r} restores: a corrupt database is kept instead of "
-                     "restored; move the check before the restore"],
-                    check,
-                )  # fmt: skip
+                yield Violation(
+                    workload.resource,
+                    f"init container {check.name!r} checks integrity AFTER {restore.name!r} "
+                    "restores: a corrupt database is kept instead of restored; move the check "
+                    "before the restore",
+                    check.path,
+                )
 
 
 def _checks_before_restore(script: str, markers: list[str]) -> bool:
@@ -345,6 +338,7 @@ class SqliteNeedsRestoreInit(Rule):
     id = "SK203"
     slug = "sqlite-needs-restore-init"
     severity = Severity.ERROR
+    joins_violations = True
     title = "A restore init container brings the database back from S3"
     rationale = (
         _TIER1 + "\n\nA replica is only a backup if the pod restores it: on a new or wiped "
@@ -384,7 +378,7 @@ initContainers:
     )
     fix = FixedBy("statekeeper.fix.backup:fix_workload", step=6, batch="per_workload")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         wanted = [f.lstrip("-") for f in policy.tiers.sqlite.restore_flags]
         for analysis in sqlite_workloads(inventory, policy):
             workload = analysis.workload
@@ -392,19 +386,22 @@ initContainers:
             if covered:
                 continue
             if not analysis.restore_inits:
-                yield _finding(
-                    self, inventory, workload,
+                yield from _violations(
+                    workload,
                     gaps or [f"{_reason(workload)} has no init container restoring it "
                              "with `litestream restore -if-db-not-exists -if-replica-exists`"],
                 )  # fmt: skip
                 continue
-            problems: list[str] = []
             restored: set[Location] = set()
             for container, calls in analysis.restore_inits:
                 for call in calls:
                     missing = [f"-{f}" for f in wanted if f not in call.flags]
                     if missing:
-                        problems.append(f"{container.name!r} restores without {' '.join(missing)}")
+                        yield Violation(
+                            workload.resource,
+                            f"{container.name!r} restores without {' '.join(missing)}",
+                            container.path,
+                        )
                     target = call.options.get("o") or (
                         call.positional[0] if call.positional else ""
                     )
@@ -413,13 +410,8 @@ initContainers:
             for db in workload.sqlite_dbs:
                 where = _where(workload, db_container(workload, db), db.path)
                 if where not in restored and covering(analysis, "restore-on-start", db) is None:
-                    problems.append(f"database {db.path} is not restored by an init container")
-            if problems:
-                flagged = next(
-                    (c for c, _ in analysis.restore_inits if any(c.name in p for p in problems)),
-                    None,
-                )
-                yield _finding(self, inventory, workload, problems, flagged)
+                    message = f"database {db.path} is not restored by an init container"
+                    yield Violation(workload.resource, message)
 
 
 @register
@@ -427,6 +419,7 @@ class LitestreamConfigConsistent(Rule):
     id = "SK204"
     slug = "litestream-config-consistent"
     severity = Severity.ERROR
+    joins_violations = True
     title = "The litestream config matches the mounted databases and is mounted where it is read"
     rationale = (
         _TIER1 + "\n\nA sidecar replicating a path its container does not mount streams "
@@ -473,13 +466,11 @@ initContainers:
     )
     fix = FixedBy("statekeeper.fix.backup:fix_config_mount", step=5)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for analysis in sqlite_workloads(inventory, policy):
             if not analysis.replicators and not analysis.restore_inits:
                 continue
-            problems = list(self._problems(analysis, policy))
-            if problems:
-                yield _finding(self, inventory, analysis.workload, problems)
+            yield from _violations(analysis.workload, self._problems(analysis, policy))
 
     def _problems(self, analysis: SqliteAnalysis, policy: Policy) -> Iterator[str]:
         workload = analysis.workload

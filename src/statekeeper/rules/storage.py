@@ -6,11 +6,11 @@ import re
 from collections.abc import Iterable, Iterator
 
 from statekeeper.domain import claim_purpose, is_media_library, sizing_evidence
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.model import Claim, Inventory, Workload, is_under, starts_new_pod_first
 from statekeeper.manifests.flux import is_unresolved
 from statekeeper.policy.model import Policy, parse_quantity
-from statekeeper.rules.base import FixedBy, NotFixable, Rule, register
+from statekeeper.rules.base import FixedBy, NotFixable, Rule, Subject, Violation, register
 
 _TABLE = (
     "| Environment | StorageClass | Reclaim Policy |\n"
@@ -20,20 +20,20 @@ _TABLE = (
 )
 
 
-def _claim_finding(rule: Rule, inventory: Inventory, claim: Claim, message: str,
-                   field: str | None = None) -> Finding:  # fmt: skip
+def _claim_violation(claim: Claim, message: str, field: str | None = None) -> Violation:
+    """A violation about a claim, at its spec (or the spec's `field`). A volumeClaimTemplate is
+    reported on its StatefulSet, with the claim's app, its message saying which template."""
     path = (*claim.spec_path, field) if field else claim.spec_path
-    where = f"volumeClaimTemplate {claim.name!r}: " if claim.template_of else ""
-    return rule.finding(
-        inventory,
-        claim.resource,
-        where + message,
-        kind=claim.kind,
-        name=claim.subject_name,
-        app=claim.app,
-        environment=claim.environment,
-        path=path,
+    if not claim.template_of:
+        return Violation(claim.resource, message, path)
+    return Violation(
+        _template_subject(claim), f"volumeClaimTemplate {claim.name!r}: {message}", path
     )
+
+
+def _template_subject(claim: Claim) -> Subject:
+    return Subject(claim.kind, claim.subject_name, claim.resource, claim.namespace,
+                   claim.app, claim.environment)  # fmt: skip
 
 
 @register
@@ -76,7 +76,7 @@ spec:
     )
     fix = FixedBy("statekeeper.fix.storage_class:fix", step=2)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         shared = policy.environments.get(policy.shared_storage.environment)
         for claim in inventory.claims:
             actual = claim.storage_class
@@ -89,9 +89,7 @@ spec:
                 and set(claim.access_modes) & set(policy.shared_storage.access_modes)
             ):
                 continue
-            yield _claim_finding(
-                self,
-                inventory,
+            yield _claim_violation(
                 claim,
                 f"storageClassName {actual!r} in {claim.environment}; the strategy requires "
                 f"{env.storage_class!r} ({env.reclaim_policy})",
@@ -135,19 +133,18 @@ reclaimPolicy: Retain
     )
     fix = FixedBy("statekeeper.fix.claims:fix_reclaim", step=3)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for storage_class in inventory.storage_classes:
             row_env = policy.storage_class_environment(storage_class.name)
             if row_env is None:
                 continue
             expected = policy.environments[row_env].reclaim_policy
             if storage_class.reclaim_policy != expected:
-                yield self.finding(
-                    inventory,
+                yield Violation(
                     storage_class.resource,
                     f"StorageClass {storage_class.name!r} has reclaimPolicy "
                     f"{storage_class.reclaim_policy}; the {row_env} class must be {expected}",
-                    path=("reclaimPolicy",),
+                    ("reclaimPolicy",),
                 )
         for volume in inventory.persistent_volumes:
             row_env = policy.storage_class_environment(volume.storage_class or "")
@@ -157,12 +154,11 @@ reclaimPolicy: Retain
             if env is None or actual == env.reclaim_policy:
                 continue
             why = f"class {volume.storage_class!r}" if volume.storage_class else row_env
-            yield self.finding(
-                inventory,
+            yield Violation(
                 volume.resource,
                 f"PersistentVolume {volume.resource.name!r} has persistentVolumeReclaimPolicy "
                 f"{actual}; {why} requires {env.reclaim_policy}",
-                path=("spec", "persistentVolumeReclaimPolicy"),
+                ("spec", "persistentVolumeReclaimPolicy"),
             )
 
 
@@ -209,7 +205,7 @@ metadata:
     # Renames run first, so that the StorageClass patches (SK101, SK106) target the new names.
     fix = FixedBy("statekeeper.fix.pvc_name:fix", step=1)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         naming = policy.pvc_naming
         template_re = re.compile(naming.template_regex)
         for claim in inventory.claims:
@@ -234,9 +230,7 @@ metadata:
                     if not sts_ok
                     else f"template name {claim.name!r} is not a bare <purpose>"
                 )
-                yield _claim_finding(
-                    self,
-                    inventory,
+                yield _claim_violation(
                     claim,
                     f"claims will be named {claim.name}-{sts}-<n>: {problem} "
                     f"(see the rule page for how templates are judged)",
@@ -244,14 +238,7 @@ metadata:
                 continue
             if naming.name_regex(claim.app).match(claim.name):
                 continue
-            yield self.finding(
-                inventory,
-                claim.resource,
-                _pvc_name_message(claim, policy),
-                app=claim.app,
-                environment=claim.environment,
-                path=("metadata", "name"),
-            )
+            yield Violation(claim.resource, _pvc_name_message(claim, policy), ("metadata", "name"))
 
 
 def _pvc_name_message(claim: Claim, policy: Policy) -> str:
@@ -319,7 +306,7 @@ spec:
     )
     fix = FixedBy("statekeeper.fix.claims:fix_size", step=4)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for claim in inventory.claims:
             size = parse_quantity(claim.request)
             if size is None:
@@ -331,9 +318,7 @@ spec:
                 category.min if category.min == category.max else f"{category.min}–{category.max}"
             )
             label = category.description or category.name
-            yield _claim_finding(
-                self,
-                inventory,
+            yield _claim_violation(
                 claim,
                 f"requests {claim.request}; {label} ({category.name}: {evidence}) needs {wanted}",
                 "resources",
@@ -378,21 +363,21 @@ volumes:
         "are yours to choose"
     )
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         reported: set[int] = set()
         for claim in inventory.claims:
             if is_media_library(claim, policy):
                 reported.add(id(claim))
-                yield _claim_finding(
-                    self, inventory, claim,
+                yield _claim_violation(
+                    claim,
                     f"claim for media library ({claim_purpose(claim, policy)!r}); "
                     "mount the library directly from NFS instead",
-                )  # fmt: skip
+                )
         yield from self._mounts(inventory, policy, reported)
 
     def _mounts(
         self, inventory: Inventory, policy: Policy, reported: set[int]
-    ) -> Iterator[Finding]:
+    ) -> Iterator[Violation]:
         library_paths = [path.rstrip("/") or "/" for path in policy.media_library.mount_paths]
         claims = {(c.scope, c.namespace or "", c.name): c for c in inventory.claims}
         for workload in inventory.workloads:
@@ -414,19 +399,17 @@ volumes:
                         if id(claim) in reported:
                             continue
                         reported.add(id(claim))
-                        yield _claim_finding(
-                            self, inventory, claim,
+                        yield _claim_violation(
+                            claim,
                             f"mounted as media library at {mount.path} in {workload.kind} "
                             f"{workload.name!r}; use a direct NFS mount",
-                        )  # fmt: skip
+                        )
                         continue
-                    yield self.finding(
-                        inventory,
+                    yield Violation(
                         workload.resource,
                         f"media library {mount.path} in container {container.name!r} is a "
                         f"{volume.source} volume; mount it directly from NFS",
-                        app=workload.app,
-                        path=(*container.path, "volumeMounts", mount.index),
+                        (*container.path, "volumeMounts", mount.index),
                     )
 
 
@@ -460,17 +443,14 @@ spec:
     details = "Applies to PVCs and StatefulSet volumeClaimTemplates, in every environment."
     fix = FixedBy("statekeeper.fix.storage_class:fix", step=2)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for claim in inventory.claims:
             if claim.has_storage_class:
                 continue
             env = policy.environments.get(claim.environment or "")
             hint = f" (in {claim.environment}: {env.storage_class!r})" if env else ""
-            yield _claim_finding(
-                self,
-                inventory,
-                claim,
-                f"no storageClassName: the cluster default class decides{hint}",
+            yield _claim_violation(
+                claim, f"no storageClassName: the cluster default class decides{hint}"
             )
 
 
@@ -522,7 +502,7 @@ spec:
     # After the backup wiring, which may set the strategy already.
     fix = FixedBy("statekeeper.fix.backup:fix_rollout", step=7)
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         by_workload: dict[int, tuple[Workload, list[str]]] = {}
         for claim in inventory.claims:
             modes = [m for m in claim.access_modes if m in _SINGLE_NODE_MODES]
@@ -545,13 +525,10 @@ spec:
                 if not isinstance(strategy, dict) or not strategy
                 else "strategy RollingUpdate with surge"
             )
-            yield self.finding(
-                inventory,
+            yield Violation(
                 workload.resource,
                 f"mounts claim {', '.join(labels)} with {what}: the new pod starts before the "
                 "old one stops (multi-attach error, or two writers of one SQLite file); "
                 "use strategy Recreate",
-                app=workload.app,
-                environment=workload.environment,
-                path=("spec", "strategy") if isinstance(strategy, dict) else None,
+                ("spec", "strategy") if isinstance(strategy, dict) else None,
             )

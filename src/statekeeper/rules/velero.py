@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from statekeeper.findings import Finding, Severity
+from statekeeper.findings import Severity
 from statekeeper.inventory.cron import cron_interval
 from statekeeper.inventory.model import Inventory, NamespaceInfo, VeleroSchedule
 from statekeeper.policy.model import Policy, parse_duration
-from statekeeper.rules.base import NONE, FixedBy, NotFixable, Rule, register
+from statekeeper.rules.base import FixedBy, NotFixable, Rule, Subject, Violation, register
 
 
 def _hours(seconds: float) -> str:
@@ -68,7 +68,7 @@ spec:
     # One Schedule for every namespace, written once where Velero is configured.
     fix = FixedBy("statekeeper.fix.velero:fix_all", step=8, batch="all_at_once")
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         max_seconds = policy.tiers.velero.max_interval
         limit = policy.tiers.velero.max_seconds
         for (env, name), info in sorted(
@@ -88,22 +88,19 @@ spec:
                 listed = [r for r in reasons if r]
                 more = f"; and {len(listed) - 3} more schedules" if len(listed) > 3 else ""
                 why = "; ".join(listed[:3]) + more
-            yield self._finding(inventory, info, f"namespace {name!r} is not covered: {why} "
-                                f"(daily = at least every {max_seconds})"
-                                f"{self._created_by(info)}")  # fmt: skip
+            yield Violation(
+                self._subject(inventory, info),
+                f"namespace {name!r} is not covered: {why} (daily = at least every "
+                f"{max_seconds}){self._created_by(info)}",
+            )
 
-    def _finding(self, inventory: Inventory, info: NamespaceInfo, message: str) -> Finding:
+    @staticmethod
+    def _subject(inventory: Inventory, info: NamespaceInfo) -> Subject:
+        """The namespace, reported on its Namespace object (whose app it takes) or, when the
+        repo has none, on the first object in it (of no app)."""
         app = inventory.app(info.resource) if info.declared else None
-        return self.finding(
-            inventory,
-            info.resource,
-            message,
-            kind="Namespace",
-            name=info.name,
-            namespace=NONE,
-            app=app if app else NONE,
-            environment=info.environment if info.environment else NONE,
-        )
+        return Subject("Namespace", info.name, info.resource,
+                       app=app or None, environment=info.environment or None)  # fmt: skip
 
     @staticmethod
     def _created_by(info: NamespaceInfo) -> str:
@@ -140,6 +137,7 @@ class VeleroScheduleCapturesVolumes(Rule):
     id = "SK402"
     slug = "velero-schedule-captures-volumes"
     severity = Severity.ERROR
+    joins_violations = True
     title = "A Velero schedule takes volume data, keeps cluster resources, outlives its interval"
     rationale = (
         'Strategy §3, Tier 3 (Disaster Recovery, Velero): "Scheduled daily snapshots of all '
@@ -195,22 +193,16 @@ spec:
         "VolumeSnapshotLocation) and how long it keeps backups are choices for your storage"
     )
 
-    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Finding]:
+    def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
         for schedule in inventory.schedules:
             if schedule.disabled:
                 continue
-            problems = list(self._problems(schedule, inventory))
-            if problems:
-                yield self.finding(
-                    inventory,
-                    schedule.resource,
-                    f"{schedule.label}: " + "; ".join(problems),
-                    # a schedule from chart values is named as the Schedule it becomes
-                    kind="Schedule",
-                    name=schedule.name,
-                    app=NONE,
-                    environment=schedule.environment if schedule.environment else NONE,
-                )
+            # A schedule from chart values is named as the Schedule it becomes; of no app.
+            subject = Subject("Schedule", schedule.name, schedule.resource,
+                              schedule.resource.namespace,
+                              environment=schedule.environment or None)  # fmt: skip
+            for problem in self._problems(schedule, inventory):
+                yield Violation(subject, problem, topic=schedule.label)
 
     @staticmethod
     def _problems(schedule: VeleroSchedule, inventory: Inventory) -> Iterable[str]:
