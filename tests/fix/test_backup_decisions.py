@@ -113,3 +113,17 @@ def test_litestream_sidecar_gets_its_restore_init_container(
     assert [f.what for f in result.fixed] == [
         "added the litestream restore init container in base/deployment.yaml"
     ]
+
+
+def test_a_claim_named_only_after_its_app_is_refused_saying_its_name_has_no_purpose(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    """SK104 for `app` of app `app`: no category by purpose, and the refusal says why instead
+    of quoting an empty purpose."""
+    small_tree(tmp_path, claim="app")
+    result = plan_fixes(tmp_path, both("SK104", "PersistentVolumeClaim", "app"), strategy)
+    assert [c.reason for c in result.cannot] == [
+        "no sizing category of the policy matches claim 'app': its name says no purpose beyond "
+        "the app 'app', and what mounts it names no category"
+    ]
+    assert not result.workspace.changes()

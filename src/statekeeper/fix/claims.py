@@ -166,7 +166,7 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
     category = ctx.strategy.policy.sizing_named(named[0]) if named else None
     category = category or ctx.strategy.category_for(app, purpose)
     if category is None:
-        ctx.refuse(group, f"no sizing category of the policy matches purpose {purpose!r}")
+        ctx.refuse(group, _no_category(name, app, purpose))
         return
     found = ctx.index.locate(PVC, group.name, group.namespace, None)
     if not found:
@@ -218,4 +218,14 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
                     f"{', '.join(sorted(set(edited)))}")  # fmt: skip
     ctx.notes.append(
         f"PVC {name}: a bound claim grows only if its StorageClass has allowVolumeExpansion: true"
+    )
+
+
+def _no_category(name: str, app: str, purpose: str) -> str:
+    """Why no size is chosen; a name that is only the app's says no purpose at all."""
+    if purpose:
+        return f"no sizing category of the policy matches purpose {purpose!r}"
+    return (
+        f"no sizing category of the policy matches claim {name!r}: its name says no purpose "
+        f"beyond the app {app!r}, and what mounts it names no category"
     )
