@@ -110,3 +110,17 @@ def test_patches_merge_like_strategic_merge_patches() -> None:
     assert reordered == [{"name": "y"}]
     with pytest.raises(ValueError, match="no such item"):
         merge([{"name": "x"}], [{"name": "typo", "$patch": "delete"}])
+
+
+def test_a_rule_id_names_its_code_cases_and_docs_files() -> None:
+    """From `SK301` alone: src/statekeeper/rules/sk301_*.py (which declares its fixer),
+    tests/rules/cases/SK301.yaml and docs/rules/SK301-*.md, each exactly one file."""
+    repo = Path(__file__).resolve().parents[2]
+    for rule in all_rules():
+        code = list((repo / "src/statekeeper/rules").glob(f"{rule.id.lower()}_*.py"))
+        assert [p.name for p in code] == [f"{rule.id.lower()}_{rule.slug.replace('-', '_')}.py"]
+        assert type(rule).__module__ == f"statekeeper.rules.{code[0].stem}"
+        assert (repo / "tests/rules/cases" / f"{rule.id}.yaml").is_file()
+        assert [p.name for p in (repo / "docs/rules").glob(f"{rule.id}-*.md")] == [
+            f"{rule.id}-{rule.slug}.md"
+        ]

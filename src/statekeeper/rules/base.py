@@ -36,13 +36,25 @@ from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import Policy
 
 _RULE_MODULES = (
-    "statekeeper.rules.annotations",
-    "statekeeper.rules.inputs",
-    "statekeeper.rules.storage",
-    "statekeeper.rules.sqlite",
-    "statekeeper.rules.config",
-    "statekeeper.rules.velero",
-    "statekeeper.rules.credentials",
+    "statekeeper.rules.sk001_ignore_needs_reason",
+    "statekeeper.rules.sk002_overlay_does_not_build",
+    "statekeeper.rules.sk003_unreadable_manifest",
+    "statekeeper.rules.sk101_storage_class_for_environment",
+    "statekeeper.rules.sk102_reclaim_policy",
+    "statekeeper.rules.sk103_pvc_name",
+    "statekeeper.rules.sk104_pvc_size",
+    "statekeeper.rules.sk105_media_library_on_nfs",
+    "statekeeper.rules.sk106_storage_class_missing",
+    "statekeeper.rules.sk107_rwo_volume_needs_recreate",
+    "statekeeper.rules.sk201_sqlite_needs_litestream_sidecar",
+    "statekeeper.rules.sk202_sqlite_needs_integrity_init",
+    "statekeeper.rules.sk203_sqlite_needs_restore_init",
+    "statekeeper.rules.sk204_litestream_config_consistent",
+    "statekeeper.rules.sk301_config_needs_rclone_sidecar",
+    "statekeeper.rules.sk302_config_sync_interval",
+    "statekeeper.rules.sk401_velero_daily_all_namespaces",
+    "statekeeper.rules.sk402_velero_schedule_captures_volumes",
+    "statekeeper.rules.sk501_backup_credentials_from_secret",
 )
 _REGISTRY: dict[str, type[Rule]] = {}
 

@@ -32,6 +32,7 @@ def render_rule(rule: Rule) -> str:
         f"- Severity: `{rule.severity.value}`",
         _checked_by(rule),
         _fixed_by(rule),
+        _cases(rule),
         f'- Suppress with the annotation `statekeeper.io/ignore: "{rule.id}: <reason>"`\n',
         "## Why\n",
         rule.rationale.strip() + "\n",
@@ -53,6 +54,12 @@ def _checked_by(rule: Rule) -> str:
     """The rule's class and file."""
     file = type(rule).__module__.replace(".", "/") + ".py"
     return f"- Checked by `{type(rule).__name__}` in [`{file}`](../../src/{file})"
+
+
+def _cases(rule: Rule) -> str:
+    """The rule's test cases (tests/rules/cases/README.md gives the format)."""
+    cases = f"tests/rules/cases/{rule.id}.yaml"
+    return f"- Test cases: [`{cases}`](../../{cases})"
 
 
 def _fixed_by(rule: Rule) -> str:

@@ -1,4 +1,8 @@
-"""S3 keys of the backup tiers come from Secrets only."""
+"""SK501 backup-credentials-from-secret: S3 keys come only from a Secret.
+
+The rule's docs page is docs/rules/SK501-backup-credentials-from-secret.md, its test cases
+tests/rules/cases/SK501.yaml.
+"""
 
 from __future__ import annotations
 
