@@ -738,15 +738,23 @@ def test_case_20_overwritten_config_previous_version_in_dated_folder(
         timeout=30,
     )
     (conf / "app.yaml").write_text("setting: broken by the app\n")
+    client = s3.client()
+
+    def saved_copies() -> list[str]:
+        history = replica_objects(client, config.bucket, config.history_key(conf))
+        return [key for key in history if key.endswith("/app.yaml")]
+
+    # The new version and the old one's copy are two S3 writes of one sync, in an order that is
+    # rclone's: wait for both, then judge.
     wait_for(
         lambda: (
             remote_config_files(s3, config, conf).get("app.yaml") == b"setting: broken by the app\n"
+            and bool(saved_copies())
         ),
         timeout=30,
     )
-    client = s3.client()
     history = replica_objects(client, config.bucket, config.history_key(conf))
-    saved = [key for key in history if key.endswith("/app.yaml")]
+    saved = saved_copies()
     assert len(saved) == 1
     folder = saved[0].split("/")[-2]
     assert folder.endswith("Z") and folder[:4].isdigit()  # <UTC date-time>
