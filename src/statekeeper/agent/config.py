@@ -125,6 +125,11 @@ class AgentConfig(BaseModel):
 
     # --- derived values -------------------------------------------------------------------
 
+    @property
+    def endpoint_url(self) -> str:
+        """The S3 API to call: the endpoint, else AWS's for the region (what boto3 would use)."""
+        return self.endpoint or f"https://s3.{self.region}.amazonaws.com"
+
     def replica_key(self, db: Path) -> str:
         """Key prefix of the Litestream replica of `db`: `<prefix>/sqlite/<file name>`."""
         return f"{self.prefix}/sqlite/{db.name}"

@@ -108,7 +108,7 @@ class LeaseStore:
             )
         self._credentials = Credentials(key_id, secret, os.environ.get("AWS_SESSION_TOKEN"))
         self._context: ssl.SSLContext | None = None
-        endpoint = config.endpoint or f"https://s3.{config.region}.amazonaws.com"
+        endpoint = config.endpoint_url
         if endpoint.startswith("https://"):
             self._context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
         self._base = f"{endpoint}/{quote(config.bucket, safe='')}"

@@ -142,7 +142,7 @@ def probe_endpoint(config: AgentConfig) -> None:
     import time
     from urllib.parse import urlparse
 
-    url = urlparse(config.endpoint or f"https://s3.{config.region}.amazonaws.com")
+    url = urlparse(config.endpoint_url)
     per_step = max(0.5, config.s3_timeout / 2)  # connect, then the response
     connection: http.client.HTTPConnection
     if url.scheme == "https":
