@@ -24,9 +24,13 @@ never print, and never build a `Finding`:
 
 from __future__ import annotations
 
+import functools
 import importlib
+import pkgutil
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal, TypeVar
 
 from statekeeper.errors import InputError
@@ -35,27 +39,6 @@ from statekeeper.inventory.model import FieldPath, Inventory
 from statekeeper.manifests.resource import Origin, Resource
 from statekeeper.policy.model import Policy
 
-_RULE_MODULES = (
-    "statekeeper.rules.sk001_ignore_needs_reason",
-    "statekeeper.rules.sk002_overlay_does_not_build",
-    "statekeeper.rules.sk003_unreadable_manifest",
-    "statekeeper.rules.sk101_storage_class_for_environment",
-    "statekeeper.rules.sk102_reclaim_policy",
-    "statekeeper.rules.sk103_pvc_name",
-    "statekeeper.rules.sk104_pvc_size",
-    "statekeeper.rules.sk105_media_library_on_nfs",
-    "statekeeper.rules.sk106_storage_class_missing",
-    "statekeeper.rules.sk107_rwo_volume_needs_recreate",
-    "statekeeper.rules.sk201_sqlite_needs_litestream_sidecar",
-    "statekeeper.rules.sk202_sqlite_needs_integrity_init",
-    "statekeeper.rules.sk203_sqlite_needs_restore_init",
-    "statekeeper.rules.sk204_litestream_config_consistent",
-    "statekeeper.rules.sk301_config_needs_rclone_sidecar",
-    "statekeeper.rules.sk302_config_sync_interval",
-    "statekeeper.rules.sk401_velero_daily_all_namespaces",
-    "statekeeper.rules.sk402_velero_schedule_captures_volumes",
-    "statekeeper.rules.sk501_backup_credentials_from_secret",
-)
 _REGISTRY: dict[str, type[Rule]] = {}
 
 
@@ -129,9 +112,21 @@ def register(cls: R) -> R:
     return cls
 
 
+@functools.cache
+def _rule_modules() -> tuple[str, ...]:
+    """Every `rules/sk###_<slug>.py`: one rule a file, found by its name (a new rule needs no
+    list to be added to)."""
+    here = [str(Path(__file__).parent)]
+    found = (m.name for m in pkgutil.iter_modules(here) if _RULE_FILE.fullmatch(m.name))
+    return tuple(f"{__package__}.{name}" for name in sorted(found))
+
+
+_RULE_FILE = re.compile(r"sk\d{3}_[a-z0-9_]+")
+
+
 def all_rules() -> list[Rule]:
     """Every rule, ordered by id."""
-    for module in _RULE_MODULES:
+    for module in _rule_modules():
         importlib.import_module(module)
     return [_REGISTRY[rule_id]() for rule_id in sorted(_REGISTRY)]
 

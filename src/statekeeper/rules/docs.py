@@ -93,6 +93,18 @@ def render_index(rules: Sequence[Rule]) -> str:
             f"| [{rule.id}]({page_name(rule)}) | {rule.slug} | {rule.severity.value} "
             f"| {fixed_by} | {_escape(rule.title)} |"
         )
+    lines += [
+        "",
+        "## Where a rule lives\n",
+        "Everything about `SK301` is found by its id: the code is "
+        "`src/statekeeper/rules/sk301_<slug>.py` (one rule a file, found by that name: a new "
+        "rule needs no list to be added to), its test cases `tests/rules/cases/SK301.yaml` "
+        "(`fail:` and `pass:` entries, format in `tests/rules/cases/README.md`), and its page "
+        "`docs/rules/SK301-<slug>.md`, generated from the rule class by `make docs`. The class "
+        'declares its fixer (`fix = FixedBy("statekeeper.fix.backup:fix_workload", ...)`) or '
+        "why it has none (`fix = NotFixable(reason)`). Its `check(inventory, policy)` yields "
+        "one `Violation(subject, message, path)` per problem; the engine makes the findings.",
+    ]
     return "\n".join(lines) + "\n"
 
 
