@@ -13,5 +13,7 @@ S3_ENDPOINT = "http://minio.minio.svc.cluster.local:9000"
 S3_BUCKET = "statekeeper"
 # The Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for the agent.
 S3_SECRET = "statekeeper-s3"
+# How often the agent syncs config directories when the policy says nothing (strategy: 5-15 min).
+SYNC_INTERVAL = "10m"
 # MinIO ignores the region but S3 clients need one; AWS's default.
 S3_REGION = "us-east-1"

@@ -32,8 +32,11 @@ _UNSUPPRESSIBLE = frozenset({"SK001"})
 
 
 def enabled_rules(policy: Policy, only: Collection[str] | None = None) -> list[Rule]:
-    """The rules `only` names (ids or slugs; every rule when None, see `select_rules`) that the
-    policy's `rules:` settings leave enabled."""
+    """The rules `only` names (ids or slugs, see `select_rules`: an unknown one is an
+    InputError; None = every rule, an empty collection = none) that the policy's `rules:`
+    settings leave enabled."""
+    if only is not None and not any(key.strip() for key in only):
+        return []
     return [rule for rule in select_rules(only) if policy.rule_settings(rule.id, rule.slug).enabled]
 
 

@@ -49,10 +49,21 @@ def test_run_fix_writes_and_converges(homelab_copy: Path) -> None:
     assert second.exit_code == 0
 
 
-@pytest.mark.parametrize("key", ["SK999", "SK501", "ignore-needs-reason"])
-def test_run_fix_refuses_a_rule_it_cannot_fix_before_auditing(tmp_path: Path, key: str) -> None:
-    with pytest.raises(InputError, match=rf"^--rule {key}: not a fixable rule \(fixable: SK101, "):
-        run_fix(tmp_path, rules=[key], policy=tmp_path / "not read")  # the policy comes later
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        (["SK999"], "SK999"),
+        (["sk501"], "SK501"),
+        (["ignore-needs-reason,SK999,sk999"], "SK001,SK999"),
+    ],
+)
+def test_run_fix_refuses_a_rule_it_cannot_fix_before_auditing(
+    tmp_path: Path, keys: list[str], named: str
+) -> None:
+    """Named by id, sorted, once (as before run_fix), and before the long audit."""
+    expected = rf"^--rule {named}: not a fixable rule \(fixable: SK101, "
+    with pytest.raises(InputError, match=expected):
+        run_fix(tmp_path, rules=keys, policy=tmp_path / "not read")  # the policy comes later
 
 
 def test_select_rules_by_id_or_slug_in_any_case() -> None:
@@ -67,7 +78,7 @@ def test_select_rules_names_the_valid_ids_for_an_unknown_key() -> None:
     ids = ", ".join(rule.id for rule in all_rules())
     with pytest.raises(InputError) as caught:
         select_rules(["SK101", "nope", "SK998"])
-    assert str(caught.value) == f"--rule nope,SK998: unknown rule (rules: {ids})"
+    assert str(caught.value) == f"--rule: unknown rule 'nope'; known rules: {ids}"
 
 
 def test_fix_help_lists_every_fixable_rule_in_run_order() -> None:
@@ -107,3 +118,47 @@ def test_root_help_loads_no_rule() -> None:
     )
     assert result.stderr.strip().splitlines()[-1] == "0 False", result.stderr
     assert "Fix the audit's findings in the source files" in result.stdout
+
+
+CLAIM_OF_A_SQLITE_APP = """\
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: vaultwarden-data-pvc, namespace: vaultwarden}
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: synelia-iscsi-retain
+  resources:
+    requests:
+      storage: 2Gi
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vaultwarden, namespace: vaultwarden}
+spec:
+  selector:
+    matchLabels: {app: vaultwarden}
+  template:
+    metadata:
+      labels: {app: vaultwarden}
+    spec:
+      containers:
+        - name: vaultwarden
+          image: vaultwarden/server:1.30.0
+          volumeMounts: [{name: data, mountPath: /data}]
+      volumes:
+        - name: data
+          persistentVolumeClaim: {claimName: vaultwarden-data-pvc}
+"""
+
+
+def test_sk104_grows_a_claim_to_the_category_the_audit_judged_it_by(tmp_path: Path) -> None:
+    """`data` names no category; the audit sizes the claim as a database because the SQLite app
+    mounting it keeps its database there. fix takes that judgement from the audit itself (it
+    once read it back from the message, and missed it whenever the message gave evidence)."""
+    (tmp_path / "app.yaml").write_text(CLAIM_OF_A_SQLITE_APP, encoding="utf-8")
+    run = run_fix(tmp_path, rules=["SK104"], dry_run=True)
+    assert [(item.rule, item.what) for item in run.result.fixed] == [
+        ("SK104", "storage request 10Gi (database) in app.yaml")
+    ]
+    assert "-      storage: 2Gi\n+      storage: 10Gi\n" in run.diff
+    assert run.result.cannot == []

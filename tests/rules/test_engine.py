@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from statekeeper.engine import evaluate, run_audit
+from statekeeper.errors import InputError
 from statekeeper.findings import Severity
 from statekeeper.policy.load import load_policy
 from statekeeper.rules.annotations import parse_ignore
 from statekeeper.rules.base import all_rules
 from statekeeper.rules.docs import render_pages, stale_pages
-from tests.rules.util import audit, found, inventory_of
+from tests.rules.util import audit, fixture, found, inventory_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -187,3 +188,14 @@ def test_rule_docs_are_up_to_date() -> None:
     for name, text in pages.items():
         if name != "README.md":
             assert "## Why" in text and "## Non-compliant" in text and "## Compliant" in text
+
+
+def test_evaluate_only_selects_rules_none_is_all_and_empty_is_none() -> None:
+    text = fixture("compliant.yaml").replace("esphome-config-pvc", "esphomeconfig")  # SK103
+    inventory = inventory_of(text, env="production")
+    policy = load_policy()
+    assert "SK103" in {f.rule for f in evaluate(inventory, policy).findings}
+    assert {f.rule for f in evaluate(inventory, policy, only=["pvc-name"]).findings} == {"SK103"}
+    assert evaluate(inventory, policy, only=[]).findings == []
+    with pytest.raises(InputError, match=r"^--rule: unknown rule 'SK999'; known rules: SK001, "):
+        evaluate(inventory, policy, only=["SK999"])

@@ -1,8 +1,9 @@
 """The audit `fix` repairs: the same engine as `statekeeper audit`, plus what it detected.
 
 The SK2xx/SK301 fixers need the SQLite databases and config directories the inventory detected
-for each workload (so the agent protects exactly what the audit asked for); the rest only needs
-the findings.
+for each workload (so the agent protects exactly what the audit asked for), and SK104's the size
+each claim requests per environment and the sizing category the audit judged it by; the rest
+only needs the findings.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from statekeeper.findings import Finding
 from statekeeper.policy.model import Policy
@@ -21,10 +22,23 @@ if TYPE_CHECKING:
 Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
 
 
+class JudgedSize(NamedTuple):
+    """A PVC as SK104 judged it in one environment."""
+
+    environment: str | None
+    request: str  # spec.resources.requests.storage as rendered there
+    category: str | None  # the sizing category it was judged by (purpose, mounts, image)
+
+
+# (namespace, name) of a PVC -> how it was judged in each environment it was seen in.
+ClaimSizes = dict[tuple[str | None, str], list[JudgedSize]]
+
+
 @dataclass(slots=True)
 class AuditOutcome:
     findings: list[Finding]
     detected: Detected = field(default_factory=dict)
+    claim_sizes: ClaimSizes = field(default_factory=dict)
 
 
 def audit_tree(
@@ -37,15 +51,37 @@ def audit_tree(
     from statekeeper.engine import run_audit
 
     paths = [root] if isinstance(root, Path) else list(root)
-    detected: Detected = {}
+    outcome = AuditOutcome(findings=[])
+
+    def keep(inventory: Inventory) -> None:
+        outcome.detected.update(detections(inventory))
+        outcome.claim_sizes.update(judged_sizes(inventory, policy))
+
     report = run_audit(
         [str(p) for p in paths],
         policy=policy,
         strict_inputs=strict_inputs,
         quiet=quiet,
-        on_inventory=lambda inventory: detected.update(detections(inventory)),
+        on_inventory=keep,
     )
-    return AuditOutcome(findings=list(report.findings), detected=detected)
+    outcome.findings = list(report.findings)
+    return outcome
+
+
+def judged_sizes(inventory: Inventory, policy: Policy) -> ClaimSizes:
+    """Each PVC's requested size and sizing category per environment, as SK104 sees them."""
+    from statekeeper.domain import sizing_evidence
+
+    sizes: ClaimSizes = {}
+    for claim in inventory.claims:
+        if claim.template_of or not claim.request:
+            continue  # a volumeClaimTemplate is resized by hand (claims exist per pod)
+        category = sizing_evidence(claim, policy)[0]
+        judged = JudgedSize(
+            claim.environment, str(claim.request), category.name if category else None
+        )
+        sizes.setdefault((claim.namespace, claim.name), []).append(judged)
+    return sizes
 
 
 def detections(inventory: Inventory) -> Detected:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +21,6 @@ from statekeeper.errors import InputError
 from statekeeper.fix.context import FindingGroup, FixContext, replace_token
 from statekeeper.fix.sources import Kustomization
 from statekeeper.generate.strategy import parse_quantity
-
-_REQUESTS = re.compile(r"requests (\S+);")
-_CATEGORY = re.compile(r"\(([\w.-]+)\) needs ")
 
 
 def _bytes(quantity: str) -> float:
@@ -160,9 +156,14 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
     app = next((f.app for f in group.findings if f.app), None) or ""
     name = ctx.renamed(group.namespace, group.name)
     purpose = name_purpose(name, app or None, ctx.strategy.policy)
-    # The category the audit judged it by (its message names it; it may come from what mounts
-    # the claim), else the one its purpose names.
-    named = [m.group(1) for f in group.findings if (m := _CATEGORY.search(f.message))]
+    # How the audit judged it where it reported it: the size each environment renders (a patch
+    # may set it) and the category (it may come from what mounts the claim, not its name).
+    judged = [
+        j
+        for j in ctx.claim_sizes.get((group.namespace, group.name), [])
+        if j.environment in group.environments
+    ]
+    named = [j.category for j in judged if j.category]
     category = ctx.strategy.policy.sizing_named(named[0]) if named else None
     category = category or ctx.strategy.category_for(app, purpose)
     if category is None:
@@ -173,8 +174,7 @@ def fix_size(ctx: FixContext, group: FindingGroup) -> None:
         ctx.refuse(group, f"PVC {group.name} was not found in the local source files")
         return
     path = ("spec", "resources", "requests", "storage")
-    # The size each environment renders (a patch may set it), as the findings report it.
-    sizes = [m.group(1) for f in group.findings if (m := _REQUESTS.match(f.message))]
+    sizes = [j.request for j in judged]
     sizes.append(str(_get(found[0][1].doc.body, path) or "0"))
     largest = max(sizes, key=_bytes)
     if _bytes(largest) > category.max_bytes:

@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Finding
+from statekeeper.fix.audit import ClaimSizes
 from statekeeper.fix.sources import SourceIndex
 from statekeeper.fix.workspace import Workspace
 from statekeeper.fix.yamlfile import YamlFile
@@ -75,6 +76,8 @@ class FixContext:
     detected: dict[tuple[str, str | None, str], tuple[list[str], list[str]]] = field(
         default_factory=dict
     )
+    # (namespace, PVC name) → its size and sizing category per environment, as SK104 judged.
+    claim_sizes: ClaimSizes = field(default_factory=dict)
     # (kind, namespace, name) → the rules the audit reported for that object.
     reported: dict[tuple[str, str | None, str], set[str]] = field(default_factory=dict)
     # Groups (rule, kind, namespace, name) verification refused, with the reason.

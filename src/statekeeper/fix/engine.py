@@ -24,14 +24,13 @@ from typing import Any, cast
 
 from statekeeper.errors import InputError
 from statekeeper.findings import Finding
+from statekeeper.fix.audit import ClaimSizes, Detected
 from statekeeper.fix.context import CannotFix, FindingGroup, FixContext, Fixed, Style
 from statekeeper.fix.sources import SourceIndex
 from statekeeper.fix.verify import Audit, GroupKey, group_key, judge, scratch_copy
 from statekeeper.fix.workspace import ChangedOnDisk, Workspace
 from statekeeper.generate.strategy import Strategy
 from statekeeper.rules.base import FixBatch, FixedBy, NotFixable, Rule, all_rules, select_rules
-
-Detected = dict[tuple[str, str | None, str], tuple[list[str], list[str]]]
 
 
 def _guarded(
@@ -192,6 +191,7 @@ def plan_fixes(
     rules: Sequence[str] | None = None,
     style: Style = "agent",
     detected: Detected | None = None,
+    claim_sizes: ClaimSizes | None = None,
     audited: dict[Path, str] | None = None,
     refused: dict[GroupKey, str] | None = None,
     cluster_dir: Path = Path("cluster"),
@@ -208,6 +208,7 @@ def plan_fixes(
         strategy=strategy,
         style=style,
         detected=dict(detected or {}),
+        claim_sizes=dict(claim_sizes or {}),
         refused=dict(refused or {}),
         cluster_dir=cluster_dir,
     )
@@ -281,6 +282,7 @@ def fix_tree(
     rules: Sequence[str] | None = None,
     style: Style = "agent",
     detected: Detected | None = None,
+    claim_sizes: ClaimSizes | None = None,
     audited: dict[Path, str] | None = None,
     cluster_dir: Path = Path("cluster"),
 ) -> FixResult:
@@ -296,6 +298,7 @@ def fix_tree(
             rules=rules,
             style=style,
             detected=detected,
+            claim_sizes=claim_sizes,
             audited=audited,
             refused=refused,
             cluster_dir=cluster_dir,

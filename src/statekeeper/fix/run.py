@@ -88,6 +88,7 @@ def run_fix(
         rules=rules or None,
         style=style,
         detected=outcome.detected,
+        claim_sizes=outcome.claim_sizes,
         audited=audited,
         cluster_dir=cluster_dir,
     )

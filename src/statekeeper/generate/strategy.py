@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from statekeeper import defaults
 from statekeeper.domain import known_sqlite_image, sizing_category_for
 from statekeeper.errors import InputError, PolicyError
 from statekeeper.policy.model import Environment, Policy, SizingCategory
@@ -49,14 +50,15 @@ class Strategy:
         """The environment an overlay name or environment name stands for (`prod` → production)."""
         env = self.policy.environment(name)
         if env is None:
-            known = ", ".join(sorted(self.policy.overlay_environments()))
+            names = self.policy.environments.items()
+            known = ", ".join(sorted({n for key, e in names for n in (key, *e.aliases)}))
             raise InputError(f"unknown environment {name!r} (the policy knows: {known})")
         return env
 
     @property
     def rclone_interval(self) -> str:
         """How often the agent syncs config directories (`agent.default_interval`)."""
-        return self.policy.agent.default_interval or "10m"
+        return self.policy.agent.default_interval or defaults.SYNC_INTERVAL
 
     @property
     def native_sidecars(self) -> bool:

@@ -53,7 +53,7 @@ class BackupSpec:
     mounts: tuple[Mount, ...]
     config_map: str  # ConfigMap holding STATEKEEPER_BUCKET / _S3_ENDPOINT / _PREFIX
     secret: str = defaults.S3_SECRET  # Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-    rclone_interval: str = "10m"
+    rclone_interval: str = defaults.SYNC_INTERVAL
     image: str = AGENT_IMAGE
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Kubernetes >= 1.29: sidecars are native (init containers with restartPolicy: Always), so

@@ -50,7 +50,7 @@ class EnvVar:
     ref: str = ""  # the annotation an "annotation" variable reads, the Secret of a secretKeyRef
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one object per thing seen: compared and hashed by identity
 class Container:
     """A container or init container of a pod template.
 
@@ -178,7 +178,7 @@ class ProviderUse:
         return f"{self.provider} container {self.container.name!r}"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one object per thing seen: compared and hashed by identity
 class Claim:
     """A PersistentVolumeClaim, or a StatefulSet volumeClaimTemplate (`template_of` set)."""
 
@@ -223,7 +223,7 @@ class Claim:
         return [str(m) for m in modes] if isinstance(modes, list) else []
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one object per thing seen: compared and hashed by identity
 class Workload:
     """A Deployment, StatefulSet, DaemonSet, CronJob, Job or Pod and what runs in its pods."""
 

@@ -363,8 +363,7 @@ def _check_alias_expansion(root: Node, where: str, index: int) -> None:
                     where,
                     f"document {index + 1}, line {node.start_mark.line + 1}: excessive "
                     f"aliasing (aliases expand to more than {ALIAS_EXPANSION_LIMIT} nodes)",
-                    node.start_mark.line + 1,
-                    node.start_mark.column + 1,
+                    node.start_mark.line + 1,  # the reason names the line already: no column
                 )
             continue
         if id(node) in sizes:
@@ -375,7 +374,6 @@ def _check_alias_expansion(root: Node, where: str, index: int) -> None:
                 f"document {index + 1}, line {node.start_mark.line + 1}: "
                 "recursive alias (a node contains itself)",
                 node.start_mark.line + 1,
-                node.start_mark.column + 1,
             )
         open_nodes.add(id(node))
         stack.append((node, True))

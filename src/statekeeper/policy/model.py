@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from statekeeper import defaults
 from statekeeper.units import parse_duration, parse_quantity
 
 __all__ = ["parse_duration", "parse_quantity"]
@@ -271,7 +272,7 @@ class AgentMarkers(_Strict):
     sqlite_env: str = "STATEKEEPER_SQLITE_PATHS"
     config_env: str = "STATEKEEPER_CONFIG_PATHS"
     interval_env: str = "STATEKEEPER_RCLONE_INTERVAL"
-    default_interval: str = "10m"
+    default_interval: str = defaults.SYNC_INTERVAL
     images: list[str] = Field(default_factory=list)
 
 

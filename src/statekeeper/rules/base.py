@@ -205,11 +205,19 @@ def select_rules(keys: Iterable[str] | None = None, *, fixable: bool = False) ->
     by_key.update((rule.slug.lower(), rule) for rule in candidates)
     unknown = [key for key in wanted if key.lower() not in by_key]
     if unknown:
-        valid = ", ".join(rule.id for rule in candidates)
-        problem = "not a fixable rule (fixable" if fixable else "unknown rule (rules"
-        raise InputError(f"--rule {','.join(unknown)}: {problem}: {valid})")
+        raise InputError(_unknown_rules(unknown, candidates, fixable))
     chosen = {by_key[key.lower()].id for key in wanted}
     return [rule for rule in candidates if rule.id in chosen]
+
+
+def _unknown_rules(unknown: list[str], candidates: list[Rule], fixable: bool) -> str:
+    """The one-line error for keys that name no (fixable) rule; fix names them by id."""
+    valid = ", ".join(sorted(rule.id for rule in candidates))
+    if not fixable:
+        return f"--rule: unknown rule {unknown[0]!r}; known rules: {valid}"
+    ids = {r.id.lower(): r.id for r in all_rules()} | {r.slug.lower(): r.id for r in all_rules()}
+    named = sorted({ids.get(key.lower(), key.upper()) for key in unknown})
+    return f"--rule {','.join(named)}: not a fixable rule (fixable: {valid})"
 
 
 # --------------------------------------------------------------------------------------------

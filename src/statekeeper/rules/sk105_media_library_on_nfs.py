@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from statekeeper.domain import claim_purpose, is_media_library
 from statekeeper.findings import Severity
-from statekeeper.inventory.model import Inventory, is_under
+from statekeeper.inventory.model import Claim, Inventory, is_under
 from statekeeper.policy.model import Policy
 from statekeeper.rules.base import NotFixable, Rule, Violation, register
 from statekeeper.rules.storage import claim_violation
@@ -55,10 +55,10 @@ volumes:
     )
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
-        reported: set[int] = set()
+        reported: set[Claim] = set()
         for claim in inventory.claims:
             if is_media_library(claim, policy):
-                reported.add(id(claim))
+                reported.add(claim)
                 yield claim_violation(
                     claim,
                     f"claim for media library ({claim_purpose(claim, policy)!r}); "
@@ -67,7 +67,7 @@ volumes:
         yield from self._mounts(inventory, policy, reported)
 
     def _mounts(
-        self, inventory: Inventory, policy: Policy, reported: set[int]
+        self, inventory: Inventory, policy: Policy, reported: set[Claim]
     ) -> Iterator[Violation]:
         library_paths = [path.rstrip("/") or "/" for path in policy.media_library.mount_paths]
         claims = {(c.scope, c.namespace or "", c.name): c for c in inventory.claims}
@@ -87,9 +87,9 @@ volumes:
                             (workload.scope, workload.namespace or "", volume.claim_name)
                         )
                     if claim is not None:
-                        if id(claim) in reported:
+                        if claim in reported:
                             continue
-                        reported.add(id(claim))
+                        reported.add(claim)
                         yield claim_violation(
                             claim,
                             f"mounted as media library at {mount.path} in {workload.kind} "

@@ -63,7 +63,7 @@ spec:
     fix = FixedBy("statekeeper.fix.backup:fix_rollout", step=7)
 
     def check(self, inventory: Inventory, policy: Policy) -> Iterable[Violation]:
-        by_workload: dict[int, tuple[Workload, list[str]]] = {}
+        by_workload: dict[Workload, tuple[Workload, list[str]]] = {}
         for claim in inventory.claims:
             modes = [m for m in claim.access_modes if m in _SINGLE_NODE_MODES]
             if not modes:
@@ -71,7 +71,7 @@ spec:
             for workload, _container, mount in claim.mounted_by:
                 if workload.kind != "Deployment":
                     continue
-                entry = by_workload.setdefault(id(workload), (workload, []))
+                entry = by_workload.setdefault(workload, (workload, []))
                 label = f"{claim.name!r} ({modes[0]}, volume {mount.volume!r})"
                 if label not in entry[1]:
                     entry[1].append(label)

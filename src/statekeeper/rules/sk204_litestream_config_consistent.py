@@ -83,15 +83,15 @@ initContainers:
 
     def _problems(self, analysis: SqliteAnalysis, policy: Policy) -> Iterator[str]:
         workload = analysis.workload
-        configs = {id(c): (cfg, path) for c, cfg, path in workload.litestream_configs}
+        configs = {c: (cfg, path) for c, cfg, path in workload.litestream_configs}
         app_volumes = {m.volume for c in workload.app_containers for m in c.mounts}
         declared = {
             location_of(workload, db_container(workload, db), db.path) for db in workload.sqlite_dbs
         }
         for container in analysis.replicators:
-            if id(container) not in configs:
+            if container not in configs:
                 continue
-            config, path = configs[id(container)]
+            config, path = configs[container]
             if container.mount_for(path) is None:
                 yield f"sidecar {container.name!r} reads {path} but no volume provides it"
                 continue

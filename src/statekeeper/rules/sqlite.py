@@ -123,7 +123,7 @@ def _analyse_all(inventory: Inventory, policy: Policy) -> list[SqliteAnalysis]:
 
 def _analyse(workload: Workload, policy: Policy) -> SqliteAnalysis:
     result = SqliteAnalysis(workload)
-    config_by_container = {id(c): (cfg, path) for c, cfg, path in workload.litestream_configs}
+    config_by_container = {c: (cfg, path) for c, cfg, path in workload.litestream_configs}
     result.providers = [u for u in workload.providers if u.tiers & _SQLITE_TIERS]
     for container in workload.all_containers:
         role = container.role
@@ -147,8 +147,8 @@ def _analyse(workload: Workload, policy: Policy) -> SqliteAnalysis:
                         result.replicated.add(where)
                     else:
                         result.non_s3.add(where)
-            config, _path = config_by_container.get(id(container), (None, ""))
-            if id(container) in config_by_container and config is None:
+            config, _path = config_by_container.get(container, (None, ""))
+            if container in config_by_container and config is None:
                 result.replicated_unknown = True
             if config is not None:
                 for db in config.dbs:
