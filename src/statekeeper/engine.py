@@ -50,7 +50,8 @@ def evaluate(
     `environment=None`). Findings are sorted by app, environment, rule, namespace, name.
     """
     report = Report(notes=list(inventory.notes), resources=len(inventory.resources))
-    known = {r.id for r in all_rules()} | {r.slug for r in all_rules()}
+    rules = all_rules()
+    known = {r.id for r in rules} | {r.slug for r in rules}
     ignores = _IgnoreIndex(inventory, known)
     kept: list[_Located] = []
     silenced: list[_Located] = []
@@ -118,26 +119,23 @@ def _finding(rule: Rule, group: list[Violation], inventory: Inventory) -> Findin
         message = f"{first.topic}: {message}"
     severity = max((v.severity or rule.severity for v in group), key=lambda s: s.rank)
     subject = first.subject
-    if isinstance(subject, Subject):
-        kind, name, namespace = subject.kind, subject.name, subject.namespace
-        app, environment, origin = subject.app, subject.environment, subject.origin
+    if isinstance(subject, Subject):  # its own app and environment, None included
+        app, environment = subject.app, subject.environment
     else:
-        kind, name, namespace = subject.kind, subject.name, subject.namespace
         app, environment = inventory.app(subject), inventory.environment(subject)
-        origin = subject.origin
     return Finding(
         rule=rule.id,
         slug=rule.slug,
         severity=severity,
         message=message,
         remediation=rule.remediation,
-        kind=kind,
-        name=name,
-        namespace=namespace,
+        kind=subject.kind,
+        name=subject.name,
+        namespace=subject.namespace,
         app=app,
         environment=environment,
-        file=origin.file,
-        line=origin.line,
+        file=subject.origin.file,
+        line=subject.origin.line,
     )
 
 

@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statekeeper.fix.audit import audit_tree
+from statekeeper.fix.audit import audit_findings, audit_tree
 from statekeeper.fix.engine import FixResult, fix_tree
 from statekeeper.fix.workspace import fingerprint
 from statekeeper.generate.strategy import Strategy, load_strategy, parse_quantity
@@ -139,7 +139,7 @@ def run_fix(root: Path, strategy: Strategy) -> FixResult:
         root,
         outcome.findings,
         strategy,
-        lambda paths: audit_tree(paths, strategy.policy, quiet=True).findings,
+        lambda paths: audit_findings(paths, strategy.policy),
         detected=outcome.detected,
         audited=audited,
     )

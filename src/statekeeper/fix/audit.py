@@ -45,7 +45,7 @@ def audit_tree(
     root: Path | Sequence[Path], policy: Policy, *, strict_inputs: bool = False, quiet: bool = False
 ) -> AuditOutcome:
     """Audit `root` (or several paths; rendering kustomization roots) with `run_audit` and
-    collect per-workload detections.
+    collect what the fixers need from its inventory (workload detections, claim sizes).
     Roots that do not build and unreadable files are findings (SK002/SK003) that fix cannot
     fix; `strict_inputs` makes the first of them an InputError instead."""
     from statekeeper.engine import run_audit
@@ -66,6 +66,14 @@ def audit_tree(
     )
     outcome.findings = list(report.findings)
     return outcome
+
+
+def audit_findings(paths: Sequence[Path], policy: Policy) -> list[Finding]:
+    """The findings alone, quietly: how `fix` re-audits its scratch copy to verify edits (the
+    fixers' inventory details are not needed there)."""
+    from statekeeper.engine import run_audit
+
+    return list(run_audit([str(p) for p in paths], policy=policy, quiet=True).findings)
 
 
 def judged_sizes(inventory: Inventory, policy: Policy) -> ClaimSizes:

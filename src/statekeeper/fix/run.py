@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from statekeeper.errors import EXIT_FINDINGS, EXIT_OK, InputError
-from statekeeper.fix.audit import audit_tree
+from statekeeper.fix.audit import audit_findings, audit_tree
 from statekeeper.fix.context import Style
 from statekeeper.fix.engine import FixResult, fix_tree
 from statekeeper.fix.secrets import mask, secret_values
@@ -84,7 +84,7 @@ def run_fix(
         path,
         outcome.findings,
         strategy,
-        lambda paths: audit_tree(paths, strategy.policy, quiet=True).findings,
+        lambda paths: audit_findings(paths, strategy.policy),
         rules=rules or None,
         style=style,
         detected=outcome.detected,

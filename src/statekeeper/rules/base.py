@@ -215,7 +215,8 @@ def _unknown_rules(unknown: list[str], candidates: list[Rule], fixable: bool) ->
     valid = ", ".join(sorted(rule.id for rule in candidates))
     if not fixable:
         return f"--rule: unknown rule {unknown[0]!r}; known rules: {valid}"
-    ids = {r.id.lower(): r.id for r in all_rules()} | {r.slug.lower(): r.id for r in all_rules()}
+    rules = all_rules()
+    ids = {r.id.lower(): r.id for r in rules} | {r.slug.lower(): r.id for r in rules}
     named = sorted({ids.get(key.lower(), key.upper()) for key in unknown})
     return f"--rule {','.join(named)}: not a fixable rule (fixable: {valid})"
 
